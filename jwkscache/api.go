@@ -1,0 +1,275 @@
+// Package jwkscache keeps the JSON Web Key Sets of many identity providers,
+// for many tenants at once, and answers "which public key verifies this
+// token" without ever making a warm caller wait on the network.
+//
+// CONTRACT FILE: the exported names below are what other packages (tenants,
+// authz, cmd/extauthz) build against. The implementation may add exported
+// names and change unexported ones freely, but must not rename or remove
+// these without updating every caller.
+package jwkscache
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Errors a caller tells apart with errors.Is. authz maps them to decisions:
+// ErrKeyNotFound → 401 key_not_found, ErrUnavailable → 503 jwks_unavailable,
+// ErrUnknownProvider → 401 issuer_unknown (configuration race only).
+var (
+	// ErrUnknownProvider means no provider is registered under that
+	// (tenant, provider) pair.
+	ErrUnknownProvider = errors.New("jwkscache: unknown provider")
+	// ErrKeyNotFound means the provider has usable keys but none with the
+	// token's kid that fits the token's alg (including a known-missing kid
+	// inside the negative-cache or unknown-kid cooldown window).
+	ErrKeyNotFound = errors.New("jwkscache: key not found")
+	// ErrUnavailable means the provider has no usable key set at all: never
+	// fetched successfully, or expired beyond stale_while_error. It is the
+	// identity provider's fault, never the client's.
+	ErrUnavailable = errors.New("jwkscache: keys unavailable")
+)
+
+// Jitter names a retry jitter strategy from the AWS Architecture Blog's
+// "Exponential Backoff and Jitter".
+type Jitter string
+
+// The jitter strategies.
+const (
+	JitterNone         Jitter = "none"
+	JitterFull         Jitter = "full"
+	JitterDecorrelated Jitter = "decorrelated"
+)
+
+// RetryPolicy bounds the attempts of one refresh.
+type RetryPolicy struct {
+	MaxRetries     int           // retries after the first attempt; default 2
+	AttemptTimeout time.Duration // ≥ 100 ms; default 3 s
+	InitialBackoff time.Duration // > 0; default 250 ms
+	MaxBackoff     time.Duration // ≥ InitialBackoff; default 2 s
+	Deadline       time.Duration // ≥ AttemptTimeout; default 8 s; bounds the whole sequence
+	Jitter         Jitter        // default JitterFull
+}
+
+// Registration is one provider's settings: every field of the cache spec's
+// table plus the unknown-kid cooldown. Start from DefaultRegistration (or
+// Registry.NewRegistration): a zero value is not valid.
+type Registration struct {
+	TenantID   string
+	ProviderID string
+	JWKSURL    string
+
+	RequireHTTPS     bool          // default true
+	AllowedDomains   []string      // canonical host names; JWKS host and redirect hops must be inside
+	RefreshEarly     time.Duration // default 30 s; ≥ 1 s and < MaxTTL
+	StaleWhileError  time.Duration // default 60 s
+	MinTTL           time.Duration // default 30 s; ≥ 30 s
+	MaxTTL           time.Duration // default 24 h; ≥ MinTTL
+	MaxResponseBytes int64         // default 1 MiB; > 0
+	NegativeCacheTTL time.Duration // default 0 (off); 0 or ≥ 1 s
+	MaxRedirects     int           // default 3; 0..10
+	PinnedSPKI       []string      // SHA-256 of SubjectPublicKeyInfo, base64 (std) or hex
+	PrefetchJitter   time.Duration // default 5 s; ≥ 0
+	// UnknownKIDCooldown is the minimum time between two refreshes triggered
+	// by an unknown kid (default 30 s; ≥ 1 s). Scheduled and manual
+	// refreshes do not start it.
+	UnknownKIDCooldown time.Duration
+	RetryPolicy        RetryPolicy
+}
+
+// DefaultRegistration returns a registration with the spec's defaults.
+func DefaultRegistration(tenantID, providerID, jwksURL string) Registration {
+	return Registration{
+		TenantID:           tenantID,
+		ProviderID:         providerID,
+		JWKSURL:            jwksURL,
+		RequireHTTPS:       true,
+		RefreshEarly:       30 * time.Second,
+		StaleWhileError:    60 * time.Second,
+		MinTTL:             30 * time.Second,
+		MaxTTL:             24 * time.Hour,
+		MaxResponseBytes:   1 << 20,
+		MaxRedirects:       3,
+		PrefetchJitter:     5 * time.Second,
+		UnknownKIDCooldown: 30 * time.Second,
+		RetryPolicy: RetryPolicy{
+			MaxRetries:     2,
+			AttemptTimeout: 3 * time.Second,
+			InitialBackoff: 250 * time.Millisecond,
+			MaxBackoff:     2 * time.Second,
+			Deadline:       8 * time.Second,
+			Jitter:         JitterFull,
+		},
+	}
+}
+
+// FieldError is one validation failure. Field uses the YAML (snake_case)
+// name, nested with dots ("retry_policy.max_backoff"), so the config loader
+// can prefix it with the provider's path.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+// Error implements error.
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// State is a provider's lifecycle state.
+type State int
+
+// The states of the spec.
+const (
+	StateEmpty      State = iota // nothing cached
+	StateLoading                 // first fetch running
+	StateReady                   // fresh set
+	StateRefreshing              // serving the cached set while a refresh runs
+)
+
+// Source says where a provider's current key set came from.
+type Source string
+
+// The sources of a key set.
+const (
+	SourceNone             Source = ""
+	SourceIdentityProvider Source = "identity_provider"
+	SourceRedis            Source = "redis"
+)
+
+// Status is a point-in-time view of one provider, for the admin API and metrics.
+type Status struct {
+	TenantID          string
+	ProviderID        string
+	State             State
+	Stale             bool // serving past expires_at (stale-while-error)
+	Source            Source
+	SourceAt          time.Time
+	LastRefresh       time.Time // last successful fetch or 304
+	NextRefresh       time.Time
+	ExpiresAt         time.Time
+	ConsecutiveErrors int
+	LastError         string
+	KeyIDs            []string
+	HitRate           float64 // hits / requests
+	StaleServeRatio   float64 // stale / requests
+
+	// Counters (monotonic).
+	Requests           uint64 // key lookups
+	Hits               uint64 // lookups answered with a key
+	StaleServes        uint64 // lookups answered from an expired set
+	RefreshErrors      uint64 // refreshes that failed after all retries
+	RefreshFetched     uint64 // refreshes that got a new document (200)
+	RefreshNotModified uint64 // refreshes answered 304
+	LastRefreshMicros  int64  // duration of the last refresh
+}
+
+// RefreshEvent reports one completed refresh (all attempts included).
+type RefreshEvent struct {
+	TenantID, ProviderID string
+	Result               string // "fetched", "not_modified", "error"
+	HTTPStatus           int    // last status seen, 0 if none
+	Duration             time.Duration
+	Keys                 int
+	ExpiresAt            time.Time
+	Err                  error
+}
+
+// Observer receives refresh outcomes (metrics, logs). It must not block.
+type Observer interface {
+	RefreshDone(RefreshEvent)
+}
+
+// Clock is the cache's source of time. Tests inject a fake one so TTL,
+// refresh and backoff tests run in milliseconds without sleeping.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has elapsed.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a scheduled call from Clock.AfterFunc.
+type Timer interface {
+	// Stop prevents the call; it reports whether it did.
+	Stop() bool
+}
+
+// Options are registry-wide settings.
+type Options struct {
+	// InsecureAllowHTTP lets registrations turn RequireHTTPS off. By default
+	// the registry requires HTTPS and refuses such registrations.
+	InsecureAllowHTTP bool
+	// DefaultRefreshEarly and DefaultStaleWhileError are what
+	// Registry.NewRegistration puts in a registration (0: 30 s and 60 s).
+	DefaultRefreshEarly    time.Duration
+	DefaultStaleWhileError time.Duration
+	// AllowedDomains, when set, must contain every registration's JWKS host.
+	AllowedDomains []string
+	// HTTPClient is used for fetches (custom CA for internal identity
+	// providers). Its Transport is cloned per provider to add SPKI pinning;
+	// its CheckRedirect is replaced by the cache's own redirect guard.
+	HTTPClient *http.Client
+	// MaxConcurrentFetches bounds fetches running at once (default 16), so
+	// registering 10,000 providers does not open 10,000 connections.
+	MaxConcurrentFetches int
+	Clock                Clock    // default: the real clock
+	Observer             Observer // optional
+	// Logger, optional; never receives a key or a token.
+	Logger interface {
+		Warn(msg string, args ...any)
+		Info(msg string, args ...any)
+	}
+}
+
+// Registry holds every registered provider. It is safe for concurrent use.
+type Registry struct {
+	impl registryImpl
+}
+
+// registryImpl is replaced by the real implementation.
+type registryImpl struct{}
+
+// New returns a registry. It fails on invalid options (a bad global allowlist entry).
+func New(opts Options) (*Registry, error) { panic("unimplemented") }
+
+// NewRegistration returns DefaultRegistration with the registry's default
+// RefreshEarly and StaleWhileError.
+func (r *Registry) NewRegistration(tenantID, providerID, jwksURL string) Registration {
+	panic("unimplemented")
+}
+
+// Validate checks every rule of the spec's table against the registry's
+// settings; the error joins one *FieldError per problem (errors.Join).
+func (r *Registry) Validate(reg Registration) error { panic("unimplemented") }
+
+// Register inserts or replaces a provider and starts its first fetch in the
+// background (bounded by MaxConcurrentFetches). Registering a registration
+// equal to the current one is a no-op that keeps the warm cache.
+func (r *Registry) Register(ctx context.Context, reg Registration) error { panic("unimplemented") }
+
+// Unregister removes a provider and stops its background work.
+func (r *Registry) Unregister(tenantID, providerID string) bool { panic("unimplemented") }
+
+// Key returns the public key (*rsa.PublicKey, *ecdsa.PublicKey or
+// ed25519.PublicKey) for a token's kid and alg. Warm, it takes no lock a
+// refresh holds and allocates nothing. Cold, it waits (bounded by ctx) for
+// the shared first fetch. An empty kid matches only when exactly one usable
+// key fits alg.
+func (r *Registry) Key(ctx context.Context, tenantID, providerID, kid, alg string) (crypto.PublicKey, error) {
+	panic("unimplemented")
+}
+
+// Refresh fetches now, even when the set is fresh, and waits for the outcome.
+func (r *Registry) Refresh(ctx context.Context, tenantID, providerID string) error {
+	panic("unimplemented")
+}
+
+// Status reports one provider.
+func (r *Registry) Status(tenantID, providerID string) (Status, bool) { panic("unimplemented") }
+
+// Statuses reports every provider, sorted by tenant then provider.
+func (r *Registry) Statuses() []Status { panic("unimplemented") }
+
+// Close stops every provider's background work and waits for it to end.
+func (r *Registry) Close() error { panic("unimplemented") }

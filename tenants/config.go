@@ -1,0 +1,117 @@
+// Package tenants provides extauthz's configuration (tenants, their hosts
+// and identity providers) and maps a request to its tenant and provider.
+//
+// CONTRACT FILE: the exported names below are what authz and cmd/extauthz
+// build against. The implementation may add exported names; it must not
+// rename or remove these without updating every caller.
+package tenants
+
+import "time"
+
+// Duration is a time.Duration written in YAML as a Go duration string ("30s").
+type Duration time.Duration
+
+// Config mirrors the YAML file one to one. Unknown keys are errors.
+type Config struct {
+	Listen       Listen   `yaml:"listen"`
+	TenantHeader string   `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
+	Log          Log      `yaml:"log"`
+	Limits       Limits   `yaml:"limits"`
+	JWKS         JWKS     `yaml:"jwks"`
+	Tenants      []Tenant `yaml:"tenants"`
+}
+
+// Listen holds listener addresses. Empty Admin or HTTP means off.
+type Listen struct {
+	GRPC  string `yaml:"grpc"`  // default 127.0.0.1:9191
+	Admin string `yaml:"admin"` // default 127.0.0.1:9193
+	HTTP  string `yaml:"http"`  // HTTP forward-auth listener; off unless set
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json (default) or text
+}
+
+// Limits bounds what a request may carry.
+type Limits struct {
+	MaxTokenBytes int `yaml:"max_token_bytes"` // default 16384
+	// MaxHeaderValueBytes bounds each claim header value (default 1024).
+	MaxHeaderValueBytes int `yaml:"max_header_value_bytes"`
+	// ColdWait bounds how long a Check waits for a provider's first fetch
+	// (default 2s) before answering 503 jwks_unavailable.
+	ColdWait Duration `yaml:"cold_wait"`
+}
+
+// CacheSettings are the cache spec's per-provider fields. In the jwks block
+// they are registry-wide defaults; in a provider they override those. A nil
+// field is "not set".
+type CacheSettings struct {
+	RequireHTTPS       *bool        `yaml:"require_https"`
+	AllowedDomains     []string     `yaml:"allowed_domains"`
+	RefreshEarly       *Duration    `yaml:"refresh_early"`
+	StaleWhileError    *Duration    `yaml:"stale_while_error"`
+	MinTTL             *Duration    `yaml:"min_ttl"`
+	MaxTTL             *Duration    `yaml:"max_ttl"`
+	MaxResponseBytes   *int64       `yaml:"max_response_bytes"`
+	NegativeCacheTTL   *Duration    `yaml:"negative_cache_ttl"`
+	MaxRedirects       *int         `yaml:"max_redirects"`
+	PinnedSPKI         []string     `yaml:"pinned_spki"`
+	PrefetchJitter     *Duration    `yaml:"prefetch_jitter"`
+	UnknownKIDCooldown *Duration    `yaml:"unknown_kid_cooldown"`
+	RetryPolicy        *RetryPolicy `yaml:"retry_policy"`
+}
+
+// RetryPolicy mirrors jwkscache.RetryPolicy; nil fields are not set.
+type RetryPolicy struct {
+	MaxRetries     *int      `yaml:"max_retries"`
+	AttemptTimeout *Duration `yaml:"attempt_timeout"`
+	InitialBackoff *Duration `yaml:"initial_backoff"`
+	MaxBackoff     *Duration `yaml:"max_backoff"`
+	Deadline       *Duration `yaml:"deadline"`
+	Jitter         *string   `yaml:"jitter"`
+}
+
+// JWKS is the registry-wide block.
+type JWKS struct {
+	CacheSettings        `yaml:",inline"`
+	CAFile               string `yaml:"ca_file"`                // extra CA bundle (PEM) for internal identity providers
+	MaxConcurrentFetches int    `yaml:"max_concurrent_fetches"` // default 16
+	Redis                *Redis `yaml:"redis"`                  // optional snapshot sharing (issue: Redis)
+}
+
+// Redis configures snapshot sharing between replicas.
+type Redis struct {
+	URL       string `yaml:"url"`
+	Namespace string `yaml:"namespace"` // default jwks-cache
+}
+
+// Tenant is one tenant.
+type Tenant struct {
+	ID        string     `yaml:"id"`
+	Hosts     []string   `yaml:"hosts"` // exact or "*.suffix"; port stripped, case-insensitive
+	Providers []Provider `yaml:"providers"`
+}
+
+// Provider is one identity provider of a tenant.
+type Provider struct {
+	ID              string            `yaml:"id"`
+	Issuer          string            `yaml:"issuer"`
+	JWKSURL         string            `yaml:"jwks_url"`
+	Audiences       []string          `yaml:"audiences"`
+	Algorithms      []string          `yaml:"algorithms"` // default [RS256]; never none or HS*
+	ClockSkew       *Duration         `yaml:"clock_skew"` // default 60s
+	FromHeaders     []HeaderSource    `yaml:"from_headers"`
+	FromCookies     []string          `yaml:"from_cookies"`
+	FromParams      []string          `yaml:"from_params"`
+	ClaimsToHeaders map[string]string `yaml:"claims_to_headers"`
+	CacheSettings   `yaml:",inline"`
+}
+
+// HeaderSource names a header that carries the token, and the prefix
+// before it (the default is authorization with "Bearer ").
+type HeaderSource struct {
+	Name        string `yaml:"name"`
+	ValuePrefix string `yaml:"value_prefix"`
+}
