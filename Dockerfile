@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# extauthz: a static binary on a distroless, non-root base.
+#   docker build -t extauthz:dev .        (or: make docker)
+# deploy/deploy_test.go checks this file: the build command must be the
+# Makefile's build-static command, the HEALTHCHECK must use the binary's own
+# `health` subcommand on the gRPC port of the shipped configs.
+
+FROM golang:1.26 AS build
+WORKDIR /src
+# Modules first, so a source change does not re-download them.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/extauthz ./cmd/extauthz
+# /shared is where the compose demo's identity provider writes its CA. Docker
+# fills an empty named volume with the image's directory, ownership included,
+# so creating it here owned by nonroot (65532) lets the non-root demo-idp write.
+RUN mkdir -p /out/shared
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/extauthz /extauthz
+COPY --from=build --chown=65532:65532 /out/shared /shared
+USER 65532:65532
+# 9191 gRPC ext_authz + grpc.health.v1, 9192 HTTP forward-auth, 9193 admin.
+EXPOSE 9191 9192 9193
+# No curl in the image: the binary is its own health client (grpc.health.v1 Check).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["/extauthz","health","-addr","127.0.0.1:9191"]
+ENTRYPOINT ["/extauthz"]
+CMD ["-config", "/etc/extauthz/config.yaml"]

@@ -1,0 +1,510 @@
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	securityv1beta1 "istio.io/api/security/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/extauthz/extauthz/tenants"
+)
+
+const (
+	kubeDir        = "deploy/kubernetes"
+	istioDir       = "deploy/istio"
+	meshConfigFile = "deploy/istio/mesh-config.yaml"
+	healthzPath    = "/healthz"
+	readyzPath     = "/readyz"
+)
+
+// kustomization is the part of kustomize's Kustomization this repository uses.
+type kustomization struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Namespace  string   `json:"namespace"`
+	Resources  []string `json:"resources"`
+}
+
+// istioObject is an Istio custom resource: Kubernetes metadata around a spec
+// that is one of istio.io/api's protos.
+type istioObject struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              json.RawMessage `json:"spec"`
+}
+
+type authzPolicy struct {
+	meta metav1.ObjectMeta
+	spec *securityv1beta1.AuthorizationPolicy
+}
+
+// manifests are the decoded objects of deploy/kubernetes and deploy/istio.
+type manifests struct {
+	deployments   []*appsv1.Deployment
+	services      []*corev1.Service
+	configMaps    []*corev1.ConfigMap
+	pdbs          []*policyv1.PodDisruptionBudget
+	namespaces    []*corev1.Namespace
+	kustomization *kustomization
+	files         []string // the manifest files read, repository-relative
+	policies      []authzPolicy
+	mesh          *meshv1alpha1.MeshConfig
+}
+
+// loadManifests decodes every document of every YAML file in the
+// Kubernetes and Istio directories strictly, into the real API types
+// (k8s.io/api, istio.io/api): a misspelt or misplaced field is an error.
+func loadManifests(r repo) (*manifests, error) {
+	m := &manifests{}
+	var errs []error
+	for _, dir := range []string{kubeDir, istioDir} {
+		files, err := r.yamlFiles(dir)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no manifests", dir))
+		}
+		for _, f := range files {
+			b, err := r.read(f)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if f == meshConfigFile {
+				errs = append(errs, m.decodeMeshValues(f, b))
+				continue
+			}
+			m.files = append(m.files, f)
+			docs, err := splitDocuments(b)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f, err))
+				continue
+			}
+			for i, doc := range docs {
+				if err := m.decode(doc); err != nil {
+					errs = append(errs, fmt.Errorf("%s: document %d: %w", f, i, err))
+				}
+			}
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+func (m *manifests) decode(doc []byte) error {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(doc, &tm); err != nil {
+		return err
+	}
+	strict := func(obj any) error { return yaml.UnmarshalStrict(doc, obj) }
+	switch gvk := tm.APIVersion + "/" + tm.Kind; gvk {
+	case "v1/Namespace":
+		o := &corev1.Namespace{}
+		m.namespaces = append(m.namespaces, o)
+		return strict(o)
+	case "v1/ConfigMap":
+		o := &corev1.ConfigMap{}
+		m.configMaps = append(m.configMaps, o)
+		return strict(o)
+	case "v1/Service":
+		o := &corev1.Service{}
+		m.services = append(m.services, o)
+		return strict(o)
+	case "apps/v1/Deployment":
+		o := &appsv1.Deployment{}
+		m.deployments = append(m.deployments, o)
+		return strict(o)
+	case "policy/v1/PodDisruptionBudget":
+		o := &policyv1.PodDisruptionBudget{}
+		m.pdbs = append(m.pdbs, o)
+		return strict(o)
+	case "kustomize.config.k8s.io/v1beta1/Kustomization":
+		m.kustomization = &kustomization{}
+		return strict(m.kustomization)
+	case "security.istio.io/v1/AuthorizationPolicy", "security.istio.io/v1beta1/AuthorizationPolicy":
+		var o istioObject
+		if err := strict(&o); err != nil {
+			return err
+		}
+		spec := &securityv1beta1.AuthorizationPolicy{}
+		if err := protojson.Unmarshal(o.Spec, spec); err != nil {
+			return fmt.Errorf("AuthorizationPolicy %s spec: %w", o.Name, err)
+		}
+		m.policies = append(m.policies, authzPolicy{meta: o.ObjectMeta, spec: spec})
+		return nil
+	default:
+		return fmt.Errorf("unexpected kind %q: teach deploy_test to check it", gvk)
+	}
+}
+
+// decodeMeshValues reads the istiod Helm values file: meshConfig strictly
+// into Istio's MeshConfig proto.
+func (m *manifests) decodeMeshValues(file string, b []byte) error {
+	var values struct {
+		MeshConfig json.RawMessage `json:"meshConfig"`
+	}
+	if err := yaml.UnmarshalStrict(b, &values); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if len(values.MeshConfig) == 0 {
+		return fmt.Errorf("%s: no meshConfig", file)
+	}
+	m.mesh = &meshv1alpha1.MeshConfig{}
+	if err := protojson.Unmarshal(values.MeshConfig, m.mesh); err != nil {
+		return fmt.Errorf("%s: meshConfig: %w", file, err)
+	}
+	return nil
+}
+
+// one returns the only element of s, or an error naming what is missing.
+func one[T any](s []T, what string) (T, error) {
+	var zero T
+	if len(s) != 1 {
+		return zero, fmt.Errorf("want exactly one %s, found %d", what, len(s))
+	}
+	return s[0], nil
+}
+
+// kubeDeployment is the extauthz Deployment with what its checks derive.
+type kubeDeployment struct {
+	dep       *appsv1.Deployment
+	container *corev1.Container
+	config    *tenants.Config
+}
+
+// checkKubernetes checks deploy/kubernetes: the Deployment serves the
+// ConfigMap's config on the ports it declares, probes the admin listener,
+// runs locked down, and the Service and PodDisruptionBudget select its pods.
+func checkKubernetes(r repo, m *manifests) error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	dep, err := one(m.deployments, "Deployment")
+	if err != nil {
+		return err
+	}
+	kd, err := deploymentConfig(dep, m.configMaps)
+	if err != nil {
+		return err
+	}
+	c, cfg := kd.container, kd.config
+	spec := dep.Spec.Template.Spec
+	podLabels := labels.Set(dep.Spec.Template.Labels)
+
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas < 2 {
+		fail("Deployment %s: replicas must be at least 2", dep.Name)
+	}
+	if sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector); err != nil || !sel.Matches(podLabels) {
+		fail("Deployment %s: spec.selector does not select its own pod template", dep.Name)
+	}
+
+	// Ports: one container port per listener of the config, and no other.
+	ports := map[string]int32{}
+	for _, l := range []struct{ key, addr string }{
+		{"listen.grpc", cfg.Listen.GRPC}, {"listen.http", cfg.Listen.HTTP}, {"listen.admin", cfg.Listen.Admin},
+	} {
+		p, off, err := listenPort(l.addr)
+		if err != nil {
+			fail("ConfigMap config %s %q: %v", l.key, l.addr, err)
+			continue
+		}
+		if off {
+			continue
+		}
+		ports[l.key] = p
+		if !reachableFromOutside(l.addr) {
+			fail("ConfigMap config %s %q: bind 0.0.0.0 in a pod, or probes and the Service cannot reach it", l.key, l.addr)
+		}
+		if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.ContainerPort == p }) {
+			fail("container %s: no containerPort %d for %s %q", c.Name, p, l.key, l.addr)
+		}
+	}
+	for _, cp := range c.Ports {
+		if !slices.Contains(slices.Collect(maps.Values(ports)), cp.ContainerPort) {
+			fail("container %s: containerPort %s/%d is no listener of the config", c.Name, cp.Name, cp.ContainerPort)
+		}
+	}
+
+	// Probes: the admin listener's /healthz and /readyz.
+	adminPort, ok := ports["listen.admin"]
+	if !ok {
+		fail("ConfigMap config: listen.admin is off, but the probes need /healthz and /readyz")
+	}
+	for _, p := range []struct {
+		name  string
+		probe *corev1.Probe
+		path  string
+	}{{"livenessProbe", c.LivenessProbe, healthzPath}, {"readinessProbe", c.ReadinessProbe, readyzPath}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			fail("container %s: %s must be an httpGet on %s", c.Name, p.name, p.path)
+			continue
+		}
+		if p.probe.HTTPGet.Path != p.path {
+			fail("container %s: %s path %q, want %q", c.Name, p.name, p.probe.HTTPGet.Path, p.path)
+		}
+		if got := resolvePort(p.probe.HTTPGet.Port, c.Ports); got != adminPort {
+			fail("container %s: %s port %s resolves to %d, but listen.admin is port %d", c.Name, p.name, p.probe.HTTPGet.Port.String(), got, adminPort)
+		}
+	}
+
+	// Locked down: non-root, read-only root filesystem, no privilege
+	// escalation, no capabilities, bounded resources.
+	sc := c.SecurityContext
+	nonRoot := (spec.SecurityContext != nil && spec.SecurityContext.RunAsNonRoot != nil && *spec.SecurityContext.RunAsNonRoot)
+	if sc != nil && sc.RunAsNonRoot != nil {
+		nonRoot = *sc.RunAsNonRoot
+	}
+	if !nonRoot {
+		fail("container %s: runAsNonRoot must be true", c.Name)
+	}
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		fail("container %s: securityContext.readOnlyRootFilesystem must be true", c.Name)
+	}
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		fail("container %s: securityContext.allowPrivilegeEscalation must be false", c.Name)
+	}
+	if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+		fail("container %s: securityContext.capabilities.drop must contain ALL", c.Name)
+	}
+	for _, res := range []struct {
+		list corev1.ResourceList
+		name corev1.ResourceName
+		what string
+	}{
+		{c.Resources.Requests, corev1.ResourceCPU, "requests.cpu"},
+		{c.Resources.Requests, corev1.ResourceMemory, "requests.memory"},
+		{c.Resources.Limits, corev1.ResourceMemory, "limits.memory"},
+	} {
+		if q, ok := res.list[res.name]; !ok || q.IsZero() {
+			fail("container %s: resources.%s must be set", c.Name, res.what)
+		}
+	}
+
+	// Service: grpc and http ports reach the listeners; admin stays private.
+	svc, err := one(m.services, "Service")
+	if err != nil {
+		fail("%v", err)
+	} else {
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) || len(svc.Spec.Selector) == 0 {
+			fail("Service %s: selector does not select the Deployment's pods", svc.Name)
+		}
+		for _, want := range []struct{ name, key string }{{"grpc", "listen.grpc"}, {"http", "listen.http"}} {
+			lp, on := ports[want.key]
+			sp := servicePort(svc, want.name)
+			switch {
+			case on && sp == nil:
+				fail("Service %s: no port named %q for %s", svc.Name, want.name, want.key)
+			case on && (sp.Port != lp || resolvePort(sp.TargetPort, c.Ports) != lp):
+				fail("Service %s: port %q is %d → targetPort %s (container port %d), but %s is port %d",
+					svc.Name, want.name, sp.Port, sp.TargetPort.String(), resolvePort(sp.TargetPort, c.Ports), want.key, lp)
+			}
+		}
+		for _, sp := range svc.Spec.Ports {
+			if adminPort != 0 && resolvePort(sp.TargetPort, c.Ports) == adminPort {
+				fail("Service %s: port %q exposes the admin listener; it must stay private", svc.Name, sp.Name)
+			}
+		}
+	}
+
+	pdb, err := one(m.pdbs, "PodDisruptionBudget")
+	if err != nil {
+		fail("%v", err)
+	} else {
+		if sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector); err != nil || sel.Empty() || !sel.Matches(podLabels) {
+			fail("PodDisruptionBudget %s: selector does not select the Deployment's pods", pdb.Name)
+		}
+		if pdb.Spec.MinAvailable == nil && pdb.Spec.MaxUnavailable == nil {
+			fail("PodDisruptionBudget %s: set minAvailable or maxUnavailable", pdb.Name)
+		}
+		if mv := pdb.Spec.MinAvailable; mv != nil && mv.Type == intstr.Int && dep.Spec.Replicas != nil && mv.IntVal >= *dep.Spec.Replicas {
+			fail("PodDisruptionBudget %s: minAvailable %d leaves no disruption for %d replicas", pdb.Name, mv.IntVal, *dep.Spec.Replicas)
+		}
+	}
+
+	errs = append(errs, checkKustomization(r, m))
+	return errors.Join(errs...)
+}
+
+// deploymentConfig finds the extauthz container, the file its -config flag
+// names, the ConfigMap key mounted there, and parses that config.
+func deploymentConfig(dep *appsv1.Deployment, cms []*corev1.ConfigMap) (*kubeDeployment, error) {
+	spec := dep.Spec.Template.Spec
+	if len(spec.Containers) == 0 {
+		return nil, fmt.Errorf("Deployment %s: no containers", dep.Name)
+	}
+	c := &spec.Containers[0]
+	argv := append(append([]string{}, c.Command...), c.Args...)
+	i := slices.Index(argv, "-config")
+	if i < 0 || i+1 >= len(argv) || !path.IsAbs(argv[i+1]) {
+		return nil, fmt.Errorf("container %s: args must name the config with -config /absolute/path", c.Name)
+	}
+	file := argv[i+1]
+	for _, vm := range c.VolumeMounts {
+		if path.Dir(file) != path.Clean(vm.MountPath) {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name != vm.Name || v.ConfigMap == nil {
+				continue
+			}
+			for _, cm := range cms {
+				if cm.Name != v.ConfigMap.Name {
+					continue
+				}
+				data, ok := cm.Data[path.Base(file)]
+				if !ok {
+					return nil, fmt.Errorf("ConfigMap %s has no key %q, the file -config %s names", cm.Name, path.Base(file), file)
+				}
+				cfg, err := loadConfig([]byte(data))
+				if err != nil {
+					return nil, fmt.Errorf("ConfigMap %s key %s: %w", cm.Name, path.Base(file), err)
+				}
+				return &kubeDeployment{dep: dep, container: c, config: cfg}, nil
+			}
+			return nil, fmt.Errorf("volume %s names ConfigMap %q, which is not in %s", v.Name, v.ConfigMap.Name, kubeDir)
+		}
+	}
+	return nil, fmt.Errorf("container %s: -config %s is not in a volume mounted from a ConfigMap", c.Name, file)
+}
+
+func checkKustomization(r repo, m *manifests) error {
+	k := m.kustomization
+	if k == nil {
+		return fmt.Errorf("%s: no kustomization.yaml", kubeDir)
+	}
+	var errs []error
+	listed := map[string]bool{}
+	for _, res := range k.Resources {
+		rel := path.Join(kubeDir, res)
+		listed[rel] = true
+		if !r.exists(rel) {
+			errs = append(errs, fmt.Errorf("%s/kustomization.yaml: resource %s does not exist", kubeDir, res))
+		}
+	}
+	for _, f := range m.files {
+		if strings.HasPrefix(f, kubeDir+"/") && path.Base(f) != "kustomization.yaml" && !listed[f] {
+			errs = append(errs, fmt.Errorf("%s/kustomization.yaml: %s is not listed in resources", kubeDir, f))
+		}
+	}
+	for _, ns := range namespacesOf(m) {
+		if ns.where != "" && k.Namespace != "" && ns.ns != k.Namespace {
+			errs = append(errs, fmt.Errorf("%s is in namespace %q, the kustomization's is %q", ns.where, ns.ns, k.Namespace))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type placed struct{ where, ns string }
+
+func namespacesOf(m *manifests) []placed {
+	var out []placed
+	for _, d := range m.deployments {
+		out = append(out, placed{"Deployment " + d.Name, d.Namespace})
+	}
+	for _, s := range m.services {
+		out = append(out, placed{"Service " + s.Name, s.Namespace})
+	}
+	for _, c := range m.configMaps {
+		out = append(out, placed{"ConfigMap " + c.Name, c.Namespace})
+	}
+	for _, p := range m.pdbs {
+		out = append(out, placed{"PodDisruptionBudget " + p.Name, p.Namespace})
+	}
+	for _, n := range m.namespaces {
+		out = append(out, placed{"Namespace", n.Name})
+	}
+	return out
+}
+
+// checkIstio checks deploy/istio: the extension provider points at the
+// Service's gRPC port, fails closed with 503, and every CUSTOM policy names it.
+func checkIstio(m *manifests) error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if m.mesh == nil {
+		return fmt.Errorf("%s: no meshConfig", meshConfigFile)
+	}
+	svc, err := one(m.services, "Service")
+	if err != nil {
+		return err
+	}
+	grpc := servicePort(svc, "grpc")
+	providers := map[string]bool{}
+	for _, p := range m.mesh.GetExtensionProviders() {
+		g := p.GetEnvoyExtAuthzGrpc()
+		if g == nil {
+			continue
+		}
+		providers[p.GetName()] = true
+		where := fmt.Sprintf("%s: extensionProviders %q", meshConfigFile, p.GetName())
+		if want := fmt.Sprintf("%s.%s.svc.cluster.local", svc.Name, svc.Namespace); g.GetService() != want {
+			fail("%s: service %q, want the Service's name %q", where, g.GetService(), want)
+		}
+		if grpc == nil || g.GetPort() != uint32(grpc.Port) {
+			fail("%s: port %d is not the Service's grpc port", where, g.GetPort())
+		}
+		if g.GetFailOpen() {
+			fail("%s: failOpen must be false: an unreachable extauthz must deny", where)
+		}
+		if g.GetStatusOnError() != "503" {
+			fail("%s: statusOnError %q, want \"503\"", where, g.GetStatusOnError())
+		}
+		if g.GetTimeout() == nil {
+			fail("%s: set a timeout", where)
+		}
+	}
+	if len(providers) == 0 {
+		fail("%s: no extensionProviders entry with envoyExtAuthzGrpc", meshConfigFile)
+	}
+	var custom int
+	for _, p := range m.policies {
+		if p.spec.GetAction() != securityv1beta1.AuthorizationPolicy_CUSTOM {
+			continue
+		}
+		custom++
+		if name := p.spec.GetProvider().GetName(); !providers[name] {
+			fail("AuthorizationPolicy %s: provider %q is not an envoyExtAuthzGrpc extension provider of %s", p.meta.Name, name, meshConfigFile)
+		}
+	}
+	if custom == 0 {
+		fail("%s: no AuthorizationPolicy with action CUSTOM", istioDir)
+	}
+	return errors.Join(errs...)
+}
+
+func servicePort(svc *corev1.Service, name string) *corev1.ServicePort {
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Name == name {
+			return &svc.Spec.Ports[i]
+		}
+	}
+	return nil
+}
+
+// resolvePort turns a numeric or named port into a container port number
+// (0 when a name matches no container port).
+func resolvePort(p intstr.IntOrString, ports []corev1.ContainerPort) int32 {
+	if p.Type == intstr.Int {
+		return p.IntVal
+	}
+	for _, cp := range ports {
+		if cp.Name == p.StrVal {
+			return cp.ContainerPort
+		}
+	}
+	return 0
+}
