@@ -2,15 +2,20 @@
 // for many tenants at once, and answers "which public key verifies this
 // token" without ever making a warm caller wait on the network.
 //
-// CONTRACT FILE: the exported names below are what other packages (tenants,
-// authz, cmd/extauthz) build against. The implementation may add exported
-// names and change unexported ones freely, but must not rename or remove
-// these without updating every caller.
+// A Registry holds one provider per (tenant, provider) pair. Each provider's
+// current key set is an immutable snapshot, indexed by kid, swapped in
+// atomically by refreshes that run in the background: early, before the set
+// expires (with jitter), on an unknown kid (at most once per cooldown), and on
+// demand. Lookups never take a lock a refresh holds and, warm, allocate
+// nothing. When the identity provider fails, the old set keeps serving until
+// expires_at + stale_while_error; after that lookups fail with ErrUnavailable,
+// which callers tell apart from ErrKeyNotFound (a client problem).
+//
+// This file holds the types other packages (tenants, authz, cmd/extauthz)
+// build against; registry.go holds the Registry's methods.
 package jwkscache
 
 import (
-	"context"
-	"crypto"
 	"errors"
 	"net/http"
 	"time"
@@ -163,6 +168,7 @@ type Status struct {
 	RefreshFetched     uint64 // refreshes that got a new document (200)
 	RefreshNotModified uint64 // refreshes answered 304
 	LastRefreshMicros  int64  // duration of the last refresh
+	SkippedKeys        uint64 // JWKs skipped as malformed, unsupported or refused
 }
 
 // RefreshEvent reports one completed refresh (all attempts included).
@@ -226,50 +232,3 @@ type Options struct {
 type Registry struct {
 	impl registryImpl
 }
-
-// registryImpl is replaced by the real implementation.
-type registryImpl struct{}
-
-// New returns a registry. It fails on invalid options (a bad global allowlist entry).
-func New(opts Options) (*Registry, error) { panic("unimplemented") }
-
-// NewRegistration returns DefaultRegistration with the registry's default
-// RefreshEarly and StaleWhileError.
-func (r *Registry) NewRegistration(tenantID, providerID, jwksURL string) Registration {
-	panic("unimplemented")
-}
-
-// Validate checks every rule of the spec's table against the registry's
-// settings; the error joins one *FieldError per problem (errors.Join).
-func (r *Registry) Validate(reg Registration) error { panic("unimplemented") }
-
-// Register inserts or replaces a provider and starts its first fetch in the
-// background (bounded by MaxConcurrentFetches). Registering a registration
-// equal to the current one is a no-op that keeps the warm cache.
-func (r *Registry) Register(ctx context.Context, reg Registration) error { panic("unimplemented") }
-
-// Unregister removes a provider and stops its background work.
-func (r *Registry) Unregister(tenantID, providerID string) bool { panic("unimplemented") }
-
-// Key returns the public key (*rsa.PublicKey, *ecdsa.PublicKey or
-// ed25519.PublicKey) for a token's kid and alg. Warm, it takes no lock a
-// refresh holds and allocates nothing. Cold, it waits (bounded by ctx) for
-// the shared first fetch. An empty kid matches only when exactly one usable
-// key fits alg.
-func (r *Registry) Key(ctx context.Context, tenantID, providerID, kid, alg string) (crypto.PublicKey, error) {
-	panic("unimplemented")
-}
-
-// Refresh fetches now, even when the set is fresh, and waits for the outcome.
-func (r *Registry) Refresh(ctx context.Context, tenantID, providerID string) error {
-	panic("unimplemented")
-}
-
-// Status reports one provider.
-func (r *Registry) Status(tenantID, providerID string) (Status, bool) { panic("unimplemented") }
-
-// Statuses reports every provider, sorted by tenant then provider.
-func (r *Registry) Statuses() []Status { panic("unimplemented") }
-
-// Close stops every provider's background work and waits for it to end.
-func (r *Registry) Close() error { panic("unimplemented") }

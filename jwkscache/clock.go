@@ -1,0 +1,28 @@
+package jwkscache
+
+import "time"
+
+// realClock is the default Clock: the wall clock and time.AfterFunc.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// sleep waits d on clk, or until done is closed; it reports whether the full
+// wait elapsed. Backoff waits go through the Clock so tests drive them with a
+// fake one instead of sleeping.
+func sleep(clk Clock, d time.Duration, done <-chan struct{}) bool {
+	if d <= 0 {
+		return true
+	}
+	elapsed := make(chan struct{})
+	t := clk.AfterFunc(d, func() { close(elapsed) })
+	select {
+	case <-elapsed:
+		return true
+	case <-done:
+		t.Stop()
+		return false
+	}
+}

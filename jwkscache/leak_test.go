@@ -1,0 +1,86 @@
+package jwkscache_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+func TestUnregister_LeavesNoGoroutines(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	ignore := goleak.IgnoreCurrent()
+	ev := make(events, 10)
+	// The real clock: its refresh timer must be stopped too.
+	r, err := jwkscache.New(jwkscache.Options{HTTPClient: srv.Client(), Observer: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(context.Background(), r.NewRegistration("acme", "main", srv.url())); err != nil {
+		t.Fatal(err)
+	}
+	if e := <-ev; e.Err != nil {
+		t.Fatal(e.Err)
+	}
+	if _, err := r.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Unregister("acme", "main") {
+		t.Fatal("Unregister found nothing")
+	}
+	goleak.VerifyNone(t, ignore)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClose_StopsRefreshesInFlightAndLeavesNoGoroutines(t *testing.T) {
+	k := newECKey(t)
+	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
+	srv := newJWKSServer(t, doc)
+	arrived := make(chan struct{}, 10)
+	srv.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("hang") != "" {
+				arrived <- struct{}{}
+				<-r.Context().Done()
+				return
+			}
+			_, _ = w.Write(doc)
+		}
+	})
+	ignore := goleak.IgnoreCurrent()
+	ev := make(events, 10)
+	r, err := jwkscache.New(jwkscache.Options{HTTPClient: srv.Client(), Observer: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := r.Register(context.Background(), r.NewRegistration("acme", fmt.Sprintf("ok%d", i), srv.url())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		<-ev
+	}
+	// One provider is stuck in its first fetch when the registry closes.
+	if err := r.Register(context.Background(), r.NewRegistration("acme", "stuck", srv.url()+"?hang=1")); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, ignore)
+	if _, err := r.Key(context.Background(), "acme", "ok0", "k1", "ES256"); err == nil {
+		t.Fatal("lookup after Close succeeded")
+	}
+	if err := r.Register(context.Background(), r.NewRegistration("acme", "late", srv.url())); err == nil {
+		t.Fatal("Register after Close succeeded")
+	}
+}

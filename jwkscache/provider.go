@@ -1,0 +1,296 @@
+package jwkscache
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxNegative bounds the negative cache, so random kids cannot grow it
+// without limit.
+const maxNegative = 4096
+
+// trigger says why a refresh runs.
+type trigger int
+
+const (
+	triggerFirst trigger = iota
+	triggerScheduled
+	triggerUnknownKID
+	triggerManual
+)
+
+func (t trigger) String() string {
+	return [...]string{"first", "scheduled", "unknown_kid", "manual"}[t]
+}
+
+// call is one in-flight refresh shared by every waiter (single-flight, as
+// go-oidc's inflight). The goroutine running the refresh owns it: it sets
+// err, then closes first after the first attempt and done at the end.
+type call struct {
+	first     chan struct{}
+	firstOnce sync.Once
+	done      chan struct{}
+	err       error // valid once done is closed
+}
+
+func newCall() *call { return &call{first: make(chan struct{}), done: make(chan struct{})} }
+
+func (c *call) closeFirst() { c.firstOnce.Do(func() { close(c.first) }) }
+
+// deps are what a provider borrows from its registry.
+type deps struct {
+	clock    Clock
+	sem      chan struct{}
+	observer Observer
+	logger   logger
+}
+
+type logger interface {
+	Warn(msg string, args ...any)
+	Info(msg string, args ...any)
+}
+
+// provider is one (tenant, provider) pair: its registration, its current
+// key set and the machinery that refreshes it.
+type provider struct {
+	reg          Registration
+	deps         deps
+	fetcher      fetcher
+	closeIdle    func()
+	snap         atomic.Pointer[keySet]
+	coolingUntil atomic.Int64 // unix nanos; unknown-kid refreshes wait until then
+
+	// Counters; hits are derived (requests − misses) so a warm lookup
+	// writes a single shared word.
+	requests, misses, staleServes                atomic.Uint64
+	refreshErrors, refreshFetched, refreshNotMod atomic.Uint64
+	skippedKeys                                  atomic.Uint64
+	lastRefreshMicros                            atomic.Int64
+
+	ctx    context.Context // cancelled by close; bounds every fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // refresh goroutines
+
+	mu          sync.Mutex // never held across network I/O, never taken by a warm lookup
+	closed      bool
+	inflight    *call
+	timer       Timer
+	phaseTimers [2]Timer // age the current set: stale, then unusable
+	nextRefresh time.Time
+	lastRefresh time.Time
+	consecutive int
+	lastErr     error
+
+	negMu    sync.Mutex
+	negative map[string]time.Time // kid → known missing until
+}
+
+func newProvider(parent context.Context, reg Registration, d deps, f fetcher, closeIdle func()) *provider {
+	p := &provider{reg: reg, deps: d, fetcher: f, closeIdle: closeIdle}
+	p.ctx, p.cancel = context.WithCancel(parent)
+	return p
+}
+
+// key resolves kid and alg; see Registry.Key.
+func (p *provider) key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+	p.requests.Add(1)
+	bit := algBit(alg)
+	if bit == 0 {
+		p.misses.Add(1)
+		return nil, fmt.Errorf("%w: alg %q is not accepted for JWKS keys", ErrKeyNotFound, alg)
+	}
+	s := p.snap.Load()
+	if s == nil {
+		var err error
+		if s, err = p.waitFirst(ctx); err != nil {
+			p.misses.Add(1)
+			return nil, err
+		}
+	}
+	phase := s.phase.Load()
+	if phase == phaseUnusable {
+		p.misses.Add(1)
+		return nil, p.unavailable()
+	}
+	if k := s.find(kid, bit); k != nil {
+		if phase == phaseStale {
+			p.staleServes.Add(1)
+		}
+		return k.pub, nil
+	}
+	k, err := p.missing(ctx, s, p.deps.clock.Now(), kid, bit, alg)
+	if err != nil {
+		p.misses.Add(1)
+	}
+	return k, err
+}
+
+// waitFirst makes a cold lookup wait, bounded by ctx, for the shared first
+// fetch. Without a fetch in flight it fails at once: the retry timer, not
+// the caller, goes back to the network.
+func (p *provider) waitFirst(ctx context.Context) (*keySet, error) {
+	p.mu.Lock()
+	c := p.inflight
+	p.mu.Unlock()
+	if c != nil {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %s/%s: waiting for first fetch: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, ctx.Err())
+		}
+	}
+	if s := p.snap.Load(); s != nil {
+		return s, nil
+	}
+	return nil, p.unavailable()
+}
+
+func (p *provider) unavailable() error {
+	p.mu.Lock()
+	last := p.lastErr
+	p.mu.Unlock()
+	if last != nil {
+		return fmt.Errorf("%w: %s/%s: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, last)
+	}
+	return fmt.Errorf("%w: %s/%s: no usable key set", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID)
+}
+
+// missing handles a kid absent from a usable set. OpenID Connect Core 1.0
+// §10.1.1: a signer rotates keys by publishing a new kid, so an unknown kid
+// triggers one refresh, at most once per cooldown, so a flood of tokens with
+// random kids cannot become a flood of requests to the identity provider.
+// Inside the cooldown the answer is ErrKeyNotFound at once: nobody blocks on
+// a rate limiter. The caller that triggers the refresh waits (bounded by ctx)
+// for its first attempt only, never for retries.
+func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid string, bit algSet, alg string) (crypto.PublicKey, error) {
+	if kid == "" || len(s.byKID[kid]) > 0 {
+		// Present under another alg, or no kid at all: a refresh cannot help.
+		return nil, fmt.Errorf("%w: no key with kid %q fits alg %q", ErrKeyNotFound, kid, alg)
+	}
+	if p.knownMissing(kid, now) {
+		return nil, fmt.Errorf("%w: kid %q (negative cache)", ErrKeyNotFound, kid)
+	}
+	until := p.coolingUntil.Load()
+	if now.UnixNano() < until || !p.coolingUntil.CompareAndSwap(until, now.Add(p.reg.UnknownKIDCooldown).UnixNano()) {
+		return nil, fmt.Errorf("%w: kid %q (refresh cooldown)", ErrKeyNotFound, kid)
+	}
+	c := p.startRefresh(triggerUnknownKID)
+	if c != nil {
+		select {
+		case <-c.first:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, kid, ctx.Err())
+		}
+	}
+	if s2 := p.snap.Load(); s2 != nil {
+		now = p.deps.clock.Now()
+		if phase := s2.phase.Load(); phase != phaseUnusable {
+			if k := s2.find(kid, bit); k != nil {
+				if phase == phaseStale {
+					p.staleServes.Add(1)
+				}
+				return k.pub, nil
+			}
+		}
+	}
+	p.rememberMissing(kid, now)
+	return nil, fmt.Errorf("%w: kid %q", ErrKeyNotFound, kid)
+}
+
+func (p *provider) knownMissing(kid string, now time.Time) bool {
+	if p.reg.NegativeCacheTTL <= 0 {
+		return false
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	until, ok := p.negative[kid]
+	if ok && !now.Before(until) {
+		delete(p.negative, kid)
+		return false
+	}
+	return ok
+}
+
+func (p *provider) rememberMissing(kid string, now time.Time) {
+	if p.reg.NegativeCacheTTL <= 0 {
+		return
+	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.negative == nil {
+		p.negative = make(map[string]time.Time)
+	}
+	if len(p.negative) >= maxNegative {
+		for k, until := range p.negative {
+			if !now.Before(until) {
+				delete(p.negative, k)
+			}
+		}
+		if len(p.negative) >= maxNegative {
+			return
+		}
+	}
+	p.negative[kid] = now.Add(p.reg.NegativeCacheTTL)
+}
+
+// close stops the timer and any refresh, and waits for them.
+func (p *provider) close() {
+	p.mu.Lock()
+	p.closed = true
+	for _, t := range [...]Timer{p.timer, p.phaseTimers[0], p.phaseTimers[1]} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	p.timer = nil
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+	p.closeIdle()
+}
+
+// status reports the provider; see Registry.Status.
+func (p *provider) status() Status {
+	st := Status{TenantID: p.reg.TenantID, ProviderID: p.reg.ProviderID}
+	p.mu.Lock()
+	refreshing := p.inflight != nil
+	st.LastRefresh, st.NextRefresh, st.ConsecutiveErrors = p.lastRefresh, p.nextRefresh, p.consecutive
+	if p.lastErr != nil {
+		st.LastError = p.lastErr.Error()
+	}
+	p.mu.Unlock()
+	s := p.snap.Load()
+	switch {
+	case s == nil && refreshing:
+		st.State = StateLoading
+	case s == nil:
+		st.State = StateEmpty
+	case refreshing:
+		st.State = StateRefreshing
+	default:
+		st.State = StateReady
+	}
+	if s != nil {
+		st.Source, st.SourceAt, st.ExpiresAt = s.source, s.fetchedAt, s.expiresAt
+		st.Stale = s.phase.Load() != phaseFresh
+		st.KeyIDs = append([]string(nil), s.kids...)
+	}
+	misses := p.misses.Load()
+	st.Requests = p.requests.Load()
+	st.Hits = st.Requests - min(misses, st.Requests)
+	st.StaleServes = p.staleServes.Load()
+	if st.Requests > 0 {
+		st.HitRate = float64(st.Hits) / float64(st.Requests)
+		st.StaleServeRatio = float64(st.StaleServes) / float64(st.Requests)
+	}
+	st.RefreshErrors = p.refreshErrors.Load()
+	st.RefreshFetched = p.refreshFetched.Load()
+	st.RefreshNotModified = p.refreshNotMod.Load()
+	st.LastRefreshMicros = p.lastRefreshMicros.Load()
+	st.SkippedKeys = p.skippedKeys.Load()
+	return st
+}

@@ -1,0 +1,245 @@
+package jwkscache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// startRefresh joins the refresh in flight or starts one. It returns nil
+// once the provider is closed.
+func (p *provider) startRefresh(t trigger) *call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	if p.inflight != nil {
+		return p.inflight
+	}
+	c := newCall()
+	p.inflight = c
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.wg.Add(1)
+	go p.run(c, t)
+	return c
+}
+
+// refreshNow is Registry.Refresh: fetch even when fresh, wait for the outcome.
+func (p *provider) refreshNow(ctx context.Context) error {
+	c := p.startRefresh(triggerManual)
+	if c == nil {
+		return fmt.Errorf("jwkscache: %s/%s: provider closed", p.reg.TenantID, p.reg.ProviderID)
+	}
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return fmt.Errorf("jwkscache: refresh %s/%s: %w", p.reg.TenantID, p.reg.ProviderID, ctx.Err())
+	}
+}
+
+// run performs one refresh with retries and publishes its outcome.
+func (p *provider) run(c *call, t trigger) {
+	defer p.wg.Done()
+	start := p.deps.clock.Now()
+	res, attempts, err := p.fetchWithRetry(c)
+	end := p.deps.clock.Now()
+	ev := RefreshEvent{TenantID: p.reg.TenantID, ProviderID: p.reg.ProviderID, HTTPStatus: res.status, Duration: end.Sub(start)}
+	if err != nil {
+		err = fmt.Errorf("jwkscache: fetch %s for %s/%s (%d attempts): %w", p.fetcher.display, p.reg.TenantID, p.reg.ProviderID, attempts, err)
+		p.refreshErrors.Add(1)
+		ev.Result, ev.Err = "error", err
+		if p.deps.logger != nil && p.ctx.Err() == nil {
+			p.deps.logger.Warn("jwkscache: refresh failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "trigger", t.String(), "error", err)
+		}
+	} else {
+		if res.notModified {
+			p.refreshNotMod.Add(1)
+			ev.Result = "not_modified"
+		} else {
+			p.refreshFetched.Add(1)
+			ev.Result = "fetched"
+		}
+		s := p.snap.Load()
+		ev.Keys, ev.ExpiresAt = len(s.keys), s.expiresAt
+	}
+	p.lastRefreshMicros.Store(ev.Duration.Microseconds())
+
+	p.mu.Lock()
+	if err == nil {
+		p.consecutive, p.lastErr, p.lastRefresh = 0, nil, end
+	} else {
+		p.consecutive++
+		p.lastErr = err
+	}
+	c.err = err
+	p.inflight = nil
+	c.closeFirst()
+	close(c.done)
+	p.mu.Unlock()
+
+	// The next refresh is armed before the outcome is reported, so an
+	// observer that saw the outcome also sees the timer (Status.NextRefresh).
+	p.schedule(end)
+	if p.deps.observer != nil {
+		p.deps.observer.RefreshDone(ev)
+	}
+}
+
+// fetchWithRetry runs up to 1 + max_retries attempts, waiting with backoff
+// on the Clock between them, all bounded by the policy's deadline. A
+// successful attempt is published (snapshot swapped) before first closes.
+//
+// Seam for the Redis issue: a coordinator asked at the top of each attempt
+// ("has another replica fetched this cycle?") can hand back a snapshot with
+// its own expires_at, which goes through adopt like a fetched one.
+func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
+	pol := p.reg.RetryPolicy
+	clk := p.deps.clock
+	start := clk.Now()
+	ctx, cancel := context.WithTimeout(p.ctx, pol.Deadline)
+	defer cancel()
+	b := newBackoff(pol)
+	var errs []error
+	for attempt := 0; ; attempt++ {
+		res, err := p.attempt(ctx)
+		if err == nil {
+			c.closeFirst()
+			return res, attempt + 1, nil
+		}
+		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
+		c.closeFirst()
+		if attempt >= pol.MaxRetries || p.ctx.Err() != nil {
+			return res, attempt + 1, errors.Join(errs...)
+		}
+		wait := b.next(attempt)
+		if clk.Now().Add(wait).Sub(start) >= pol.Deadline {
+			errs = append(errs, fmt.Errorf("retry deadline %s reached", pol.Deadline))
+			return res, attempt + 1, errors.Join(errs...)
+		}
+		if !sleep(clk, wait, ctx.Done()) {
+			errs = append(errs, ctx.Err())
+			return res, attempt + 1, errors.Join(errs...)
+		}
+	}
+}
+
+// attempt fetches once (holding a fetch slot) and, on success, swaps in the
+// new snapshot.
+func (p *provider) attempt(ctx context.Context) (fetchResult, error) {
+	select {
+	case p.deps.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fetchResult{}, ctx.Err()
+	}
+	defer func() { <-p.deps.sem }()
+	actx, cancel := context.WithTimeout(ctx, p.reg.RetryPolicy.AttemptTimeout)
+	defer cancel()
+	old := p.snap.Load()
+	var etag, lastMod string
+	if old != nil {
+		etag, lastMod = old.etag, old.lastModified
+	}
+	res, err := p.fetcher.fetch(actx, p.deps.clock.Now(), etag, lastMod)
+	if err != nil {
+		return res, err
+	}
+	now := p.deps.clock.Now()
+	expires := now.Add(res.ttl)
+	if res.notModified {
+		if old == nil {
+			return res, errors.New("304 Not Modified without a cached set")
+		}
+		p.adopt(old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified))
+		return res, nil
+	}
+	s, skipped, err := parseKeySet(res.body)
+	p.reportSkipped(skipped)
+	if err != nil {
+		return res, err
+	}
+	s.fetchedAt = now
+	s.setExpiry(now, expires, p.reg.StaleWhileError)
+	s.etag, s.lastModified, s.source = res.etag, res.lastModified, SourceIdentityProvider
+	p.adopt(s)
+	return res, nil
+}
+
+// adopt makes s the current set and arms the timers that age it. It is the
+// seam for snapshots that come from elsewhere (Redis): they carry their own
+// expires_at, and setExpiry has put them in the right phase already.
+func (p *provider) adopt(s *keySet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for _, t := range p.phaseTimers {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	now := p.deps.clock.Now()
+	p.phaseTimers[0] = p.deps.clock.AfterFunc(s.expiresAt.Sub(now), func() { s.advance(phaseStale) })
+	p.phaseTimers[1] = p.deps.clock.AfterFunc(s.staleUntil.Sub(now), func() { s.advance(phaseUnusable) })
+	p.snap.Store(s)
+}
+
+func (p *provider) reportSkipped(skipped []skippedKey) {
+	if len(skipped) == 0 {
+		return
+	}
+	p.skippedKeys.Add(uint64(len(skipped)))
+	if p.deps.logger == nil {
+		return
+	}
+	for _, sk := range skipped {
+		// The reason never contains key material; kid is public.
+		p.deps.logger.Warn("jwkscache: skipped JWK", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
+			"index", sk.index, "kid", sk.kid, "reason", sk.err.Error())
+	}
+}
+
+// schedule arms the timer for the next refresh: after a success at
+// expires_at − refresh_early ± prefetch_jitter (never sooner than half the
+// TTL, so a TTL shorter than refresh_early cannot become a refresh loop);
+// after a failure with a growing delay capped by min_ttl. It runs even when
+// no request arrives.
+func (p *provider) schedule(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.inflight != nil {
+		return
+	}
+	var d time.Duration
+	if s := p.snap.Load(); s != nil && p.consecutive == 0 {
+		ttl := s.expiresAt.Sub(now)
+		d = max(ttl-p.reg.RefreshEarly, ttl/2) + jitter(p.reg.PrefetchJitter)
+	} else {
+		d = p.reg.RetryPolicy.MaxBackoff
+		for i := 1; i < p.consecutive && d < p.reg.MinTTL; i++ {
+			d *= 2
+		}
+		d = min(max(d, time.Second), p.reg.MinTTL) + jitter(p.reg.PrefetchJitter)
+	}
+	d = max(d, time.Second)
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.nextRefresh = now.Add(d)
+	p.timer = p.deps.clock.AfterFunc(d, func() { p.startRefresh(triggerScheduled) })
+}
+
+// jitter returns a uniform duration in [−j, +j].
+func jitter(j time.Duration) time.Duration {
+	if j <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(2*j)+1)) - j
+}

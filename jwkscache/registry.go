@@ -1,0 +1,263 @@
+package jwkscache
+
+import (
+	"cmp"
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// providerKey identifies a provider; a struct of two strings is a map key
+// that costs no allocation to look up.
+type providerKey struct{ tenant, provider string }
+
+// registryImpl is the state behind Registry.
+type registryImpl struct {
+	opts   Options
+	deps   deps
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// providers is immutable once published; writers copy it under mu and
+	// swap the pointer, so lookups read it without a lock.
+	providers atomic.Pointer[map[providerKey]*provider]
+	mu        sync.Mutex
+	closed    bool
+}
+
+// New returns a registry. It fails on invalid options (a bad global allowlist entry).
+func New(opts Options) (*Registry, error) {
+	var errs []error
+	for i, d := range opts.AllowedDomains {
+		if reason := domainProblem(d); reason != "" {
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("allowed_domains[%d]", i), Reason: reason})
+		}
+	}
+	if opts.MaxConcurrentFetches < 0 {
+		errs = append(errs, &FieldError{Field: "max_concurrent_fetches", Reason: "must not be negative"})
+	}
+	if opts.DefaultRefreshEarly < 0 || opts.DefaultStaleWhileError < 0 {
+		errs = append(errs, &FieldError{Field: "defaults", Reason: "refresh_early and stale_while_error must not be negative"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("jwkscache: invalid options: %w", err)
+	}
+	if opts.DefaultRefreshEarly == 0 {
+		opts.DefaultRefreshEarly = 30 * time.Second
+	}
+	if opts.DefaultStaleWhileError == 0 {
+		opts.DefaultStaleWhileError = 60 * time.Second
+	}
+	if opts.MaxConcurrentFetches == 0 {
+		opts.MaxConcurrentFetches = 16
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	opts.AllowedDomains = slices.Clone(opts.AllowedDomains)
+	r := &Registry{impl: registryImpl{
+		opts:   opts,
+		client: opts.HTTPClient,
+		deps: deps{
+			clock:    opts.Clock,
+			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
+			observer: opts.Observer,
+		},
+	}}
+	if opts.Logger != nil {
+		r.impl.deps.logger = opts.Logger
+	}
+	r.impl.ctx, r.impl.cancel = context.WithCancel(context.Background())
+	empty := map[providerKey]*provider{}
+	r.impl.providers.Store(&empty)
+	return r, nil
+}
+
+// NewRegistration returns DefaultRegistration with the registry's default
+// RefreshEarly and StaleWhileError.
+func (r *Registry) NewRegistration(tenantID, providerID, jwksURL string) Registration {
+	reg := DefaultRegistration(tenantID, providerID, jwksURL)
+	reg.RefreshEarly = r.impl.opts.DefaultRefreshEarly
+	reg.StaleWhileError = r.impl.opts.DefaultStaleWhileError
+	return reg
+}
+
+// Register inserts or replaces a provider and starts its first fetch in the
+// background (bounded by MaxConcurrentFetches). Registering a registration
+// equal to the current one is a no-op that keeps the warm cache; any other
+// change replaces the provider (and its cache). ctx only bounds the call
+// itself: the first fetch belongs to the registry, not to the caller.
+func (r *Registry) Register(ctx context.Context, reg Registration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("jwkscache: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
+	}
+	if err := r.Validate(reg); err != nil {
+		return fmt.Errorf("jwkscache: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
+	}
+	reg = cloneRegistration(reg)
+	im := &r.impl
+	im.mu.Lock()
+	if im.closed {
+		im.mu.Unlock()
+		return errors.New("jwkscache: register: registry closed")
+	}
+	k := providerKey{reg.TenantID, reg.ProviderID}
+	cur := *im.providers.Load()
+	old := cur[k]
+	if old != nil && sameRegistration(old.reg, reg) {
+		im.mu.Unlock()
+		return nil
+	}
+	p := im.newProvider(reg)
+	next := maps.Clone(cur)
+	next[k] = p
+	im.providers.Store(&next)
+	p.startRefresh(triggerFirst)
+	im.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	return nil
+}
+
+func (im *registryImpl) newProvider(reg Registration) *provider {
+	pins := decodePins(reg.PinnedSPKI)
+	guard := redirectGuard(reg.MaxRedirects, reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains)
+	client, closeIdle := providerClient(im.client, guard, pins)
+	display := reg.JWKSURL
+	if u, err := url.Parse(reg.JWKSURL); err == nil {
+		display = redactURL(u)
+	}
+	f := fetcher{
+		url:      reg.JWKSURL,
+		display:  display,
+		client:   client,
+		maxBytes: reg.MaxResponseBytes,
+		minTTL:   reg.MinTTL,
+		maxTTL:   reg.MaxTTL,
+		pins:     pins,
+	}
+	return newProvider(im.ctx, reg, im.deps, f, closeIdle)
+}
+
+// Unregister removes a provider and stops its background work.
+func (r *Registry) Unregister(tenantID, providerID string) bool {
+	im := &r.impl
+	k := providerKey{tenantID, providerID}
+	im.mu.Lock()
+	cur := *im.providers.Load()
+	p := cur[k]
+	if p == nil {
+		im.mu.Unlock()
+		return false
+	}
+	next := maps.Clone(cur)
+	delete(next, k)
+	im.providers.Store(&next)
+	im.mu.Unlock()
+	p.close()
+	return true
+}
+
+// Key returns the public key (*rsa.PublicKey, *ecdsa.PublicKey or
+// ed25519.PublicKey) for a token's kid and alg. Warm, it takes no lock a
+// refresh holds and allocates nothing. Cold, it waits (bounded by ctx) for
+// the shared first fetch. An empty kid matches only when exactly one usable
+// key fits alg.
+func (r *Registry) Key(ctx context.Context, tenantID, providerID, kid, alg string) (crypto.PublicKey, error) {
+	p := (*r.impl.providers.Load())[providerKey{tenantID, providerID}]
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s/%s", ErrUnknownProvider, tenantID, providerID)
+	}
+	return p.key(ctx, kid, alg)
+}
+
+// Refresh fetches now, even when the set is fresh, and waits for the outcome.
+// A refresh already in flight is joined rather than duplicated.
+func (r *Registry) Refresh(ctx context.Context, tenantID, providerID string) error {
+	p := (*r.impl.providers.Load())[providerKey{tenantID, providerID}]
+	if p == nil {
+		return fmt.Errorf("%w: %s/%s", ErrUnknownProvider, tenantID, providerID)
+	}
+	return p.refreshNow(ctx)
+}
+
+// Status reports one provider.
+func (r *Registry) Status(tenantID, providerID string) (Status, bool) {
+	p := (*r.impl.providers.Load())[providerKey{tenantID, providerID}]
+	if p == nil {
+		return Status{}, false
+	}
+	return p.status(), true
+}
+
+// Statuses reports every provider, sorted by tenant then provider.
+func (r *Registry) Statuses() []Status {
+	m := *r.impl.providers.Load()
+	out := make([]Status, 0, len(m))
+	for _, p := range m {
+		out = append(out, p.status())
+	}
+	slices.SortFunc(out, func(a, b Status) int {
+		return cmp.Or(cmp.Compare(a.TenantID, b.TenantID), cmp.Compare(a.ProviderID, b.ProviderID))
+	})
+	return out
+}
+
+// Close stops every provider's background work and waits for it to end.
+// Later lookups fail with ErrUnknownProvider; later registrations fail.
+func (r *Registry) Close() error {
+	im := &r.impl
+	im.mu.Lock()
+	if im.closed {
+		im.mu.Unlock()
+		return nil
+	}
+	im.closed = true
+	cur := *im.providers.Load()
+	empty := map[providerKey]*provider{}
+	im.providers.Store(&empty)
+	im.mu.Unlock()
+	im.cancel()
+	var wg sync.WaitGroup
+	for _, p := range cur {
+		wg.Go(p.close)
+	}
+	wg.Wait()
+	return nil
+}
+
+// cloneRegistration copies the slices, so a caller mutating its own
+// registration afterwards cannot change a provider behind the cache's back.
+func cloneRegistration(reg Registration) Registration {
+	reg.AllowedDomains = slices.Clone(reg.AllowedDomains)
+	reg.PinnedSPKI = slices.Clone(reg.PinnedSPKI)
+	return reg
+}
+
+// sameRegistration compares two registrations, treating nil and empty
+// slices alike (a reloaded YAML file may produce either).
+func sameRegistration(a, b Registration) bool {
+	norm := func(s []string) []string {
+		if len(s) == 0 {
+			return nil
+		}
+		return s
+	}
+	a.AllowedDomains, b.AllowedDomains = norm(a.AllowedDomains), norm(b.AllowedDomains)
+	a.PinnedSPKI, b.PinnedSPKI = norm(a.PinnedSPKI), norm(b.PinnedSPKI)
+	return reflect.DeepEqual(a, b)
+}

@@ -1,0 +1,147 @@
+package jwkscache_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+// failingFixture registers a provider whose server always answers 500.
+func failingFixture(t *testing.T, policy jwkscache.RetryPolicy) *fixture {
+	t.Helper()
+	srv := newJWKSServer(t, nil)
+	srv.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
+	})
+	f := newFixture(t, srv)
+	reg := f.registration(func(r *jwkscache.Registration) {
+		r.RetryPolicy = policy
+		r.PrefetchJitter = 0
+	})
+	if err := f.reg.Register(t.Context(), reg); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestRetry_AttemptsAndDelaysPerJitterStrategy(t *testing.T) {
+	const initial, maxBackoff = 100 * time.Millisecond, 800 * time.Millisecond
+	for _, tc := range []struct {
+		jitter jwkscache.Jitter
+		// bounds returns the allowed range of wait i given the previous wait.
+		bounds func(i int, prev time.Duration) (lo, hi time.Duration)
+	}{
+		{jwkscache.JitterNone, func(i int, _ time.Duration) (time.Duration, time.Duration) {
+			d := min(initial<<i, maxBackoff)
+			return d, d
+		}},
+		{jwkscache.JitterFull, func(i int, _ time.Duration) (time.Duration, time.Duration) {
+			return 0, min(initial<<i, maxBackoff)
+		}},
+		{jwkscache.JitterDecorrelated, func(_ int, prev time.Duration) (time.Duration, time.Duration) {
+			return initial, min(maxBackoff, 3*prev)
+		}},
+	} {
+		t.Run(string(tc.jitter), func(t *testing.T) {
+			f := failingFixture(t, jwkscache.RetryPolicy{
+				MaxRetries: 4, AttemptTimeout: time.Second, InitialBackoff: initial,
+				MaxBackoff: maxBackoff, Deadline: time.Minute, Jitter: tc.jitter,
+			})
+			ev, waits := f.drive(t, maxBackoff)
+			if ev.Result != "error" || ev.HTTPStatus != http.StatusInternalServerError || !strings.Contains(ev.Err.Error(), "5 attempts") {
+				t.Fatalf("outcome = %+v", ev)
+			}
+			if got := f.srv.hits.Load(); got != 5 {
+				t.Fatalf("server saw %d attempts, want 1 + max_retries = 5", got)
+			}
+			// (A full-jitter wait of exactly 0 needs no timer; its odds here are 1 in 10^8.)
+			if len(waits) != 4 {
+				t.Fatalf("waits = %v, want 4", waits)
+			}
+			prev := initial
+			for i, w := range waits {
+				lo, hi := tc.bounds(i, prev)
+				if w < lo || w > hi {
+					t.Errorf("wait %d = %v, want within [%v, %v]", i, w, lo, hi)
+				}
+				prev = w
+			}
+			if tc.jitter == jwkscache.JitterNone {
+				want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+				for i := range want {
+					if waits[i] != want[i] {
+						t.Fatalf("waits = %v, want %v", waits, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRetry_NoAttemptAfterDeadline(t *testing.T) {
+	// Waits of 100, 200 and 400 ms: the third would end past the 500 ms deadline.
+	f := failingFixture(t, jwkscache.RetryPolicy{
+		MaxRetries: 10, AttemptTimeout: 100 * time.Millisecond, InitialBackoff: 100 * time.Millisecond,
+		MaxBackoff: 400 * time.Millisecond, Deadline: 500 * time.Millisecond, Jitter: jwkscache.JitterNone,
+	})
+	ev, waits := f.drive(t, 400*time.Millisecond)
+	if got := f.srv.hits.Load(); got != 3 {
+		t.Fatalf("server saw %d attempts, want 3 (waits %v)", got, waits)
+	}
+	if ev.Err == nil || !strings.Contains(ev.Err.Error(), "retry deadline 500ms reached") {
+		t.Fatalf("outcome = %+v", ev)
+	}
+}
+
+func TestRetry_LookupsNeverWaitForRetries(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	f := newFixture(t, srv)
+	f.register(t, func(r *jwkscache.Registration) {
+		r.RetryPolicy.MaxRetries = 3
+		r.RetryPolicy.InitialBackoff = time.Second
+		r.RetryPolicy.MaxBackoff = time.Second
+		r.RetryPolicy.Jitter = jwkscache.JitterNone
+	})
+	srv.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
+	})
+	// An unknown kid triggers a refresh whose first attempt fails; the
+	// caller gets its answer while the refresh sits in backoff.
+	_, err := f.key("new", "ES256")
+	wantErr(t, err, jwkscache.ErrKeyNotFound)
+	if next := waitTimer(t, f); next != time.Second {
+		t.Fatalf("next timer in %v, want the 1s backoff", next)
+	}
+	if st := f.status(t); st.State != jwkscache.StateRefreshing {
+		t.Fatalf("state = %v, want Refreshing", st.State)
+	}
+	f.mustKey(t, "k1", k)
+	if ev, _ := f.drive(t, time.Second); ev.Result != "error" {
+		t.Fatalf("outcome = %+v", ev)
+	}
+	if got := f.srv.hits.Load(); got != 5 {
+		t.Fatalf("server saw %d requests, want 5", got)
+	}
+}
+
+// waitTimer waits until the fake clock has a pending timer and returns the
+// earliest one's delay.
+func waitTimer(t *testing.T, f *fixture) time.Duration {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		changed := f.clk.Changed()
+		if d, ok := f.clk.Next(); ok {
+			return d
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("no timer armed")
+		}
+	}
+}

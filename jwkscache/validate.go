@@ -1,0 +1,177 @@
+package jwkscache
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Validate checks every rule of the spec's table against the registry's
+// settings; the error joins one *FieldError per problem (errors.Join).
+func (r *Registry) Validate(reg Registration) error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if !validID(reg.TenantID, false) {
+		bad("tenant_id", "must be 1-64 ASCII letters, digits or '-', got %q", reg.TenantID)
+	}
+	if !validID(reg.ProviderID, true) {
+		bad("provider_id", "must be 1-64 ASCII letters, digits, '-' or '_', got %q", reg.ProviderID)
+	}
+	if !reg.RequireHTTPS && !r.impl.opts.InsecureAllowHTTP {
+		bad("require_https", "cannot be false: the registry requires HTTPS")
+	}
+	for i, d := range reg.AllowedDomains {
+		if reason := domainProblem(d); reason != "" {
+			bad(fmt.Sprintf("allowed_domains[%d]", i), "%s", reason)
+		}
+	}
+	u, err := url.Parse(reg.JWKSURL)
+	switch {
+	case err != nil:
+		bad("jwks_url", "not a URL: %v", err)
+	case !u.IsAbs() || u.Host == "" || u.Hostname() == "":
+		bad("jwks_url", "must be an absolute URL with a host, got %q", reg.JWKSURL)
+	case u.Scheme != "https" && u.Scheme != "http":
+		bad("jwks_url", "scheme %q is not https", u.Scheme)
+	case u.Scheme == "http" && (reg.RequireHTTPS || !r.impl.opts.InsecureAllowHTTP):
+		bad("jwks_url", "must use https")
+	default:
+		host := canonicalHost(u)
+		if len(reg.AllowedDomains) > 0 && !hostAllowed(host, reg.AllowedDomains) {
+			bad("jwks_url", "host %q is not inside allowed_domains", host)
+		}
+		if g := r.impl.opts.AllowedDomains; len(g) > 0 && !hostAllowed(host, g) {
+			bad("jwks_url", "host %q is not inside the registry's allowed domains", host)
+		}
+	}
+	if reg.RefreshEarly < time.Second {
+		bad("refresh_early", "must be at least 1s, got %s", reg.RefreshEarly)
+	} else if reg.RefreshEarly >= reg.MaxTTL {
+		bad("refresh_early", "must be less than max_ttl (%s), got %s", reg.MaxTTL, reg.RefreshEarly)
+	}
+	if reg.StaleWhileError < 0 {
+		bad("stale_while_error", "must not be negative, got %s", reg.StaleWhileError)
+	}
+	if reg.MinTTL < 30*time.Second {
+		bad("min_ttl", "must be at least 30s, got %s", reg.MinTTL)
+	}
+	if reg.MaxTTL < reg.MinTTL {
+		bad("max_ttl", "must be at least min_ttl (%s), got %s", reg.MinTTL, reg.MaxTTL)
+	}
+	if reg.MaxResponseBytes <= 0 {
+		bad("max_response_bytes", "must be positive, got %d", reg.MaxResponseBytes)
+	}
+	if reg.NegativeCacheTTL != 0 && reg.NegativeCacheTTL < time.Second {
+		bad("negative_cache_ttl", "must be 0 (off) or at least 1s, got %s", reg.NegativeCacheTTL)
+	}
+	if reg.MaxRedirects < 0 || reg.MaxRedirects > 10 {
+		bad("max_redirects", "must be between 0 and 10, got %d", reg.MaxRedirects)
+	}
+	for i, pin := range reg.PinnedSPKI {
+		if _, err := decodePin(pin); err != nil {
+			bad(fmt.Sprintf("pinned_spki[%d]", i), "%v", err)
+		}
+	}
+	if reg.PrefetchJitter < 0 {
+		bad("prefetch_jitter", "must not be negative, got %s", reg.PrefetchJitter)
+	}
+	if reg.UnknownKIDCooldown < time.Second {
+		bad("unknown_kid_cooldown", "must be at least 1s, got %s", reg.UnknownKIDCooldown)
+	}
+	rp := reg.RetryPolicy
+	if rp.MaxRetries < 0 || rp.MaxRetries > 10 {
+		bad("retry_policy.max_retries", "must be between 0 and 10, got %d", rp.MaxRetries)
+	}
+	if rp.AttemptTimeout < 100*time.Millisecond {
+		bad("retry_policy.attempt_timeout", "must be at least 100ms, got %s", rp.AttemptTimeout)
+	}
+	if rp.InitialBackoff <= 0 {
+		bad("retry_policy.initial_backoff", "must be positive, got %s", rp.InitialBackoff)
+	}
+	if rp.MaxBackoff < rp.InitialBackoff {
+		bad("retry_policy.max_backoff", "must be at least initial_backoff (%s), got %s", rp.InitialBackoff, rp.MaxBackoff)
+	}
+	if rp.Deadline < rp.AttemptTimeout {
+		bad("retry_policy.deadline", "must be at least attempt_timeout (%s), got %s", rp.AttemptTimeout, rp.Deadline)
+	}
+	switch rp.Jitter {
+	case JitterNone, JitterFull, JitterDecorrelated:
+	default:
+		bad("retry_policy.jitter", "must be none, full or decorrelated, got %q", rp.Jitter)
+	}
+	return errors.Join(errs...)
+}
+
+// validID checks a tenant_id (letters, digits, '-') or, with underscore, a
+// provider_id, 1-64 ASCII characters.
+func validID(s string, underscore bool) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case c == '_' && underscore:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// domainProblem explains why d is not a canonical host name (lowercase, no
+// trailing dot, no scheme, port or path), or returns "".
+func domainProblem(d string) string {
+	switch {
+	case d == "":
+		return "must not be empty"
+	case d != strings.ToLower(d):
+		return fmt.Sprintf("%q must be lowercase", d)
+	case strings.HasSuffix(d, "."):
+		return fmt.Sprintf("%q must not end with a dot", d)
+	}
+	if net.ParseIP(d) != nil {
+		return ""
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Sprintf("%q is not a host name", d)
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Sprintf("%q is not a host name", d)
+			}
+		}
+	}
+	return ""
+}
+
+// decodePin reads a SHA-256 SPKI fingerprint in standard base64 (the HPKP
+// pin-sha256 form, RFC 7469 §2.4) or hex.
+func decodePin(pin string) ([]byte, error) {
+	if b, err := hex.DecodeString(pin); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(pin); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%q is not a SHA-256 fingerprint (32 bytes, base64 or hex)", pin)
+}
+
+// decodePins decodes validated pins.
+func decodePins(pins []string) [][]byte {
+	var out [][]byte
+	for _, p := range pins {
+		if b, err := decodePin(p); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
