@@ -1,0 +1,193 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+// startGRPC serves srv over an in-process gRPC connection and returns the
+// go-control-plane Authorization client.
+func startGRPC(t *testing.T, srv *Server) authv3.AuthorizationClient {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, srv)
+	go gs.Serve(lis) //nolint:errcheck // ends with Stop
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
+
+func checkRequest(host, path string, headers, ext map[string]string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "envoy-id", Method: "GET", Host: host, Path: path, Headers: headers,
+		}},
+		ContextExtensions: ext,
+	}}
+}
+
+func overwrite(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func TestCheck_AllowOverGRPC(t *testing.T) {
+	f := newFixture(t)
+	client := startGRPC(t, f.srv)
+	tok := rs256(t, acmeClaims())
+	h := bearer(tok)
+	h["x-auth-email"] = "forged@evil.test"
+	h["x-auth-groups"] = "forged"
+	resp, err := client.Check(context.Background(), checkRequest("api.acme.test:443", "/orders?page=2", h, nil))
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+		t.Fatalf("status = %v, want OK", resp.GetStatus())
+	}
+	wantOK := &authv3.OkHttpResponse{
+		Headers: []*corev3.HeaderValueOption{
+			overwrite("x-auth-email", "a@acme.test"),
+			overwrite("x-auth-subject", "user-1"),
+		},
+		HeadersToRemove: []string{"x-auth-groups", "x-auth-level", "x-partner-subject"},
+	}
+	if diff := cmp.Diff(wantOK, resp.GetOkResponse(), protocmp.Transform()); diff != "" {
+		t.Errorf("OkHttpResponse (-want +got):\n%s", diff)
+	}
+	md := resp.GetDynamicMetadata().AsMap()
+	claims, _ := md["claims"].(map[string]any)
+	if md["tenant"] != "acme" || md["provider"] != "main" || claims["sub"] != "user-1" || claims["email"] != "a@acme.test" {
+		t.Errorf("dynamic metadata = %v", md)
+	}
+	if aud, _ := claims["aud"].([]any); len(aud) != 1 || aud[0] != "orders" {
+		t.Errorf("metadata claims.aud = %v", claims["aud"])
+	}
+}
+
+func TestCheck_DenialsOverGRPC(t *testing.T) {
+	f := newFixture(t)
+	f.keys.errs["globex/main"] = jwkscache.ErrUnavailable
+	client := startGRPC(t, f.srv)
+	k := keysOnce()
+	globexTok := sign(t, jwt.SigningMethodRS256, k.globex, "globex", jwt.MapClaims{"iss": "https://idp.globex.test/", "exp": 2e9}, nil)
+	expired := rs256(t, acmeClaims(func(c jwt.MapClaims) { c["exp"] = float64(testNow.Unix() - 3600) }))
+	tests := []struct {
+		name       string
+		req        *authv3.CheckRequest
+		wantCode   codes.Code
+		wantStatus int32
+		wantReason Reason
+		wantWWW    string
+	}{
+		{"expired", checkRequest("api.acme.test", "/", bearer(expired), nil), codes.Unauthenticated, 401, ReasonTokenExpired,
+			`Bearer realm="acme", error="invalid_token", error_description="the token has expired"`},
+		{"missing", checkRequest("api.acme.test", "/", nil, nil), codes.Unauthenticated, 401, ReasonTokenMissing, `Bearer realm="acme"`},
+		{"unknown tenant", checkRequest("nobody.test", "/", bearer(expired), nil), codes.PermissionDenied, 403, ReasonTenantUnknown, ""},
+		{"unknown tenant by extension", checkRequest("api.acme.test", "/", bearer(expired), map[string]string{"tenant": "x"}), codes.PermissionDenied, 403, ReasonTenantUnknown, ""},
+		{"keys unavailable", checkRequest("globex.test", "/", bearer(globexTok), nil), codes.Unavailable, 503, ReasonJWKSUnavailable, ""},
+		{"no attributes at all", &authv3.CheckRequest{}, codes.PermissionDenied, 403, ReasonTenantUnknown, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := client.Check(context.Background(), tt.req)
+			if err != nil {
+				t.Fatalf("Check returned a gRPC error: %v", err)
+			}
+			if got := codes.Code(resp.GetStatus().GetCode()); got != tt.wantCode {
+				t.Errorf("rpc status = %v, want %v", got, tt.wantCode)
+			}
+			den := resp.GetDeniedResponse()
+			if den == nil || resp.GetOkResponse() != nil {
+				t.Fatalf("want a DeniedHttpResponse, got %v", resp)
+			}
+			if int32(den.GetStatus().GetCode()) != tt.wantStatus {
+				t.Errorf("http status = %v, want %d", den.GetStatus().GetCode(), tt.wantStatus)
+			}
+			want := []*corev3.HeaderValueOption{overwrite("content-type", "application/json")}
+			if tt.wantWWW != "" {
+				want = append(want, overwrite("www-authenticate", tt.wantWWW))
+			}
+			if diff := cmp.Diff(want, den.GetHeaders(), protocmp.Transform()); diff != "" {
+				t.Errorf("headers (-want +got):\n%s", diff)
+			}
+			var body map[string]string
+			if err := json.Unmarshal([]byte(den.GetBody()), &body); err != nil {
+				t.Fatalf("body %q: %v", den.GetBody(), err)
+			}
+			if body["error"] != string(tt.wantReason) || body["error_description"] == "" {
+				t.Errorf("body = %v, want error %s", body, tt.wantReason)
+			}
+			if resp.GetDynamicMetadata() != nil {
+				t.Errorf("denial carries metadata %v", resp.GetDynamicMetadata())
+			}
+		})
+	}
+}
+
+func TestRequestFromEnvoy(t *testing.T) {
+	tok := "a.b.c"
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "envoy-id", Method: "POST", Path: "/p?q=1",
+			HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: ":authority", Value: "API.acme.test"},
+				{Key: "Authorization", RawValue: []byte("Bearer " + tok)},
+				{Key: "cookie", Value: "a=1"},
+				{Key: "cookie", Value: "b=2"},
+				{Key: "x-request-id", Value: "rid"},
+			}},
+		}},
+		ContextExtensions: map[string]string{"tenant": "acme"},
+	}}
+	got := RequestFromEnvoy(req)
+	want := &Request{
+		Host: "API.acme.test", Path: "/p?q=1", Method: "POST", RequestID: "rid",
+		Headers: map[string]string{
+			":authority": "API.acme.test", "authorization": "Bearer " + tok, "cookie": "a=1; b=2", "x-request-id": "rid",
+		},
+		ContextExtensions: map[string]string{"tenant": "acme"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Request (-want +got):\n%s", diff)
+	}
+	// Without x-request-id, Envoy's request id is used.
+	got = RequestFromEnvoy(checkRequest("h", "/", nil, nil))
+	if got.RequestID != "envoy-id" {
+		t.Errorf("RequestID = %q, want envoy-id", got.RequestID)
+	}
+}
+
+func TestToCheckResponse_MetadataWithoutClaims(t *testing.T) {
+	resp := ToCheckResponse(&Decision{Allowed: true, HTTPStatus: 200, Reason: ReasonOK, TenantID: "t", ProviderID: "p"})
+	want := &structpb.Struct{Fields: map[string]*structpb.Value{
+		"tenant": structpb.NewStringValue("t"), "provider": structpb.NewStringValue("p"),
+	}}
+	if diff := cmp.Diff(want, resp.GetDynamicMetadata(), protocmp.Transform()); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+}

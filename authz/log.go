@@ -1,0 +1,38 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// logDecision logs d: denials at Info, allows at Debug. The token and the
+// query (which may carry it) are never logged; err is an internal cause
+// built from fixed texts and library errors, never from the token.
+func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err error, elapsed time.Duration) {
+	level := slog.LevelInfo
+	if d.Allowed {
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("tenant", d.TenantID),
+		slog.String("provider", d.ProviderID),
+		slog.String("reason", string(d.Reason)),
+		slog.Int("status", d.HTTPStatus),
+		slog.Duration("latency", elapsed),
+		slog.String("request_id", r.RequestID),
+		slog.String("method", r.Method),
+		slog.String("path", pathOnly(r.Path)),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	msg := "denied"
+	if d.Allowed {
+		msg = "allowed"
+	}
+	s.log.LogAttrs(ctx, level, msg, attrs...)
+}

@@ -1,0 +1,258 @@
+package tenants
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// SourceKind says where a token is carried.
+type SourceKind int
+
+// The token carriers.
+const (
+	SourceHeader SourceKind = iota // a request header, after ValuePrefix
+	SourceCookie                   // a cookie of the Cookie header
+	SourceParam                    // a query parameter
+)
+
+// TokenSource is one place a token may be found.
+type TokenSource struct {
+	Kind   SourceKind
+	Name   string // header name (lowercase), cookie name or query parameter
+	Prefix string // headers only: required prefix, compared case-insensitively
+}
+
+// ClaimHeader maps one claim to the request header it fills.
+type ClaimHeader struct {
+	Claim  string
+	Header string // lowercase
+}
+
+// ProviderRules are one provider's compiled settings. They are read-only.
+type ProviderRules struct {
+	TenantID   string
+	ID         string
+	Issuer     string
+	JWKSURL    string
+	Algorithms []string // as configured
+	Audiences  []string // any-of; empty means "not checked"
+	ClockSkew  time.Duration
+	// Sources in order: from_headers, then from_cookies, then from_params.
+	Sources []TokenSource
+	// ClaimHeaders sorted by header name, for deterministic output.
+	ClaimHeaders []ClaimHeader
+
+	algs map[string]struct{}
+}
+
+// AllowsAlg reports whether alg is one of the provider's algorithms.
+func (p *ProviderRules) AllowsAlg(alg string) bool {
+	_, ok := p.algs[alg]
+	return ok
+}
+
+// TenantRules are one tenant's compiled settings. They are read-only.
+type TenantRules struct {
+	ID        string
+	Hosts     []string         // normalised patterns
+	Providers []*ProviderRules // config order
+	// Sources is the union of the providers' token sources, in provider
+	// order: the provider is chosen by the token's iss, so the token must be
+	// found before the provider is known.
+	Sources []TokenSource
+	// ClaimHeaders is the sorted union of every header a provider of the
+	// tenant maps a claim to: any of them the verified token does not fill
+	// is removed from the request, so a client cannot forge it.
+	ClaimHeaders []string
+
+	byID     map[string]*ProviderRules
+	byIssuer map[string]*ProviderRules
+}
+
+// Provider returns the provider with that id.
+func (t *TenantRules) Provider(id string) (*ProviderRules, bool) {
+	p, ok := t.byID[id]
+	return p, ok
+}
+
+// ProviderByIssuer returns the provider whose issuer equals iss exactly
+// (RFC 7519 §4.1.1: a case-sensitive string comparison).
+func (t *TenantRules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
+	p, ok := t.byIssuer[iss]
+	return p, ok
+}
+
+// Set is an immutable, lock-free lookup structure built from a valid Config:
+// tenants by id and by host, and their providers. It is safe for concurrent
+// use; a reload builds a new Set and swaps it in.
+type Set struct {
+	tenants      []*TenantRules
+	byID         map[string]*TenantRules
+	exact        map[string]*TenantRules
+	wildcard     map[string]*TenantRules // key: ".acme.test" for "*.acme.test"
+	tenantHeader string
+	limits       Limits
+}
+
+// NewSet compiles c, which must be valid: NewSet re-runs c.Validate(nil) and
+// fails rather than build a Set from a config with problems.
+func NewSet(c *Config) (*Set, error) {
+	if err := c.Validate(nil); err != nil {
+		return nil, fmt.Errorf("tenants: invalid config: %w", err)
+	}
+	s := &Set{
+		byID:         make(map[string]*TenantRules, len(c.Tenants)),
+		exact:        map[string]*TenantRules{},
+		wildcard:     map[string]*TenantRules{},
+		tenantHeader: strings.ToLower(c.TenantHeader),
+		limits:       c.Limits,
+	}
+	for _, t := range c.Tenants {
+		tr := &TenantRules{
+			ID:       t.ID,
+			byID:     map[string]*ProviderRules{},
+			byIssuer: map[string]*ProviderRules{},
+		}
+		for _, h := range t.Hosts {
+			n, _ := normalizePattern(h) // valid: checked by Validate
+			tr.Hosts = append(tr.Hosts, n)
+			if suffix, ok := strings.CutPrefix(n, "*"); ok {
+				s.wildcard[suffix] = tr
+			} else {
+				s.exact[n] = tr
+			}
+		}
+		seenSource := map[TokenSource]bool{}
+		claimHeaders := map[string]bool{}
+		for _, p := range t.Providers {
+			pr := compileProvider(t.ID, p)
+			tr.Providers = append(tr.Providers, pr)
+			tr.byID[pr.ID] = pr
+			tr.byIssuer[pr.Issuer] = pr
+			for _, src := range pr.Sources {
+				if !seenSource[src] {
+					seenSource[src] = true
+					tr.Sources = append(tr.Sources, src)
+				}
+			}
+			for _, ch := range pr.ClaimHeaders {
+				claimHeaders[ch.Header] = true
+			}
+		}
+		for h := range claimHeaders {
+			tr.ClaimHeaders = append(tr.ClaimHeaders, h)
+		}
+		sort.Strings(tr.ClaimHeaders)
+		s.tenants = append(s.tenants, tr)
+		s.byID[tr.ID] = tr
+	}
+	return s, nil
+}
+
+func compileProvider(tenantID string, p Provider) *ProviderRules {
+	pr := &ProviderRules{
+		TenantID:   tenantID,
+		ID:         p.ID,
+		Issuer:     p.Issuer,
+		JWKSURL:    p.JWKSURL,
+		Algorithms: append([]string(nil), p.Algorithms...),
+		Audiences:  append([]string(nil), p.Audiences...),
+		algs:       map[string]struct{}{},
+	}
+	if len(pr.Algorithms) == 0 {
+		pr.Algorithms = []string{DefaultAlgorithm}
+	}
+	for _, a := range pr.Algorithms {
+		pr.algs[a] = struct{}{}
+	}
+	pr.ClockSkew = DefaultClockSkew
+	if p.ClockSkew != nil {
+		pr.ClockSkew = time.Duration(*p.ClockSkew)
+	}
+	for _, h := range p.FromHeaders {
+		pr.Sources = append(pr.Sources, TokenSource{Kind: SourceHeader, Name: strings.ToLower(h.Name), Prefix: h.ValuePrefix})
+	}
+	for _, c := range p.FromCookies {
+		pr.Sources = append(pr.Sources, TokenSource{Kind: SourceCookie, Name: c})
+	}
+	for _, q := range p.FromParams {
+		pr.Sources = append(pr.Sources, TokenSource{Kind: SourceParam, Name: q})
+	}
+	if len(pr.Sources) == 0 {
+		pr.Sources = []TokenSource{{Kind: SourceHeader, Name: "authorization", Prefix: "Bearer "}}
+	}
+	for claim, h := range p.ClaimsToHeaders {
+		pr.ClaimHeaders = append(pr.ClaimHeaders, ClaimHeader{Claim: claim, Header: strings.ToLower(h)})
+	}
+	sort.Slice(pr.ClaimHeaders, func(i, j int) bool { return pr.ClaimHeaders[i].Header < pr.ClaimHeaders[j].Header })
+	return pr
+}
+
+// Tenants returns every tenant in config order.
+func (s *Set) Tenants() []*TenantRules { return s.tenants }
+
+// Tenant returns the tenant with that id (exact, case-sensitive).
+func (s *Set) Tenant(id string) (*TenantRules, bool) {
+	t, ok := s.byID[id]
+	return t, ok
+}
+
+// TenantHeader returns the configured tenant header name (lowercase), or ""
+// when selection by header is off.
+func (s *Set) TenantHeader() string { return s.tenantHeader }
+
+// Limits returns the request limits.
+func (s *Set) Limits() Limits { return s.limits }
+
+// TenantForHost returns the tenant whose host pattern matches host most
+// specifically. host is normalised first (see NormalizeHost). An exact
+// pattern beats any wildcard; among wildcards the longest suffix wins.
+// "*.acme.test" matches every name below acme.test at any depth
+// ("x.acme.test", "a.b.acme.test"), like Envoy's virtual_hosts domains, but
+// never "acme.test" itself.
+func (s *Set) TenantForHost(host string) (*TenantRules, bool) {
+	h := NormalizeHost(host)
+	if h == "" {
+		return nil, false
+	}
+	if t, ok := s.exact[h]; ok {
+		return t, true
+	}
+	if len(s.wildcard) == 0 {
+		return nil, false
+	}
+	// Walk suffixes from the longest (".b.acme.test" for "a.b.acme.test")
+	// to the shortest; the first hit is the most specific. The suffix must
+	// leave a non-empty label in front of it.
+	for i := 1; i < len(h); i++ {
+		if h[i] == '.' {
+			if t, ok := s.wildcard[h[i:]]; ok {
+				return t, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// NormalizeHost returns the host of an HTTP Host/:authority value as it is
+// matched: port stripped (including "[v6]:port"), lowercase, without a
+// trailing dot.
+func NormalizeHost(host string) string {
+	switch {
+	case strings.HasPrefix(host, "["):
+		if end := strings.IndexByte(host, ']'); end > 0 {
+			host = host[1:end]
+		}
+	case strings.Count(host, ":") == 1:
+		host = host[:strings.IndexByte(host, ':')]
+	}
+	host = strings.TrimSuffix(host, ".")
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(host)
+		}
+	}
+	return host
+}

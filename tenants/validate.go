@@ -1,0 +1,399 @@
+package tenants
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+// PathError is one configuration problem, located by its YAML path
+// ("tenants[1].providers[0].jwks_url").
+type PathError struct {
+	Path   string
+	Reason string
+}
+
+// Error implements error as "path: reason".
+func (e *PathError) Error() string { return e.Path + ": " + e.Reason }
+
+// RegistrationCheck validates one provider's layered cache registration and
+// returns nil or errors.Join of *jwkscache.FieldError. The service passes
+// (*jwkscache.Registry).Validate of the registry it will register into.
+type RegistrationCheck func(jwkscache.Registration) error
+
+var (
+	tenantIDRe   = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	providerIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// hostLabelRe is one DNS label; '_' is tolerated because real internal
+	// names use it and Envoy does not reject it in :authority.
+	hostLabelRe = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
+)
+
+// allowedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037) a
+// JWKS-backed provider may list: public-key algorithms only.
+var allowedAlgorithms = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"EdDSA": true,
+}
+
+// reservedHeaders may not carry claims: hop-by-hop headers (RFC 9110
+// §7.6.1), headers that frame or route the request, and the credentials
+// themselves.
+var reservedHeaders = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-authenticate": true,
+	"proxy-authorization": true, "proxy-connection": true, "te": true, "trailer": true,
+	"trailers": true, "transfer-encoding": true, "upgrade": true,
+	"host": true, "authorization": true, "content-length": true, "content-type": true,
+	"content-encoding": true, "cookie": true, "set-cookie": true, "expect": true,
+	"x-request-id": true, "x-forwarded-for": true, "x-forwarded-proto": true,
+	"x-forwarded-host": true, "x-envoy-original-path": true, "www-authenticate": true,
+}
+
+// Validate checks every value and reports every problem, each a *PathError
+// naming its YAML path, errors.Join-ed (nil when the config is valid).
+// check validates each provider's layered cache registration (see
+// Registration); pass (*jwkscache.Registry).Validate. A nil check skips the
+// cache settings. Cache-setting problems are reported at the provider's path
+// when the provider sets the field, and once at "jwks." when only the jwks
+// block does.
+func (c *Config) Validate(check RegistrationCheck) error {
+	v := &validator{}
+	c.validateGlobal(v)
+	if len(c.Tenants) == 0 {
+		v.add("tenants", "at least one tenant is required")
+	}
+	tenantIDs := map[string]int{}
+	hostOwner := map[string]string{} // normalised host pattern → path of first use
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		tp := fmt.Sprintf("tenants[%d]", i)
+		switch {
+		case !tenantIDRe.MatchString(t.ID):
+			v.add(tp+".id", fmt.Sprintf("%q must be 1-64 characters of A-Z, a-z, 0-9 and '-'", t.ID))
+		default:
+			if j, dup := tenantIDs[t.ID]; dup {
+				v.add(tp+".id", fmt.Sprintf("duplicate tenant id %q (also tenants[%d])", t.ID, j))
+			} else {
+				tenantIDs[t.ID] = i
+			}
+		}
+		for j, h := range t.Hosts {
+			hp := fmt.Sprintf("%s.hosts[%d]", tp, j)
+			n, err := normalizePattern(h)
+			if err != nil {
+				v.add(hp, err.Error())
+				continue
+			}
+			if first, dup := hostOwner[n]; dup {
+				v.add(hp, fmt.Sprintf("host %q already used at %s", n, first))
+				continue
+			}
+			hostOwner[n] = hp
+		}
+		if len(t.Providers) == 0 {
+			v.add(tp+".providers", "at least one provider is required")
+		}
+		providerIDs := map[string]int{}
+		issuers := map[string]int{}
+		for j := range t.Providers {
+			p := &t.Providers[j]
+			pp := fmt.Sprintf("%s.providers[%d]", tp, j)
+			if !providerIDRe.MatchString(p.ID) {
+				v.add(pp+".id", fmt.Sprintf("%q must be 1-64 characters of A-Z, a-z, 0-9, '-' and '_'", p.ID))
+			} else if k, dup := providerIDs[p.ID]; dup {
+				v.add(pp+".id", fmt.Sprintf("duplicate provider id %q (also providers[%d])", p.ID, k))
+			} else {
+				providerIDs[p.ID] = j
+			}
+			switch {
+			case p.Issuer == "":
+				v.add(pp+".issuer", "required")
+			default:
+				if k, dup := issuers[p.Issuer]; dup {
+					v.add(pp+".issuer", fmt.Sprintf("issuer %q already used by providers[%d] of this tenant", p.Issuer, k))
+				} else {
+					issuers[p.Issuer] = j
+				}
+			}
+			if p.JWKSURL == "" {
+				v.add(pp+".jwks_url", "required")
+			}
+			c.validateProvider(v, pp, p)
+			if check != nil && p.JWKSURL != "" {
+				c.validateCache(v, pp, t.ID, p, check)
+			}
+		}
+	}
+	return v.err()
+}
+
+func (c *Config) validateGlobal(v *validator) {
+	if err := checkAddr(c.Listen.GRPC, false); err != nil {
+		v.add("listen.grpc", err.Error())
+	}
+	if err := checkAddr(c.Listen.Admin, true); err != nil {
+		v.add("listen.admin", err.Error())
+	}
+	if err := checkAddr(c.Listen.HTTP, true); err != nil {
+		v.add("listen.http", err.Error())
+	}
+	if c.TenantHeader != "" {
+		if err := checkHeaderName(c.TenantHeader); err != nil {
+			v.add("tenant_header", err.Error())
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", fmt.Sprintf("%q must be one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		v.add("log.format", fmt.Sprintf("%q must be json or text", c.Log.Format))
+	}
+	if n := c.Limits.MaxTokenBytes; n < 256 || n > 1<<20 {
+		v.add("limits.max_token_bytes", fmt.Sprintf("%d must be between 256 and 1048576", n))
+	}
+	if n := c.Limits.MaxHeaderValueBytes; n < 16 || n > 64<<10 {
+		v.add("limits.max_header_value_bytes", fmt.Sprintf("%d must be between 16 and 65536", n))
+	}
+	if d := time.Duration(c.Limits.ColdWait); d < 0 || d > time.Minute {
+		v.add("limits.cold_wait", fmt.Sprintf("%s must be between 0s and 1m", d))
+	}
+	if c.JWKS.MaxConcurrentFetches < 1 {
+		v.add("jwks.max_concurrent_fetches", "must be at least 1")
+	}
+	if c.JWKS.CAFile != "" {
+		if _, err := os.Stat(c.JWKS.CAFile); err != nil {
+			v.add("jwks.ca_file", fmt.Sprintf("cannot read %q: %v", c.JWKS.CAFile, errors.Unwrap(err)))
+		}
+	}
+	if r := c.JWKS.Redis; r != nil {
+		u, err := url.Parse(r.URL)
+		switch {
+		case r.URL == "":
+			v.add("jwks.redis.url", "required when redis is set")
+		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
+			v.add("jwks.redis.url", "must be a redis:// or rediss:// URL with a host")
+		}
+	}
+}
+
+func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
+	for k, a := range p.Audiences {
+		if a == "" {
+			v.add(fmt.Sprintf("%s.audiences[%d]", pp, k), "must not be empty")
+		}
+	}
+	for k, a := range p.Algorithms {
+		ap := fmt.Sprintf("%s.algorithms[%d]", pp, k)
+		switch {
+		case allowedAlgorithms[a]:
+		case strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS"):
+			// RFC 8725 §3.1/§3.2: no "none", and no shared secrets for keys
+			// that come from a public JWKS.
+			v.add(ap, fmt.Sprintf("%q is never allowed for a JWKS-backed provider", a))
+		default:
+			v.add(ap, fmt.Sprintf("unknown algorithm %q (want RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", a))
+		}
+	}
+	if p.ClockSkew != nil {
+		if d := time.Duration(*p.ClockSkew); d < 0 || d > 10*time.Minute {
+			v.add(pp+".clock_skew", fmt.Sprintf("%s must be between 0s and 10m", d))
+		}
+	}
+	sourceHeaders := map[string]bool{}
+	for k, h := range p.FromHeaders {
+		hp := fmt.Sprintf("%s.from_headers[%d]", pp, k)
+		if err := checkHeaderName(h.Name); err != nil {
+			v.add(hp+".name", err.Error())
+		} else {
+			sourceHeaders[strings.ToLower(h.Name)] = true
+		}
+		for _, r := range h.ValuePrefix {
+			if r < 0x20 || r > 0x7e {
+				v.add(hp+".value_prefix", "must be printable ASCII")
+				break
+			}
+		}
+	}
+	for k, name := range p.FromCookies {
+		if !isToken(name) {
+			v.add(fmt.Sprintf("%s.from_cookies[%d]", pp, k), fmt.Sprintf("%q is not a valid cookie name", name))
+		}
+	}
+	for k, name := range p.FromParams {
+		if name == "" || strings.ContainsAny(name, "&=#?; \t\r\n") {
+			v.add(fmt.Sprintf("%s.from_params[%d]", pp, k), fmt.Sprintf("%q is not a valid query parameter name", name))
+		}
+	}
+	claims := make([]string, 0, len(p.ClaimsToHeaders))
+	for claim := range p.ClaimsToHeaders {
+		claims = append(claims, claim)
+	}
+	sort.Strings(claims)
+	headerClaim := map[string]string{}
+	for _, claim := range claims {
+		h := p.ClaimsToHeaders[claim]
+		cp := fmt.Sprintf("%s.claims_to_headers.%s", pp, claim)
+		if claim == "" {
+			v.add(cp, "claim name must not be empty")
+			continue
+		}
+		if err := checkHeaderName(h); err != nil {
+			v.add(cp, err.Error())
+			continue
+		}
+		lh := strings.ToLower(h)
+		switch {
+		case reservedHeaders[lh]:
+			v.add(cp, fmt.Sprintf("header %q is reserved (hop-by-hop, framing or credentials)", h))
+		case strings.HasPrefix(lh, "x-envoy-"):
+			v.add(cp, fmt.Sprintf("header %q is reserved for Envoy", h))
+		case sourceHeaders[lh]:
+			v.add(cp, fmt.Sprintf("header %q carries the token (from_headers)", h))
+		case lh == strings.ToLower(c.TenantHeader):
+			v.add(cp, fmt.Sprintf("header %q is the tenant_header", h))
+		default:
+			if other, dup := headerClaim[lh]; dup {
+				v.add(cp, fmt.Sprintf("header %q already set from claim %q", h, other))
+			}
+			headerClaim[lh] = claim
+		}
+	}
+}
+
+// validateCache runs check on the provider's layered registration and
+// attributes each problem to the block that set the value.
+func (c *Config) validateCache(v *validator, pp, tenantID string, p *Provider, check RegistrationCheck) {
+	err := check(c.Registration(tenantID, *p))
+	for _, e := range flatten(err) {
+		var fe *jwkscache.FieldError
+		if !errors.As(e, &fe) {
+			v.add(pp, e.Error())
+			continue
+		}
+		switch {
+		case fe.Field == "tenant_id" || fe.Field == "provider_id":
+			// reported above with the config's own rules
+		case !p.CacheSettings.sets(fe.Field) && c.JWKS.CacheSettings.sets(fe.Field):
+			v.addOnce("jwks."+fe.Field, fe.Reason)
+		default:
+			v.add(pp+"."+fe.Field, fe.Reason)
+		}
+	}
+}
+
+// flatten returns the leaves of an errors.Join tree.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+type validator struct {
+	errs []error
+	seen map[string]bool
+}
+
+func (v *validator) add(path, reason string) {
+	v.errs = append(v.errs, &PathError{Path: path, Reason: reason})
+}
+
+func (v *validator) addOnce(path, reason string) {
+	key := path + "\x00" + reason
+	if v.seen[key] {
+		return
+	}
+	if v.seen == nil {
+		v.seen = map[string]bool{}
+	}
+	v.seen[key] = true
+	v.add(path, reason)
+}
+
+func (v *validator) err() error { return errors.Join(v.errs...) }
+
+func checkAddr(addr string, optional bool) error {
+	if addr == "" {
+		if optional {
+			return nil
+		}
+		return errors.New("required")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}
+
+// checkHeaderName accepts an HTTP field name (RFC 9110 §5.1: a token).
+// Pseudo-headers (":authority") are not tokens and so are refused.
+func checkHeaderName(name string) error {
+	if !isToken(name) {
+		return fmt.Errorf("%q is not a valid header name", name)
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token.
+func isToken(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// normalizePattern checks a host pattern ("api.acme.test" or "*.acme.test")
+// and returns it lowercase without a trailing dot.
+func normalizePattern(h string) (string, error) {
+	n := strings.TrimSuffix(strings.ToLower(h), ".")
+	name, wild := strings.CutPrefix(n, "*.")
+	switch {
+	case n == "":
+		return "", errors.New("host must not be empty")
+	case strings.ContainsAny(n, ":[]"):
+		return "", fmt.Errorf("host %q must not carry a port (ports are stripped before matching)", h)
+	case strings.Contains(name, "*"):
+		return "", fmt.Errorf("host %q: only a leading \"*.\" wildcard is supported", h)
+	case len(name) > 253:
+		return "", fmt.Errorf("host %q is longer than 253 characters", h)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if !hostLabelRe.MatchString(label) {
+			return "", fmt.Errorf("host %q is not a valid host name", h)
+		}
+	}
+	if wild {
+		return "*." + name, nil
+	}
+	return name, nil
+}
