@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,7 @@ func TestDecide_ClaimHeaders(t *testing.T) {
 		{"x-auth-groups", "admins,dev"},
 		{"x-auth-level", "3"},
 		{"x-auth-subject", "user-1"},
+		{"x-tenant-id", "acme"}, // the fixture's tenant_header names the tenant decided
 	}
 	if diff := cmp.Diff(want, d.Headers); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
@@ -502,5 +504,43 @@ func TestDecide_WrongSourceNeverReachesTheKeySource(t *testing.T) {
 	f.srv.Decide(context.Background(), &Request{Host: "api.acme.test", Path: "/?access_token=" + rs256(t, acmeClaims())})
 	if f.keys.hits != 0 {
 		t.Errorf("key source called %d times for a token in the wrong source", f.keys.hits)
+	}
+}
+
+func TestDecide_TenantHeaderNamesTheDecidedTenant(t *testing.T) {
+	f := newFixture(t) // tenant_header: x-tenant-id
+	tok := rs256(t, acmeClaims())
+	for _, tc := range []struct {
+		name string
+		ext  map[string]string
+		sent string // the x-tenant-id the client sent ("" = none)
+	}{
+		{"route says acme, client says globex", map[string]string{"tenant": "acme"}, "globex"},
+		{"empty header, tenant from the host", nil, ""},
+		{"header agrees", nil, "acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := acmeRequest(tok)
+			r.ContextExtensions = tc.ext
+			if tc.sent != "" {
+				r.Headers["x-tenant-id"] = tc.sent
+			}
+			d := f.srv.Decide(context.Background(), r)
+			if !d.Allowed || d.TenantID != "acme" {
+				t.Fatalf("decision = %s for tenant %q, want an allow for acme", d.Reason, d.TenantID)
+			}
+			var got []string
+			for _, h := range d.Headers {
+				if h.Name == "x-tenant-id" {
+					got = append(got, h.Value)
+				}
+			}
+			if len(got) != 1 || got[0] != "acme" {
+				t.Fatalf("x-tenant-id set to %q, want exactly acme (upstream must not see the client's %q)", got, tc.sent)
+			}
+			if !slices.IsSortedFunc(d.Headers, func(a, b Header) int { return strings.Compare(a.Name, b.Name) }) {
+				t.Fatalf("headers not sorted: %v", d.Headers)
+			}
+		})
 	}
 }

@@ -63,7 +63,11 @@
 // characters are removed and values are cut to limits.max_header_value_bytes
 // at a UTF-8 boundary. Every header that any provider of the tenant maps a
 // claim to and that this token did not fill is removed from the request, so
-// a client cannot forge it.
+// a client cannot forge it. When the config names a tenant_header, an allow
+// also sets that header to the tenant the decision was made for, so the
+// upstream never sees a tenant the client made up (a route's
+// context_extensions or the host can decide the tenant while the client
+// sends another, or an empty, header).
 //
 // Decisions are logged with log/slog (tenant, provider, reason, status,
 // latency, request_id, method, path without its query); denials at Info,

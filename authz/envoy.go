@@ -19,8 +19,9 @@ var _ authv3.AuthorizationServer = (*Server)(nil)
 // never returns an error: Envoy would apply status_on_error or
 // failure_mode_allow to it instead of our answer.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r := RequestFromEnvoy(req)
-	d := s.Decide(ctx, r)
+	var r Request // on the stack: Decide does not keep it
+	fillFromEnvoy(&r, req)
+	d := s.Decide(ctx, &r)
 	return ToCheckResponse(&d), nil
 }
 
@@ -29,9 +30,16 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // header_map when Envoy sends raw headers), path, method, x-request-id and
 // the route's context_extensions.
 func RequestFromEnvoy(req *authv3.CheckRequest) *Request {
+	r := new(Request)
+	fillFromEnvoy(r, req)
+	return r
+}
+
+// fillFromEnvoy is RequestFromEnvoy into a Request the caller owns.
+func fillFromEnvoy(r *Request, req *authv3.CheckRequest) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
-	r := &Request{
+	*r = Request{
 		Host:              h.GetHost(),
 		Path:              h.GetPath(),
 		Method:            h.GetMethod(),
@@ -63,7 +71,6 @@ func RequestFromEnvoy(req *authv3.CheckRequest) *Request {
 	if r.RequestID == "" {
 		r.RequestID = h.GetId()
 	}
-	return r
 }
 
 // ToCheckResponse maps a Decision to Envoy's CheckResponse: OkHttpResponse
@@ -76,6 +83,9 @@ func RequestFromEnvoy(req *authv3.CheckRequest) *Request {
 func ToCheckResponse(d *Decision) *authv3.CheckResponse {
 	if d.Allowed {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders}
+		if len(d.Headers) > 0 {
+			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Headers))
+		}
 		for _, h := range d.Headers {
 			ok.Headers = append(ok.Headers, headerOption(h.Name, h.Value))
 		}

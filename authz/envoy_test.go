@@ -73,6 +73,7 @@ func TestCheck_AllowOverGRPC(t *testing.T) {
 		Headers: []*corev3.HeaderValueOption{
 			overwrite("x-auth-email", "a@acme.test"),
 			overwrite("x-auth-subject", "user-1"),
+			overwrite("x-tenant-id", "acme"), // the fixture's tenant_header
 		},
 		HeadersToRemove: []string{"x-auth-groups", "x-auth-level", "x-partner-subject"},
 	}

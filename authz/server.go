@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -154,7 +155,10 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 	elapsed := time.Since(start)
 	s.logDecision(ctx, r, &d, err, elapsed)
 	if s.observer != nil {
-		s.observer.CheckDone(&d, elapsed)
+		// The observer gets a copy, so that only the copy escapes to the
+		// heap: without an observer, d stays on the stack.
+		od := d
+		s.observer.CheckDone(&od, elapsed)
 	}
 	return d
 }
@@ -199,7 +203,24 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 		Claims:     claims,
 	}
 	d.Headers, d.RemoveHeaders = claimHeaders(t, p, claims, limits.MaxHeaderValueBytes)
+	if h := st.set.TenantHeader(); h != "" {
+		// The upstream reads the tenant from this header: it must name the
+		// tenant this decision was made for, not what the client sent
+		// (context_extensions and the host take precedence over an empty
+		// header, or over any header when set by the route).
+		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
+	}
 	return d, nil
+}
+
+// withHeader inserts h into hs, which is sorted by name, keeping the order.
+// h's name is never a claim header (tenants.Config.Validate refuses that).
+func withHeader(hs []Header, h Header) []Header {
+	i := 0
+	for i < len(hs) && hs[i].Name < h.Name {
+		i++
+	}
+	return slices.Insert(hs, i, h)
 }
 
 func providerID(p *tenants.ProviderRules) string {

@@ -89,9 +89,9 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 	// jwk and x5c are never looked at (RFC 8725 §3.10).
 	kctx := ctx
 	if coldWait > 0 {
-		var cancel context.CancelFunc
-		kctx, cancel = context.WithTimeout(ctx, coldWait)
-		defer cancel()
+		cw := newColdWait(ctx, coldWait)
+		defer cw.stop()
+		kctx = cw
 	}
 	key, err := s.keys.Key(kctx, t.ID, p.ID, kid, alg)
 	switch {

@@ -11,7 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,6 +24,9 @@ type fetchResult struct {
 	ttl          time.Duration
 	etag         string
 	lastModified string
+	// cacheHeader holds the response's freshness fields (merged into the
+	// stored ones for a 304), to be kept with the key set.
+	cacheHeader http.Header
 }
 
 // fetcher performs the HTTP side of one provider's refreshes.
@@ -39,7 +42,11 @@ type fetcher struct {
 
 // fetch makes one conditional GET (RFC 9110 §13.1.1–13.1.3): the stored
 // ETag and Last-Modified let the server answer 304 Not Modified.
-func (f *fetcher) fetch(ctx context.Context, now time.Time, etag, lastModified string) (fetchResult, error) {
+//
+// stored are the freshness fields kept from the response that produced the
+// current set: a 304 that omits Cache-Control or Expires keeps them (RFC 9111
+// §4.3.4), rather than falling back to min_ttl.
+func (f *fetcher) fetch(ctx context.Context, now time.Time, etag, lastModified string, stored http.Header) (fetchResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
 	if err != nil {
 		return fetchResult{}, err
@@ -86,50 +93,138 @@ func (f *fetcher) fetch(ctx context.Context, now time.Time, etag, lastModified s
 		}
 		res.body = bytes.Clone(body)
 	}
-	res.etag = resp.Header.Get("ETag")
-	res.lastModified = resp.Header.Get("Last-Modified")
-	res.ttl = freshness(resp.Header, now, f.minTTL, f.maxTTL)
+	res.etag, res.lastModified = validators(resp.Header)
+	if !res.notModified {
+		stored = nil
+	}
+	res.cacheHeader = mergeFreshness(stored, resp.Header)
+	eval := res.cacheHeader
+	if age := resp.Header.Values("Age"); len(age) > 0 {
+		// Age describes this response only; it is not stored.
+		eval = eval.Clone()
+		eval["Age"] = age
+	}
+	res.ttl = freshness(eval, now, f.minTTL, f.maxTTL)
 	return res, nil
 }
 
-// freshness computes how long a response stays fresh (RFC 9111 §4.2.1):
-// Cache-Control max-age minus Age, else Expires minus Date, clamped to
+// maxValidatorBytes bounds a validator kept for the next conditional request.
+const maxValidatorBytes = 1024
+
+// validators returns the ETag and Last-Modified to send back next time
+// (RFC 9110 §13.1.1, §13.1.3). They go back to the server verbatim, and
+// servers cap request header sizes at a few KiB: an oversized validator
+// would make every later refresh fail while the identity provider is
+// healthy, so it is dropped and the next fetch is unconditional. A
+// Last-Modified that is not an HTTP-date would be ignored by the server
+// (§13.1.3), so it is not kept either.
+func validators(h http.Header) (etag, lastModified string) {
+	etag, lastModified = h.Get("ETag"), h.Get("Last-Modified")
+	if len(etag) > maxValidatorBytes {
+		etag = ""
+	}
+	if _, err := http.ParseTime(lastModified); err != nil || len(lastModified) > maxValidatorBytes {
+		lastModified = ""
+	}
+	return etag, lastModified
+}
+
+// freshnessFields are the stored response fields freshness reads, which a
+// 304 updates field by field (RFC 9111 §4.3.4).
+var freshnessFields = [...]string{"Cache-Control", "Expires", "Date"}
+
+// mergeFreshness returns the freshness fields of resp, each taken from
+// stored when resp does not carry it.
+func mergeFreshness(stored, resp http.Header) http.Header {
+	h := make(http.Header, len(freshnessFields))
+	for _, name := range freshnessFields {
+		if vs := resp.Values(name); len(vs) > 0 {
+			h[name] = slices.Clone(vs)
+		} else if vs := stored.Values(name); len(vs) > 0 {
+			h[name] = vs
+		}
+	}
+	return h
+}
+
+// freshness computes how long a response stays fresh (RFC 9111 §4.2):
+// its freshness lifetime (Cache-Control max-age, else Expires minus Date,
+// §4.2.1) minus its current age (the Age header, §4.2.3), clamped to
 // [minTTL, maxTTL]. no-store and no-cache (§5.2.2.4, §5.2.2.5) mean minTTL:
 // the floor protects the identity provider; the cache still has to hold keys
 // to verify anything. Without any freshness information minTTL applies too.
+//
+// Edge cases follow the RFC: a delta-seconds too large to represent is the
+// largest value (§1.2.2), so max-age=99999999999999999999 is maxTTL and such
+// an Age makes the response stale; conflicting max-age directives make the
+// response stale (§4.2.1); an invalid max-age or Expires (a negative
+// number, a date that does not parse) means "already expired" (§5.3,
+// §5.2.2.1). s-maxage is for shared caches (§5.2.2.10): this cache is the
+// relying party's own, so it ignores it.
 func freshness(h http.Header, now time.Time, minTTL, maxTTL time.Duration) time.Duration {
-	ttl, ok := time.Duration(0), false
+	// ceiling stands for "too large to represent": anything above maxTTL
+	// clamps the same way.
+	ceiling := int64(maxTTL/time.Second) + 1
+	lifetime, ok := time.Duration(0), false
 	for _, line := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(line, ",") {
 			name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
-			switch strings.ToLower(name) {
+			switch strings.ToLower(strings.TrimSpace(name)) {
 			case "no-store", "no-cache":
 				return minTTL
 			case "max-age":
-				if n, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64); err == nil && n >= 0 {
-					ttl, ok = time.Duration(min(n, int64(maxTTL/time.Second)+1))*time.Second, true
+				n, valid := deltaSeconds(strings.Trim(strings.TrimSpace(value), `"`), ceiling)
+				if !valid {
+					return minTTL
 				}
+				d := time.Duration(n) * time.Second
+				if ok && d != lifetime {
+					return minTTL
+				}
+				lifetime, ok = d, true
 			}
-		}
-	}
-	if ok {
-		if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 {
-			ttl -= time.Duration(min(age, int64(maxTTL/time.Second)+1)) * time.Second
-		}
-	} else if exp := h.Get("Expires"); exp != "" {
-		ok = true // an invalid Expires means "already expired" (RFC 9111 §5.3)
-		if t, err := http.ParseTime(exp); err == nil {
-			date := now
-			if d, err := http.ParseTime(h.Get("Date")); err == nil {
-				date = d
-			}
-			ttl = t.Sub(date)
 		}
 	}
 	if !ok {
-		return minTTL
+		exp := h.Get("Expires")
+		if exp == "" {
+			return minTTL
+		}
+		t, err := http.ParseTime(exp)
+		if err != nil {
+			return minTTL
+		}
+		date := now
+		if d, err := http.ParseTime(h.Get("Date")); err == nil {
+			date = d
+		}
+		lifetime = t.Sub(date)
 	}
-	return min(max(ttl, minTTL), maxTTL)
+	if age := strings.TrimSpace(h.Get("Age")); age != "" {
+		if n, valid := deltaSeconds(age, ceiling); valid {
+			lifetime -= time.Duration(n) * time.Second
+		}
+	}
+	return min(max(lifetime, minTTL), maxTTL)
+}
+
+// deltaSeconds parses an RFC 9111 §1.2.2 delta-seconds (digits only),
+// saturating at ceiling.
+func deltaSeconds(s string, ceiling int64) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < ceiling {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return min(n, ceiling), true
 }
 
 // redirectGuard returns the CheckRedirect of one provider: at most

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -18,8 +19,14 @@ import (
 )
 
 // minRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3 requires
-// 2048 bits for RS*/PS*).
-const minRSABits = 2048
+// 2048 bits for RS*/PS*). maxRSABits is the largest: crypto/rsa verifies any
+// size, and a verification costs the square of the modulus length, so one
+// huge key in a JWKS would make every token it signs a CPU sink. 8192 bits is
+// also crypto/tls's limit for peer keys.
+const (
+	minRSABits = 2048
+	maxRSABits = 8192
+)
 
 // algSet is a bit set of the JWS algorithms (RFC 7518 §3.1) a key fits.
 type algSet uint16
@@ -91,7 +98,8 @@ type keySet struct {
 	phase        *atomic.Uint32
 	etag         string
 	lastModified string
-	raw          []byte // the document as served, kept for persistence (Redis issue)
+	cacheHeader  http.Header // freshness fields of the response, for a later 304; read-only
+	raw          []byte      // the document as served, kept for persistence (Redis issue)
 	source       Source
 }
 
@@ -159,8 +167,9 @@ func (s *keySet) advance(ph uint32) {
 
 // withExpiry returns a copy of s with new freshness, for a 304 (RFC 9111
 // §4.3.4: the stored response is updated, the keys are not re-parsed).
-func (s *keySet) withExpiry(now, expiresAt time.Time, staleWhileError time.Duration, etag, lastModified string) *keySet {
+func (s *keySet) withExpiry(now, expiresAt time.Time, staleWhileError time.Duration, etag, lastModified string, cacheHeader http.Header) *keySet {
 	c := *s
+	c.cacheHeader = cacheHeader
 	c.fetchedAt = now
 	c.setExpiry(now, expiresAt, staleWhileError)
 	if etag != "" {
@@ -169,6 +178,15 @@ func (s *keySet) withExpiry(now, expiresAt time.Time, staleWhileError time.Durat
 	if lastModified != "" {
 		c.lastModified = lastModified
 	}
+	return &c
+}
+
+// carried returns a copy of s for a provider that replaces the one holding
+// s (Register with changed settings): same keys, validators and expires_at,
+// with the new provider's stale_while_error and its own phase.
+func (s *keySet) carried(now time.Time, staleWhileError time.Duration) *keySet {
+	c := *s
+	c.setExpiry(now, s.expiresAt, staleWhileError)
 	return &c
 }
 
@@ -247,8 +265,8 @@ func parseKey(raw json.RawMessage) (*verifyKey, error) {
 	pub := jwk.Key()
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if k.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("RSA key of %d bits refused (minimum %d)", k.N.BitLen(), minRSABits)
+		if n := k.N.BitLen(); n < minRSABits || n > maxRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits refused (allowed %d to %d)", n, minRSABits, maxRSABits)
 		}
 		fits = algsRSA
 	case *ecdsa.PublicKey:
@@ -270,15 +288,15 @@ func parseKey(raw json.RawMessage) (*verifyKey, error) {
 	}
 	// RFC 7517 §4.2–4.4: use, key_ops and alg restrict what a key may do.
 	if m.USE != "" && m.USE != jwkset.UseSig {
-		return nil, fmt.Errorf("key use %q is not %q", m.USE, jwkset.UseSig)
+		return nil, fmt.Errorf("key use %q is not %q", shortKID(string(m.USE)), jwkset.UseSig)
 	}
 	if len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
-		return nil, fmt.Errorf("key_ops %v do not include %q", m.KEYOPS, jwkset.KeyOpsVerify)
+		return nil, fmt.Errorf("key_ops (%d) do not include %q", len(m.KEYOPS), jwkset.KeyOpsVerify)
 	}
 	if m.ALG != "" {
 		bit := algBit(string(m.ALG))
 		if bit&fits == 0 {
-			return nil, fmt.Errorf("key alg %q does not fit kty %q", m.ALG, m.KTY)
+			return nil, fmt.Errorf("key alg %q does not fit kty %q", shortKID(string(m.ALG)), shortKID(string(m.KTY)))
 		}
 		fits = bit
 	}

@@ -101,7 +101,7 @@ func (p *provider) key(ctx context.Context, kid, alg string) (crypto.PublicKey, 
 	bit := algBit(alg)
 	if bit == 0 {
 		p.misses.Add(1)
-		return nil, fmt.Errorf("%w: alg %q is not accepted for JWKS keys", ErrKeyNotFound, alg)
+		return nil, fmt.Errorf("%w: alg %q is not accepted for JWKS keys", ErrKeyNotFound, shortKID(alg))
 	}
 	s := p.snap.Load()
 	if s == nil {
@@ -169,21 +169,21 @@ func (p *provider) unavailable() error {
 func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid string, bit algSet, alg string) (crypto.PublicKey, error) {
 	if kid == "" || len(s.byKID[kid]) > 0 {
 		// Present under another alg, or no kid at all: a refresh cannot help.
-		return nil, fmt.Errorf("%w: no key with kid %q fits alg %q", ErrKeyNotFound, kid, alg)
+		return nil, fmt.Errorf("%w: no key with kid %q fits alg %q", ErrKeyNotFound, shortKID(kid), shortKID(alg))
 	}
 	if p.knownMissing(kid, now) {
-		return nil, fmt.Errorf("%w: kid %q (negative cache)", ErrKeyNotFound, kid)
+		return nil, fmt.Errorf("%w: kid %q (negative cache)", ErrKeyNotFound, shortKID(kid))
 	}
 	until := p.coolingUntil.Load()
 	if now.UnixNano() < until || !p.coolingUntil.CompareAndSwap(until, now.Add(p.reg.UnknownKIDCooldown).UnixNano()) {
-		return nil, fmt.Errorf("%w: kid %q (refresh cooldown)", ErrKeyNotFound, kid)
+		return nil, fmt.Errorf("%w: kid %q (refresh cooldown)", ErrKeyNotFound, shortKID(kid))
 	}
 	c := p.startRefresh(triggerUnknownKID)
 	if c != nil {
 		select {
 		case <-c.first:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, kid, ctx.Err())
+			return nil, fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, shortKID(kid), ctx.Err())
 		}
 	}
 	if s2 := p.snap.Load(); s2 != nil {
@@ -198,7 +198,20 @@ func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid st
 		}
 	}
 	p.rememberMissing(kid, now)
-	return nil, fmt.Errorf("%w: kid %q", ErrKeyNotFound, kid)
+	return nil, fmt.Errorf("%w: kid %q", ErrKeyNotFound, shortKID(kid))
+}
+
+// maxKIDInError bounds how much of a token's kid (or alg) an error quotes:
+// the header is the client's, up to the token size limit, and errors end up
+// in logs.
+const maxKIDInError = 64
+
+// shortKID returns kid, cut to maxKIDInError bytes with the full length noted.
+func shortKID(kid string) string {
+	if len(kid) <= maxKIDInError {
+		return kid
+	}
+	return fmt.Sprintf("%s...(%d bytes)", kid[:maxKIDInError], len(kid))
 }
 
 func (p *provider) knownMissing(kid string, now time.Time) bool {

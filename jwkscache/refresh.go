@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"time"
 )
 
@@ -143,10 +144,11 @@ func (p *provider) attempt(ctx context.Context) (fetchResult, error) {
 	defer cancel()
 	old := p.snap.Load()
 	var etag, lastMod string
+	var stored http.Header
 	if old != nil {
-		etag, lastMod = old.etag, old.lastModified
+		etag, lastMod, stored = old.etag, old.lastModified, old.cacheHeader
 	}
-	res, err := p.fetcher.fetch(actx, p.deps.clock.Now(), etag, lastMod)
+	res, err := p.fetcher.fetch(actx, p.deps.clock.Now(), etag, lastMod, stored)
 	if err != nil {
 		return res, err
 	}
@@ -156,7 +158,7 @@ func (p *provider) attempt(ctx context.Context) (fetchResult, error) {
 		if old == nil {
 			return res, errors.New("304 Not Modified without a cached set")
 		}
-		p.adopt(old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified))
+		p.adopt(old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified, res.cacheHeader))
 		return res, nil
 	}
 	s, skipped, err := parseKeySet(res.body)
@@ -166,7 +168,7 @@ func (p *provider) attempt(ctx context.Context) (fetchResult, error) {
 	}
 	s.fetchedAt = now
 	s.setExpiry(now, expires, p.reg.StaleWhileError)
-	s.etag, s.lastModified, s.source = res.etag, res.lastModified, SourceIdentityProvider
+	s.etag, s.lastModified, s.cacheHeader, s.source = res.etag, res.lastModified, res.cacheHeader, SourceIdentityProvider
 	p.adopt(s)
 	return res, nil
 }
@@ -199,11 +201,32 @@ func (p *provider) reportSkipped(skipped []skippedKey) {
 	if p.deps.logger == nil {
 		return
 	}
-	for _, sk := range skipped {
-		// The reason never contains key material; kid is public.
+	// A document may hold thousands of bad keys and is fetched again every
+	// cycle: the first few are logged one by one, the rest counted.
+	for i, sk := range skipped {
+		if i == maxSkippedLogged {
+			p.deps.logger.Warn("jwkscache: more JWKs skipped", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
+				"count", len(skipped)-maxSkippedLogged)
+			break
+		}
+		// The reason never contains key material (parseKey's and jwkset's
+		// errors quote at most kty, use, alg and key_ops); kid is public.
+		// Both are bounded: the document is the identity provider's.
 		p.deps.logger.Warn("jwkscache: skipped JWK", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
-			"index", sk.index, "kid", sk.kid, "reason", sk.err.Error())
+			"index", sk.index, "kid", shortKID(sk.kid), "reason", shortReason(sk.err.Error()))
 	}
+}
+
+// maxSkippedLogged bounds the skipped keys logged one by one per refresh.
+const maxSkippedLogged = 10
+
+// shortReason cuts an error text to a log-friendly length.
+func shortReason(s string) string {
+	const limit = 256
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "..."
 }
 
 // schedule arms the timer for the next refresh: after a success at

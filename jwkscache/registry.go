@@ -98,7 +98,9 @@ func (r *Registry) NewRegistration(tenantID, providerID, jwksURL string) Registr
 // Register inserts or replaces a provider and starts its first fetch in the
 // background (bounded by MaxConcurrentFetches). Registering a registration
 // equal to the current one is a no-op that keeps the warm cache; any other
-// change replaces the provider (and its cache). ctx only bounds the call
+// change replaces the provider. The replacement starts from the old key set
+// (keeping its expires_at) when it fetches the same URL under the same
+// guards, and from nothing otherwise. ctx only bounds the call
 // itself: the first fetch belongs to the registry, not to the caller.
 func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	if err := ctx.Err(); err != nil {
@@ -122,6 +124,15 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 		return nil
 	}
 	p := im.newProvider(reg)
+	if old != nil && sameSource(old.reg, reg) {
+		// Same document under the same guards: the replacement serves the
+		// old keys while its first fetch (conditional, so usually a 304)
+		// runs. A request never waits for a fetch while a usable set
+		// exists, not even across a reload that changed a timing setting.
+		if s := old.snap.Load(); s != nil {
+			p.adopt(s.carried(im.deps.clock.Now(), reg.StaleWhileError))
+		}
+	}
 	next := maps.Clone(cur)
 	next[k] = p
 	im.providers.Store(&next)
@@ -177,12 +188,28 @@ func (r *Registry) Unregister(tenantID, providerID string) bool {
 // refresh holds and allocates nothing. Cold, it waits (bounded by ctx) for
 // the shared first fetch. An empty kid matches only when exactly one usable
 // key fits alg.
+//
+// A lookup that was waiting on a provider when Register replaced it (or
+// Unregister removed it) is answered by the replacement (or with
+// ErrUnknownProvider), not with the closed provider's cancelled fetch: a
+// configuration reload must not turn requests in flight into 503s.
 func (r *Registry) Key(ctx context.Context, tenantID, providerID, kid, alg string) (crypto.PublicKey, error) {
-	p := (*r.impl.providers.Load())[providerKey{tenantID, providerID}]
-	if p == nil {
-		return nil, fmt.Errorf("%w: %s/%s", ErrUnknownProvider, tenantID, providerID)
+	k := providerKey{tenantID, providerID}
+	var prev *provider
+	for {
+		p := (*r.impl.providers.Load())[k]
+		if p == nil {
+			return nil, fmt.Errorf("%w: %s/%s", ErrUnknownProvider, tenantID, providerID)
+		}
+		pub, err := p.key(ctx, kid, alg)
+		// The warm path returns here; only a failure looks further. A
+		// provider is out of the map before it is closed, so the next
+		// load sees its successor; p == prev guards against looping.
+		if err == nil || p == prev || ctx.Err() != nil || p.ctx.Err() == nil {
+			return pub, err
+		}
+		prev = p
 	}
-	return p.key(ctx, kid, alg)
 }
 
 // Refresh fetches now, even when the set is fresh, and waits for the outcome.
@@ -246,6 +273,15 @@ func cloneRegistration(reg Registration) Registration {
 	reg.AllowedDomains = slices.Clone(reg.AllowedDomains)
 	reg.PinnedSPKI = slices.Clone(reg.PinnedSPKI)
 	return reg
+}
+
+// sameSource reports whether keys fetched under registration a may serve
+// registration b: the same URL, fetched under the same guards (HTTPS,
+// allowlist, pins, redirect and size limits).
+func sameSource(a, b Registration) bool {
+	return a.JWKSURL == b.JWKSURL && a.RequireHTTPS == b.RequireHTTPS &&
+		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&
+		slices.Equal(a.AllowedDomains, b.AllowedDomains) && slices.Equal(a.PinnedSPKI, b.PinnedSPKI)
 }
 
 // sameRegistration compares two registrations, treating nil and empty

@@ -129,6 +129,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 				v.add(pp+".jwks_url", "required")
 			}
 			c.validateProvider(v, pp, p)
+			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
@@ -270,6 +271,35 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
 				v.add(cp, fmt.Sprintf("header %q already set from claim %q", h, other))
 			}
 			headerClaim[lh] = claim
+		}
+	}
+}
+
+// validateAllowlist keeps a provider inside jwks.allowed_domains. The jwks
+// block is registry-wide: its allowed_domains is the cache spec's global
+// domain allowlist, which every registration's host must be inside, like
+// jwks.require_https, which a provider cannot turn off. A provider's own
+// list replaces the block's in its registration (tenants layers the block
+// into each), so it may narrow the global list but never widen or lift it.
+func (c *Config) validateAllowlist(v *validator, pp string, p *Provider) {
+	global := c.JWKS.AllowedDomains
+	if len(global) == 0 || p.AllowedDomains == nil {
+		return
+	}
+	if len(p.AllowedDomains) == 0 {
+		v.add(pp+".allowed_domains", "must not be empty while jwks.allowed_domains is set (it would lift the global allowlist)")
+		return
+	}
+	for k, d := range p.AllowedDomains {
+		inside := false
+		for _, g := range global {
+			if d == g || strings.HasSuffix(d, "."+g) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			v.add(fmt.Sprintf("%s.allowed_domains[%d]", pp, k), fmt.Sprintf("%q is not inside jwks.allowed_domains", d))
 		}
 	}
 }

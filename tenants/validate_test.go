@@ -96,6 +96,15 @@ func TestValidate_Rules(t *testing.T) {
 		{"ca file missing", func(c *Config) { c.JWKS.CAFile = "/nonexistent/ca.pem" }, []string{`jwks.ca_file: cannot read "/nonexistent/ca.pem"`}},
 		{"redis url missing", func(c *Config) { c.JWKS.Redis = &Redis{} }, []string{"jwks.redis.url: required when redis is set"}},
 		{"redis url scheme", func(c *Config) { c.JWKS.Redis = &Redis{URL: "http://x"} }, []string{"jwks.redis.url: must be a redis://"}},
+		{"provider allowlist widens the global one", func(c *Config) {
+			c.JWKS.AllowedDomains = []string{"acme.test"}
+			c.Tenants[0].Providers[0].AllowedDomains = []string{"idp.acme.test", "evil.test", "notacme.test"}
+		}, []string{`tenants[0].providers[0].allowed_domains[1]: "evil.test" is not inside jwks.allowed_domains`,
+			`tenants[0].providers[0].allowed_domains[2]: "notacme.test" is not inside`}},
+		{"provider allowlist lifts the global one", func(c *Config) {
+			c.JWKS.AllowedDomains = []string{"acme.test"}
+			c.Tenants[0].Providers[0].AllowedDomains = []string{}
+		}, []string{"tenants[0].providers[0].allowed_domains: must not be empty while jwks.allowed_domains is set"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +158,9 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 	c.Tenants[0].Providers[0].Algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	c.Tenants[0].Providers[0].FromCookies = []string{"session"}
 	c.Tenants[0].Providers[0].FromParams = []string{"access_token"}
+	// A provider may narrow the global allowlist.
+	c.JWKS.AllowedDomains = []string{"acme.test", "globex.test"}
+	c.Tenants[0].Providers[0].AllowedDomains = []string{"idp.acme.test"}
 	if err := c.Validate(nil); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}

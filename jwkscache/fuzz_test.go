@@ -1,0 +1,189 @@
+package jwkscache
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+)
+
+// fuzzSeedDocs returns real JWKS documents: every supported key type, with
+// and without alg/use/key_ops, private material, x5c and x5u members, and
+// keys that must be refused (oct, RSA-1024, X25519, a point off the curve).
+func fuzzSeedDocs(f *testing.F) [][]byte {
+	f.Helper()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rsaSmall, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+
+	jwk := func(key any, kid string, alg jwkset.ALG, private bool) json.RawMessage {
+		j, err := jwkset.NewJWKFromKey(key, jwkset.JWKOptions{
+			Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: alg},
+			Marshal:  jwkset.JWKMarshalOptions{Private: private},
+		})
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := json.Marshal(j.Marshal())
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	with := func(raw json.RawMessage, field string, value any) json.RawMessage {
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			f.Fatal(err)
+		}
+		m[field] = value
+		b, _ := json.Marshal(m)
+		return b
+	}
+	doc := func(keys ...json.RawMessage) []byte {
+		b, err := json.Marshal(map[string][]json.RawMessage{"keys": keys})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	// A self-signed certificate for x5c.
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(4e9, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p256.PublicKey, p256)
+	if err != nil {
+		f.Fatal(err)
+	}
+
+	return [][]byte{
+		doc(jwk(&rsaKey.PublicKey, "rsa", "", false), jwk(&p256.PublicKey, "p256", "", false), jwk(edPub, "ed", "", false)),
+		doc(jwk(&rsaKey.PublicKey, "rsa-rs256", jwkset.AlgRS256, false), jwk(&p384.PublicKey, "p384", jwkset.AlgES384, false),
+			jwk(&p521.PublicKey, "p521", jwkset.AlgES512, false)),
+		doc(jwk(rsaKey, "rsa-private", "", true), jwk(p256, "ec-private", "", true)),
+		doc(with(jwk(&p256.PublicKey, "x5u", "", false), "x5u", "https://attacker.test/cert.pem")),
+		doc(with(jwk(&p256.PublicKey, "x5c", "", false), "x5c", []string{base64.StdEncoding.EncodeToString(der)})),
+		doc(with(jwk(&p256.PublicKey, "enc", "", false), "use", "enc"), with(jwk(&p384.PublicKey, "sign", "", false), "key_ops", []string{"sign"})),
+		doc(jwk(&rsaSmall.PublicKey, "rsa-1024", "", false), jwk(&p256.PublicKey, "good", "", false)),
+		doc(json.RawMessage(`{"kty":"oct","kid":"hmac","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}`)),
+		doc(json.RawMessage(`{"kty":"OKP","crv":"X25519","kid":"x25519","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}`)),
+		doc(json.RawMessage(`{"kty":"EC","crv":"P-256","kid":"off-curve","x":"AAAA","y":"AAAA"}`)),
+		doc(json.RawMessage(`{"kty":"RSA","kid":"e0","n":"AQAB","e":"AA"}`)),
+		doc(json.RawMessage(`{"kty":"EC","kid":5}`), json.RawMessage(`"not an object"`), json.RawMessage(`null`)),
+		[]byte(`{"keys":[]}`),
+		[]byte(`{"keys":null}`),
+		[]byte(`{}`),
+		[]byte(`[]`),
+		[]byte(``),
+		[]byte(`{"keys":[{"kty":"RSA","n":"","e":""}]}`),
+	}
+}
+
+// FuzzParseKeySet feeds JWKS documents to parseKeySet, the function that
+// turns a fetched body into the immutable key set. Whatever the input, it
+// must not panic; when it accepts a document, every key in the set must be
+// a supported public key (RSA ≥ 2048 bits, ECDSA on P-256/384/521 with the
+// matching alg, Ed25519) whose alg bits fit its type, and the kid index must
+// describe exactly the keys of the set.
+func FuzzParseKeySet(f *testing.F) {
+	for _, d := range fuzzSeedDocs(f) {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, skipped, err := parseKeySet(raw)
+		for _, sk := range skipped {
+			if sk.err == nil {
+				t.Fatalf("skipped key %d has no reason", sk.index)
+			}
+		}
+		if err != nil {
+			if s != nil {
+				t.Fatalf("error %v with a non-nil set", err)
+			}
+			return
+		}
+		if len(s.keys) == 0 {
+			t.Fatal("accepted a document without a usable key")
+		}
+		indexed := 0
+		for kid, ks := range s.byKID {
+			for _, k := range ks {
+				if k.kid != kid {
+					t.Fatalf("key %q indexed under %q", k.kid, kid)
+				}
+				if !slices.Contains(s.keys, k) {
+					t.Fatalf("indexed key %q is not in the set", kid)
+				}
+			}
+			indexed += len(ks)
+			if _, found := slices.BinarySearch(s.kids, kid); !found {
+				t.Fatalf("kid %q missing from the sorted kid list", kid)
+			}
+		}
+		if indexed != len(s.keys) || len(s.kids) != len(s.byKID) || !slices.IsSorted(s.kids) {
+			t.Fatalf("index: %d indexed, %d keys, %d kids, %d index entries", indexed, len(s.keys), len(s.kids), len(s.byKID))
+		}
+		for _, k := range s.keys {
+			checkVerifyKey(t, k)
+		}
+	})
+}
+
+// checkVerifyKey fails unless k is a supported public key whose alg bits fit it.
+func checkVerifyKey(t *testing.T, k *verifyKey) {
+	t.Helper()
+	var fits algSet
+	switch pub := k.pub.(type) {
+	case *rsa.PublicKey:
+		if pub.N == nil || pub.N.BitLen() < minRSABits || pub.N.BitLen() > maxRSABits || pub.E < 2 {
+			t.Fatalf("kid %q: unusable RSA key accepted", k.kid)
+		}
+		fits = algsRSA
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256():
+			fits = algES256
+		case elliptic.P384():
+			fits = algES384
+		case elliptic.P521():
+			fits = algES512
+		default:
+			t.Fatalf("kid %q: ECDSA key on an unsupported curve accepted", k.kid)
+		}
+		if _, err := pub.ECDH(); err != nil {
+			t.Fatalf("kid %q: ECDSA point not on its curve accepted: %v", k.kid, err)
+		}
+	case ed25519.PublicKey:
+		if len(pub) != ed25519.PublicKeySize {
+			t.Fatalf("kid %q: Ed25519 key of %d bytes accepted", k.kid, len(pub))
+		}
+		fits = algEdDSA
+	default:
+		t.Fatalf("kid %q: key of type %T accepted", k.kid, k.pub)
+	}
+	if _, private := k.pub.(interface{ Public() crypto.PublicKey }); private {
+		t.Fatalf("kid %q: private key accepted", k.kid)
+	}
+	if k.algs == 0 || k.algs&^fits != 0 {
+		t.Fatalf("kid %q: alg bits %b do not fit %T (%b)", k.kid, k.algs, k.pub, fits)
+	}
+}
