@@ -67,8 +67,12 @@ func (p *provider) run(c *call, t trigger) {
 			p.refreshFetched.Add(1)
 			ev.Result = "fetched"
 		}
-		s := p.snap.Load()
-		ev.Keys, ev.ExpiresAt = len(s.keys), s.expiresAt
+		// adopt refuses a set once the provider is closed (Unregister, Close,
+		// or Register replacing it mid-fetch), so a first fetch that wins that
+		// race leaves no snapshot behind.
+		if s := p.snap.Load(); s != nil {
+			ev.Keys, ev.ExpiresAt = len(s.keys), s.expiresAt
+		}
 	}
 	p.lastRefreshMicros.Store(ev.Duration.Microseconds())
 
