@@ -1,0 +1,350 @@
+// Package e2e tests the real extauthz binary: built once, started with
+// configurations that point at httptest.NewTLSServer identity providers
+// (trusted through jwks.ca_file), and asked through go-control-plane's
+// Authorization gRPC client, exactly as Envoy asks it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/extauthz/extauthz/checkclient"
+	"github.com/extauthz/extauthz/demo"
+)
+
+// waitFor bounds every poll: generous, since it only matters when a test
+// is about to fail anyway.
+const waitFor = 60 * time.Second
+
+var binary string // path of the extauthz binary under test
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "extauthz-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "extauthz")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "../cmd/extauthz")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// idp is a demo identity provider behind httptest.NewTLSServer, with a
+// switch that makes its JWKS endpoint fail (the provider "down").
+type idp struct {
+	*demo.IdP
+	srv  *httptest.Server
+	down atomic.Bool
+}
+
+func newIdP(t *testing.T, alg string) *idp {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	p, err := demo.NewIdP(demo.IdPOptions{
+		Issuer:    "https://" + srv.Listener.Addr().String() + "/",
+		Audience:  "orders",
+		Algorithm: alg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := &idp{IdP: p, srv: srv}
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if i.down.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		p.ServeHTTP(w, r)
+	})
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return i
+}
+
+func (i *idp) jwksURL() string { return i.srv.URL + demo.JWKSPath }
+
+// token mints a valid one-hour token for sub with extra claims.
+func (i *idp) token(t *testing.T, sub string, extra map[string]any) string {
+	t.Helper()
+	tok, err := i.Mint(sub, time.Hour, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// caFile writes the certificate every httptest TLS server uses, so the
+// service trusts the test identity providers through jwks.ca_file.
+func caFile(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// tenant is one tenant of a generated configuration.
+type tenant struct {
+	id, host string
+	idp      *idp
+	extra    string // more provider YAML, indented for the provider block
+}
+
+// config renders a configuration for the given tenants: each with one
+// provider "main" trusting its idp, claims sub and email mapped to headers.
+func config(addr, ca string, ts ...tenant) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: {grpc: %q, admin: \"\"}\nlog: {level: debug}\njwks:\n  ca_file: %q\ntenants:\n", addr, ca)
+	for _, t := range ts {
+		fmt.Fprintf(&b, `  - id: %s
+    hosts: [%q, "*.%s"]
+    providers:
+      - id: main
+        issuer: %q
+        jwks_url: %q
+        audiences: [orders]
+        algorithms: [ES256, RS256, EdDSA]
+        clock_skew: 5s
+        claims_to_headers: {sub: x-auth-subject, email: x-auth-email}
+        retry_policy: {max_retries: 0, attempt_timeout: 2s, deadline: 2s}
+%s`, t.id, t.host, t.host, t.idp.Issuer(), t.idp.jwksURL(), t.extra)
+	}
+	return b.String()
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running extauthz.
+type proc struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	addr    string
+	cfgPath string
+	stderr  *syncBuffer
+	done    chan struct{}
+	waitErr error
+	conn    *grpc.ClientConn
+}
+
+// start writes cfg to a file, starts the binary on it and waits until its
+// gRPC health service answers SERVING.
+func start(t *testing.T, addr, cfg string, flags ...string) *proc {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "extauthz.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startCmd(t, addr, append([]string{"-config", path}, flags...)...)
+	p.cfgPath = path
+	return p
+}
+
+// startCmd starts the binary with args and waits until its gRPC health
+// service at addr answers SERVING.
+func startCmd(t *testing.T, addr string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, addr: addr, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout = p.stderr
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("extauthz output:\n%s", p.stderr.String())
+		}
+	})
+	conn, err := checkclient.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p.conn = conn
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	return p
+}
+
+// waitHealth polls grpc.health.v1 until it reports want.
+func (p *proc) waitHealth(want healthpb.HealthCheckResponse_ServingStatus) {
+	p.t.Helper()
+	hc := healthpb.NewHealthClient(p.conn)
+	var last string
+	eventually(p.t, func() bool {
+		select {
+		case <-p.done:
+			p.t.Fatalf("extauthz exited (%v) while waiting for %s:\n%s", p.waitErr, want, p.stderr.String())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := checkclient.Health(ctx, hc, "")
+		last = fmt.Sprint(st, err)
+		return err == nil && st == want
+	}, "health %s (last: %s)", want, &last)
+}
+
+// check sends one CheckRequest and fails the test on a transport error:
+// every decision must be a CheckResponse.
+func (p *proc) check(req checkclient.Request) checkclient.Result {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := checkclient.Check(ctx, authv3.NewAuthorizationClient(p.conn), req)
+	if err != nil {
+		p.t.Fatalf("Check(%+v): %v", req, err)
+	}
+	return res
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// rewrite replaces the configuration file (for SIGHUP reloads).
+func (p *proc) rewrite(cfg string) {
+	p.t.Helper()
+	tmp := p.cfgPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p.cfgPath); err != nil { // atomic, as config management tools do
+		p.t.Fatal(err)
+	}
+}
+
+// waitLog polls the process's output until it contains s n times.
+func (p *proc) waitLog(s string, n int) {
+	p.t.Helper()
+	eventually(p.t, func() bool { return strings.Count(p.stderr.String(), s) >= n }, "log line %q ×%d", s, n)
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait() int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(waitFor):
+		p.t.Fatalf("extauthz did not exit within %s", waitFor)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.waitErr, &ee) {
+		return ee.ExitCode()
+	}
+	if p.waitErr != nil {
+		p.t.Fatal(p.waitErr)
+	}
+	return 0
+}
+
+// eventually polls cond every 10 ms until it holds, failing after waitFor.
+func eventually(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for i, a := range args {
+				if s, ok := a.(*string); ok {
+					args[i] = *s
+				}
+			}
+			t.Fatalf("timed out waiting for "+format, args...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// run runs the binary to completion and returns its exit code and output.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, stdout.String(), stderr.String()
+}
