@@ -1,0 +1,91 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+// ProviderStatus is one provider's status as the admin API shows it (the
+// ProviderStatus schema of docs/admin-openapi.yaml). Times are RFC 3339 in
+// UTC, null when they have not happened or are not planned.
+type ProviderStatus struct {
+	TenantID   string `json:"tenant_id"`
+	ProviderID string `json:"provider_id"`
+	// State is Empty, Loading, Ready or Refreshing (the cache spec's states).
+	State string `json:"state"`
+	// Stale: the key set is past expires_at and served only because
+	// refreshes fail (stale-while-error).
+	Stale bool `json:"stale"`
+	// Available: lookups can be answered (a fresh or stale-but-allowed set).
+	Available   bool       `json:"available"`
+	LastRefresh *time.Time `json:"last_refresh"`
+	NextRefresh *time.Time `json:"next_refresh"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	// ErrorCount is the number of consecutive failed refreshes.
+	ErrorCount      int        `json:"error_count"`
+	LastError       *string    `json:"last_error"`
+	HitRate         float64    `json:"hit_rate"`
+	StaleServeRatio float64    `json:"stale_serve_ratio"`
+	KeyIDs          []string   `json:"key_ids"`
+	Source          *string    `json:"source"`
+	SourceAt        *time.Time `json:"source_at"`
+}
+
+var stateNames = [...]string{
+	jwkscache.StateEmpty:      "Empty",
+	jwkscache.StateLoading:    "Loading",
+	jwkscache.StateReady:      "Ready",
+	jwkscache.StateRefreshing: "Refreshing",
+}
+
+// stateName names s; an out-of-range state (a newer cache) is "Unknown"
+// rather than a panic.
+func stateName(s jwkscache.State) string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return "Unknown"
+	}
+	return stateNames[s]
+}
+
+func newProviderStatus(st jwkscache.Status, now time.Time) ProviderStatus {
+	v := ProviderStatus{
+		TenantID:        st.TenantID,
+		ProviderID:      st.ProviderID,
+		State:           stateName(st.State),
+		Stale:           st.Stale,
+		Available:       available(st, now),
+		LastRefresh:     timeOrNil(st.LastRefresh),
+		NextRefresh:     timeOrNil(st.NextRefresh),
+		ExpiresAt:       timeOrNil(st.ExpiresAt),
+		ErrorCount:      st.ConsecutiveErrors,
+		HitRate:         st.HitRate,
+		StaleServeRatio: st.StaleServeRatio,
+		KeyIDs:          st.KeyIDs,
+		SourceAt:        timeOrNil(st.SourceAt),
+	}
+	if v.KeyIDs == nil {
+		v.KeyIDs = []string{}
+	}
+	if st.LastError != "" {
+		v.LastError = &st.LastError
+	}
+	if st.Source != jwkscache.SourceNone {
+		s := string(st.Source)
+		v.Source = &s
+	}
+	return v
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// hasSet reports whether the provider holds a key set at all.
+func hasSet(st jwkscache.Status) bool {
+	return st.State == jwkscache.StateReady || st.State == jwkscache.StateRefreshing
+}
