@@ -1,0 +1,82 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TryAcquire takes the refresh lease of (tenant, provider) for holder when
+// nobody holds it (SET NX PX): true means holder may fetch, and the lease
+// ends by itself after ttl if the holder dies. A false with a nil error
+// means another replica holds it.
+func (s *Store) TryAcquire(ctx context.Context, tenant, provider, holder string, ttl time.Duration) (bool, error) {
+	if err := checkIDs(tenant, provider); err != nil {
+		return false, err
+	}
+	if holder == "" {
+		return false, fmt.Errorf("redisstore: lease %s/%s: empty holder", tenant, provider)
+	}
+	return s.setNX(ctx, s.leaseKey(tenant, provider), holder, ttl)
+}
+
+// TryCooldown starts the fleet-wide unknown-kid cooldown of (tenant,
+// provider) for holder unless it runs already: true means holder may
+// refresh for an unknown kid, and nobody else may until ttl has passed. It
+// is a key of its own ({namespace}:kid-cooldown:{tenant}:{provider}) so
+// that the cooldown never holds up the scheduled refreshes' lease.
+func (s *Store) TryCooldown(ctx context.Context, tenant, provider, holder string, ttl time.Duration) (bool, error) {
+	if err := checkIDs(tenant, provider); err != nil {
+		return false, err
+	}
+	if holder == "" {
+		return false, fmt.Errorf("redisstore: cooldown %s/%s: empty holder", tenant, provider)
+	}
+	return s.setNX(ctx, s.cooldownKey(tenant, provider), holder, ttl)
+}
+
+// setNX sets key to holder for ttl (SET NX PX) unless it exists.
+func (s *Store) setNX(ctx context.Context, key, holder string, ttl time.Duration) (bool, error) {
+	ttl = max(ttl, time.Millisecond)
+	var ok bool
+	err := s.call(ctx, "acquire "+key, func(ctx context.Context) error {
+		err := s.client.Do(ctx, "SET", key, holder, "NX", "PX", ttl.Milliseconds()).Err()
+		switch err {
+		case nil:
+			ok = true
+		case redis.Nil: // NX and the key exists
+			err = nil
+		}
+		return err
+	})
+	return ok, err
+}
+
+// releaseScript deletes the lease only while ARGV[1] still holds it: after
+// a lease expired and another replica took it, the late first holder must
+// not release the second one's lease.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Release ends holder's lease of (tenant, provider) early, so that the
+// next refresh need not wait for it to expire. It reports whether holder
+// still held it; releasing a lease held by another is a no-op.
+func (s *Store) Release(ctx context.Context, tenant, provider, holder string) (bool, error) {
+	if err := checkIDs(tenant, provider); err != nil {
+		return false, err
+	}
+	key := s.leaseKey(tenant, provider)
+	var n int64
+	err := s.call(ctx, "release "+key, func(ctx context.Context) error {
+		var err error
+		n, err = releaseScript.Run(ctx, s.client, []string{key}, holder).Int64()
+		return err
+	})
+	return n == 1, err
+}

@@ -1,0 +1,297 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Snapshot is one provider's key set as a replica fetched it, shared with
+// the others. JWKS is the document's raw JSON; ETag and LastModified are
+// the validators the next fetch sends (RFC 9110 §13.1), so a replica that
+// adopted the snapshot still revalidates instead of downloading again.
+type Snapshot struct {
+	TenantID     string
+	ProviderID   string
+	JWKS         []byte
+	ETag         string
+	LastModified string
+	ExpiresAt    time.Time
+	PersistedAt  time.Time
+}
+
+// snapshotVersion is the encoding's version. A replica that meets another
+// version (a newer release during a rolling upgrade) treats the snapshot as
+// corrupt and fetches for itself, which is always safe.
+const snapshotVersion = 1
+
+// wire is the JSON encoding, with the spec's snake_case field names. The
+// JWKS is embedded as JSON (not base64) so an operator can read it with
+// redis-cli.
+type wire struct {
+	Version      int             `json:"version"`
+	TenantID     string          `json:"tenant_id"`
+	ProviderID   string          `json:"provider_id"`
+	JWKS         json.RawMessage `json:"jwks"`
+	ETag         string          `json:"etag,omitempty"`
+	LastModified string          `json:"last_modified,omitempty"`
+	ExpiresAt    time.Time       `json:"expires_at"`
+	PersistedAt  time.Time       `json:"persisted_at"`
+}
+
+// envelopeBytes is what the encoding may add to the JWKS: IDs, validators,
+// timestamps and field names. A value longer than max+envelopeBytes is too
+// large without decoding it.
+const envelopeBytes = 8 << 10
+
+// ErrNotFound means no snapshot is stored for that provider (never written,
+// or expired: its Redis TTL ends at expires_at).
+var ErrNotFound = errors.New("redisstore: no snapshot")
+
+// ErrInvalidSnapshot is matched (errors.Is) by every *InvalidSnapshotError.
+var ErrInvalidSnapshot = errors.New("redisstore: invalid snapshot")
+
+// Reason classifies an invalid snapshot; Stats counts each.
+type Reason string
+
+// The reasons a snapshot is refused.
+const (
+	ReasonTooLarge        Reason = "too_large"         // encoded value or JWKS over the limit
+	ReasonCorrupt         Reason = "corrupt"           // not the JSON encoding, or a required field missing
+	ReasonForeign         Reason = "foreign"           // tenant or provider differ from the key asked for
+	ReasonBadETag         Reason = "bad_etag"          // not printable ASCII (RFC 9110 §8.8.3)
+	ReasonBadLastModified Reason = "bad_last_modified" // not printable ASCII
+	ReasonBadTimes        Reason = "bad_times"         // expires_at missing or before persisted_at
+)
+
+var reasons = [...]Reason{ReasonTooLarge, ReasonCorrupt, ReasonForeign, ReasonBadETag, ReasonBadLastModified, ReasonBadTimes}
+
+const numReasons = len(reasons)
+
+func reasonIndex(r Reason) int {
+	for i, x := range reasons {
+		if x == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// InvalidSnapshotError is a snapshot that failed validation: it must be
+// ignored, never trusted.
+type InvalidSnapshotError struct {
+	Key    string
+	Reason Reason
+	Detail string
+}
+
+// Error implements error.
+func (e *InvalidSnapshotError) Error() string {
+	return fmt.Sprintf("redisstore: invalid snapshot %s: %s: %s", e.Key, e.Reason, e.Detail)
+}
+
+// Is makes errors.Is(err, ErrInvalidSnapshot) true.
+func (e *InvalidSnapshotError) Is(target error) bool { return target == ErrInvalidSnapshot }
+
+// loadScript returns the value only when it is at most ARGV[1] bytes long,
+// its length when longer (so an oversized value never crosses the network)
+// and nil when the key does not exist.
+var loadScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local n = redis.call('STRLEN', KEYS[1])
+if n > tonumber(ARGV[1]) then return n end
+return redis.call('GET', KEYS[1])
+`)
+
+// Load reads and validates the snapshot of (tenant, provider). maxJWKSBytes
+// is the provider's max_response_bytes (DefaultMaxJWKSBytes when ≤ 0). It
+// returns ErrNotFound when there is none, an *InvalidSnapshotError (counted
+// and logged) when the stored value fails validation, or another error when Redis
+// failed.
+func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes int64) (Snapshot, error) {
+	if err := checkIDs(tenant, provider); err != nil {
+		return Snapshot{}, err
+	}
+	if maxJWKSBytes <= 0 {
+		maxJWKSBytes = DefaultMaxJWKSBytes
+	}
+	key := s.snapshotKey(tenant, provider)
+	var res any
+	err := s.call(ctx, "load "+key, func(ctx context.Context) error {
+		var err error
+		res, err = loadScript.Run(ctx, s.client, []string{key}, maxJWKSBytes+envelopeBytes).Result()
+		if err != nil && isWrongType(err) {
+			// Someone stored another type under our key: a bad value,
+			// not a Redis failure.
+			res, err = nil, nil
+		}
+		return err
+	})
+	if errors.Is(err, redis.Nil) {
+		return Snapshot{}, ErrNotFound
+	}
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var raw []byte
+	switch v := res.(type) {
+	case nil:
+		return Snapshot{}, s.refuse(key, ReasonCorrupt, "not a string value")
+	case int64:
+		return Snapshot{}, s.refuse(key, ReasonTooLarge, fmt.Sprintf("%d bytes, limit %d", v, maxJWKSBytes+envelopeBytes))
+	case string:
+		raw = []byte(v)
+	default:
+		return Snapshot{}, s.refuse(key, ReasonCorrupt, fmt.Sprintf("unexpected reply %T", v))
+	}
+	snap, reason, detail := decode(raw, tenant, provider, maxJWKSBytes)
+	if reason != "" {
+		return Snapshot{}, s.refuse(key, reason, detail)
+	}
+	return snap, nil
+}
+
+func isWrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
+
+func (s *Store) refuse(key string, r Reason, detail string) error {
+	if i := reasonIndex(r); i >= 0 {
+		s.invalid[i].Add(1)
+	}
+	err := &InvalidSnapshotError{Key: key, Reason: r, Detail: detail}
+	s.log.Warn("redisstore: ignoring invalid snapshot", "key", key, "reason", string(r), "detail", detail)
+	return err
+}
+
+// decode parses and validates an encoded snapshot read under the key of
+// (tenant, provider). It returns the reason and a detail when invalid.
+func decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (Snapshot, Reason, string) {
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&w); err != nil {
+		return Snapshot{}, ReasonCorrupt, "json: " + err.Error()
+	}
+	if dec.More() {
+		return Snapshot{}, ReasonCorrupt, "json: data after the object"
+	}
+	if w.Version != snapshotVersion {
+		return Snapshot{}, ReasonCorrupt, fmt.Sprintf("version %d, want %d", w.Version, snapshotVersion)
+	}
+	if w.TenantID != tenant || w.ProviderID != provider {
+		return Snapshot{}, ReasonForeign, fmt.Sprintf("holds %q/%q", w.TenantID, w.ProviderID)
+	}
+	if int64(len(w.JWKS)) > maxJWKSBytes {
+		return Snapshot{}, ReasonTooLarge, fmt.Sprintf("jwks %d bytes, limit %d", len(w.JWKS), maxJWKSBytes)
+	}
+	if r, d := checkSnapshot(w.JWKS, w.ETag, w.LastModified, w.ExpiresAt, w.PersistedAt); r != "" {
+		return Snapshot{}, r, d
+	}
+	return Snapshot{
+		TenantID:     w.TenantID,
+		ProviderID:   w.ProviderID,
+		JWKS:         []byte(w.JWKS),
+		ETag:         w.ETag,
+		LastModified: w.LastModified,
+		ExpiresAt:    w.ExpiresAt,
+		PersistedAt:  w.PersistedAt,
+	}, "", ""
+}
+
+// checkSnapshot holds the rules shared by Save and Load.
+func checkSnapshot(jwks []byte, etag, lastModified string, expiresAt, persistedAt time.Time) (Reason, string) {
+	trimmed := bytes.TrimSpace(jwks)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return ReasonCorrupt, "jwks is not a JSON object"
+	}
+	// Both validators go back out as request headers (If-None-Match,
+	// If-Modified-Since): printable ASCII only, so a stored value can never
+	// smuggle a header. An entity-tag is VCHARs (RFC 9110 §8.8.3).
+	if !printable(etag, false) {
+		return ReasonBadETag, fmt.Sprintf("etag %q is not printable ASCII", etag)
+	}
+	if !printable(lastModified, true) {
+		return ReasonBadLastModified, fmt.Sprintf("last_modified %q is not printable ASCII", lastModified)
+	}
+	if expiresAt.IsZero() || persistedAt.IsZero() {
+		return ReasonBadTimes, "expires_at or persisted_at missing"
+	}
+	if expiresAt.Before(persistedAt) {
+		return ReasonBadTimes, fmt.Sprintf("expires_at %s before persisted_at %s",
+			expiresAt.Format(time.RFC3339Nano), persistedAt.Format(time.RFC3339Nano))
+	}
+	return "", ""
+}
+
+func printable(s string, space bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > '~' || c < ' ' || (c == ' ' && !space) {
+			return false
+		}
+	}
+	return true
+}
+
+// Save writes snap under its provider's key with a Redis TTL of the time
+// left until ExpiresAt (at least 1 s), then announces it on the updates
+// channel. A zero PersistedAt is set to now. Save refuses a snapshot that
+// Load would refuse.
+func (s *Store) Save(ctx context.Context, snap Snapshot) error {
+	if err := checkIDs(snap.TenantID, snap.ProviderID); err != nil {
+		return err
+	}
+	now := s.now()
+	if snap.PersistedAt.IsZero() {
+		snap.PersistedAt = now
+	}
+	if r, d := checkSnapshot(snap.JWKS, snap.ETag, snap.LastModified, snap.ExpiresAt, snap.PersistedAt); r != "" {
+		return fmt.Errorf("redisstore: save %s/%s: %s: %s", snap.TenantID, snap.ProviderID, r, d)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(wire{
+		Version:      snapshotVersion,
+		TenantID:     snap.TenantID,
+		ProviderID:   snap.ProviderID,
+		JWKS:         json.RawMessage(bytes.TrimSpace(snap.JWKS)),
+		ETag:         snap.ETag,
+		LastModified: snap.LastModified,
+		ExpiresAt:    snap.ExpiresAt.UTC(),
+		PersistedAt:  snap.PersistedAt.UTC(),
+	}); err != nil {
+		return fmt.Errorf("redisstore: save %s/%s: %w", snap.TenantID, snap.ProviderID, err)
+	}
+	ttl := snapshotTTL(snap.ExpiresAt, now)
+	key := s.snapshotKey(snap.TenantID, snap.ProviderID)
+	return s.call(ctx, "save "+key, func(ctx context.Context) error {
+		return saveScript.Run(ctx, s.client, []string{key},
+			bytes.TrimSuffix(buf.Bytes(), []byte("\n")), ttl.Milliseconds(),
+			s.updatesChannel(), snap.TenantID+"/"+snap.ProviderID).Err()
+	})
+}
+
+// saveScript writes the snapshot and announces it in one round trip on the
+// client's regular pool. (A go-redis pipeline would use a second pool whose
+// reconnection after an outage is not in step with the first, making the
+// health state flap.)
+var saveScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`)
+
+// snapshotTTL is the Redis TTL of a snapshot: the time left until it
+// expires, at least 1 s so that an already expired one is still written
+// (and readable for stale-while-error) rather than refused by Redis.
+func snapshotTTL(expiresAt, now time.Time) time.Duration {
+	return max(expiresAt.Sub(now), time.Second)
+}
