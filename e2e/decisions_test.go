@@ -69,7 +69,9 @@ func TestCheck_EveryReasonCode(t *testing.T) {
 		tenant{id: "acme", host: "api.acme.test", idp: acme},
 		tenant{id: "globex", host: "api.globex.test", idp: globex},
 		tenant{id: "down", host: "api.down.test", idp: down},
-	))
+		// Two of three providers have keys: ready, so the harness's wait for
+		// SERVING ends while "down" stays cold (every provider is the default).
+	)+"readiness: {min_available_share: 0.6}\n")
 
 	// A second key under acme's issuer that acme never published.
 	rogue, err := demo.NewIdP(demo.IdPOptions{Issuer: acme.Issuer(), Audience: "orders"})

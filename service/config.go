@@ -80,7 +80,7 @@ func validate(cfg *tenants.Config) error {
 	}
 	// The registry is only asked to validate: no provider is registered,
 	// nothing is fetched.
-	reg, err := jwkscache.New(registryOptions(cfg, nil, slog.New(slog.DiscardHandler)))
+	reg, err := jwkscache.New(registryOptions(cfg, nil, slog.New(slog.DiscardHandler), nil))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("jwks: %w", err))
 		errs = append(errs, cfg.Validate(nil))
@@ -94,25 +94,33 @@ func validate(cfg *tenants.Config) error {
 	return nil
 }
 
-func registryOptions(cfg *tenants.Config, client *http.Client, log *slog.Logger) jwkscache.Options {
+func registryOptions(cfg *tenants.Config, client *http.Client, log cacheLogger, obs jwkscache.Observer) jwkscache.Options {
 	return jwkscache.Options{
 		InsecureAllowHTTP:    cfg.JWKS.RequireHTTPS != nil && !*cfg.JWKS.RequireHTTPS,
+		AllowedDomains:       cfg.JWKS.AllowedDomains,
 		HTTPClient:           client,
 		MaxConcurrentFetches: cfg.JWKS.MaxConcurrentFetches,
-		Logger:               log.With("component", "jwkscache"),
+		Logger:               log,
+		Observer:             obs,
 	}
+}
+
+// cacheLogger is what jwkscache logs to (jwkscache.Options.Logger).
+type cacheLogger interface {
+	Warn(msg string, args ...any)
+	Info(msg string, args ...any)
 }
 
 // newRegistry builds the key cache from the registry-wide part of cfg: the
 // extra CA of jwks.ca_file, HTTPS required unless jwks.require_https is
 // false, and the concurrency bound. Per-provider settings arrive through
 // Register (tenants layers the jwks block into each registration).
-func newRegistry(cfg *tenants.Config, log *slog.Logger) (*jwkscache.Registry, error) {
+func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer) (*jwkscache.Registry, error) {
 	client, err := httpClient(cfg.JWKS.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := jwkscache.New(registryOptions(cfg, client, log))
+	reg, err := jwkscache.New(registryOptions(cfg, client, log, obs))
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}

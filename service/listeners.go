@@ -1,26 +1,130 @@
 package service
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
 
-// startAdmin is the hook for the listeners that later issues add next to
-// the gRPC one, and returns what stops them:
-//   - listen.admin (issue 5): /metrics, /healthz, /readyz and the provider
-//     API, built from s.Registry() and the authz observer;
-//   - listen.http (issue 6): HTTP forward-auth for nginx, Traefik, Caddy;
-//   - jwks.redis (issue 4): snapshot sharing between replicas.
-//
-// Until they exist, the addresses are validated by the configuration but
-// nothing listens on them; the log says so, so an operator is not misled.
-func (s *Service) startAdmin(ctx context.Context) (stop func(), err error) {
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/extauthz/extauthz/admin"
+	"github.com/extauthz/extauthz/forwardauth"
+	"github.com/extauthz/extauthz/jwkscache"
+	"github.com/extauthz/extauthz/tenants"
+)
+
+// readinessTick is how often gRPC health re-reads readiness even without a
+// refresh: a stale set runs out with the clock alone.
+const readinessTick = time.Second
+
+// observers fans one refresh outcome out to every observer (metrics,
+// the readiness nudge, the refresh log). Each must not block.
+type observers []jwkscache.Observer
+
+// RefreshDone implements jwkscache.Observer.
+func (o observers) RefreshDone(ev jwkscache.RefreshEvent) {
+	for _, x := range o {
+		x.RefreshDone(ev)
+	}
+}
+
+// httpListener is one HTTP server the service runs beside gRPC.
+type httpListener struct {
+	name string
+	srv  *http.Server
+	lis  net.Listener
+}
+
+// startListeners starts what runs beside the gRPC server: the admin API
+// (listen.admin: metrics, probes, provider status), the HTTP forward-auth
+// listener (listen.http) and the watcher that makes grpc.health.v1 follow
+// readiness. It returns what stops them.
+func (s *Service) startListeners(ctx context.Context) (stop func(), err error) {
 	cfg := s.currentConfig()
+	var ls []httpListener
+	stopAll := func() {
+		for _, l := range ls {
+			sctx, cancel := context.WithTimeout(context.Background(), s.opts.StopTimeout)
+			if err := l.srv.Shutdown(sctx); err != nil {
+				_ = l.srv.Close()
+			}
+			cancel()
+		}
+	}
+	add := func(name, addr string, h http.Handler) error {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("service: %s: %w", name, err)
+		}
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		}
+		ls = append(ls, httpListener{name: name, srv: srv, lis: lis})
+		go func() {
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("listener stopped", "listener", name, "error", err)
+			}
+		}()
+		s.log.Info("serving", name, lis.Addr().String())
+		return nil
+	}
 	if cfg.Listen.Admin != "" {
-		s.log.InfoContext(ctx, "admin listener not available in this build", "listen.admin", cfg.Listen.Admin)
+		if err := add("listen.admin", cfg.Listen.Admin, s.admin); err != nil {
+			stopAll()
+			return nil, err
+		}
 	}
 	if cfg.Listen.HTTP != "" {
-		s.log.InfoContext(ctx, "HTTP forward-auth listener not available in this build", "listen.http", cfg.Listen.HTTP)
+		fa, err := forwardauth.New(s.authz, s.forwardAuthOptions(cfg))
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("service: listen.http: %w", err)
+		}
+		if err := add("listen.http", cfg.Listen.HTTP, fa); err != nil {
+			stopAll()
+			return nil, err
+		}
 	}
 	if cfg.JWKS.Redis != nil {
 		s.log.WarnContext(ctx, "jwks.redis is set but snapshot sharing is not available in this build; each replica fetches for itself")
 	}
-	return func() {}, nil
+
+	wctx, cancel := context.WithCancel(ctx)
+	ticker := time.NewTicker(readinessTick)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		admin.Watch(wctx, ticker.C, s.nudge, s.admin.Ready, s.setServing)
+	}()
+	return func() {
+		cancel()
+		ticker.Stop()
+		<-watched
+		stopAll()
+	}, nil
+}
+
+// forwardAuthOptions maps the configuration onto the forward-auth
+// listener's options. The default trusts forwarded headers from loopback
+// peers only.
+func (s *Service) forwardAuthOptions(cfg *tenants.Config) forwardauth.Options {
+	return forwardauth.Options{Logger: s.log.With("component", "forwardauth")}
+}
+
+// setServing makes grpc.health.v1 report readiness. Once the shutdown
+// began (health.Shutdown), the health server ignores it: NOT_SERVING stays.
+func (s *Service) setServing(ready bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, name := range HealthServices {
+		s.health.SetServingStatus(name, st)
+	}
+	s.log.Info("readiness changed", "ready", ready)
 }

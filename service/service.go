@@ -24,8 +24,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/extauthz/extauthz/admin"
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/jwkscache"
+	"github.com/extauthz/extauthz/metrics"
 	"github.com/extauthz/extauthz/tenants"
 )
 
@@ -63,6 +65,9 @@ type Service struct {
 	level    *slog.LevelVar
 	registry *jwkscache.Registry
 	authz    *authz.Server
+	metrics  *metrics.Metrics
+	admin    *admin.Handler
+	nudge    admin.Nudge // wakes the readiness watcher after each refresh
 	health   *health.Server
 	grpc     *grpc.Server
 	lis      net.Listener
@@ -111,17 +116,31 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	s.registry, err = newRegistry(cfg, s.log)
+	s.metrics = metrics.New()
+	s.nudge = admin.NewNudge()
+	refreshLog := admin.NewRefreshLog(s.log.With("component", "jwkscache"))
+	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog})
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
+	if err := s.metrics.CollectCache(s.registry); err != nil {
+		_ = s.registry.Close()
+		return nil, fmt.Errorf("service: metrics: %w", err)
+	}
+	s.metrics.ConfigLoaded(time.Now())
+	s.admin = admin.New(admin.Options{
+		Registry:          s.registry,
+		Metrics:           s.metrics.Handler(),
+		MinAvailableShare: cfg.Readiness.MinAvailableShare,
+		Logger:            s.log.With("component", "admin"),
+	})
 	for _, reg := range cfg.Registrations() {
 		if err := s.registry.Register(ctx, reg); err != nil {
 			_ = s.registry.Close()
 			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
 		}
 	}
-	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz")})
+	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics})
 
 	s.lis, err = net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -133,11 +152,12 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	// Issue 5 makes health follow readiness (providers Ready); until then the
-	// server is SERVING once it listens: a cold provider makes a Check wait
-	// up to limits.cold_wait, then answer 503 jwks_unavailable.
+	// Health follows readiness (see startListeners): NOT_SERVING until
+	// enough providers have usable keys, so Envoy's health checks keep a
+	// cold replica out of rotation. A Check that reaches it anyway waits up
+	// to limits.cold_wait, then answers 503 jwks_unavailable.
 	for _, name := range HealthServices {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	return s, nil
 }
@@ -148,7 +168,7 @@ func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 // Logger returns the service's logger.
 func (s *Service) Logger() *slog.Logger { return s.log }
 
-// Registry returns the JWKS cache (for the admin API of a later issue).
+// Registry returns the JWKS cache.
 func (s *Service) Registry() *jwkscache.Registry { return s.registry }
 
 // Run serves until ctx ends or a SIGTERM or SIGINT arrives on signals, then
@@ -158,7 +178,7 @@ func (s *Service) Registry() *jwkscache.Registry { return s.registry }
 func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
-	stopAdmin, err := s.startAdmin(ctx)
+	stopAdmin, err := s.startListeners(ctx)
 	if err != nil {
 		s.grpc.Stop()
 		_ = s.registry.Close()
@@ -190,6 +210,7 @@ func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 // bounded by the stop timeout, then a hard stop. A signal on hurry (may be
 // nil) cuts the drain short.
 func (s *Service) Shutdown(hurry <-chan os.Signal) error {
+	s.admin.Drain()     // /readyz 503 from now on
 	s.health.Shutdown() // every service NOT_SERVING, and it stays so
 	if d := s.opts.DrainDelay; d > 0 {
 		s.log.Info("draining", "delay", d.String())
@@ -237,6 +258,7 @@ func (s *Service) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.reload(ctx)
+	s.metrics.ConfigReloaded(err == nil, time.Now())
 	if err != nil {
 		s.log.Error("config reload refused; keeping the running configuration", "problems", Problems(err))
 		return err
@@ -299,6 +321,7 @@ func (s *Service) warnRestartOnly(old, cfg *tenants.Config) {
 	changed("jwks.ca_file", old.JWKS.CAFile, cfg.JWKS.CAFile)
 	changed("jwks.max_concurrent_fetches", old.JWKS.MaxConcurrentFetches, cfg.JWKS.MaxConcurrentFetches)
 	changed("jwks.redis", old.JWKS.Redis, cfg.JWKS.Redis)
+	changed("readiness", old.Readiness, cfg.Readiness)
 	if (old.JWKS.RequireHTTPS == nil) != (cfg.JWKS.RequireHTTPS == nil) ||
 		(old.JWKS.RequireHTTPS != nil && *old.JWKS.RequireHTTPS != *cfg.JWKS.RequireHTTPS) {
 		s.log.Warn("setting changed on reload takes effect only after a restart", "setting", "jwks.require_https")

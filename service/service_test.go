@@ -266,13 +266,54 @@ func TestRun_SIGHUPReloads(t *testing.T) {
 	}
 }
 
+// waitHealth polls grpc.health.v1 (the whole server) until it reports want.
+func (r *running) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := checkclient.Health(context.Background(), r.health, "")
+		if err == nil && st == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never %s: last %v %v", want, st, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestHealth_FollowsReadiness(t *testing.T) {
+	// Ready: the first fetch succeeded, so health turns SERVING by itself.
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
+	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	// Cold, with the identity provider gone: after the failed first fetch the
+	// watcher has evaluated readiness, and it keeps this replica out of
+	// rotation (NOT_SERVING) rather than letting it answer 503s.
+	down := newFixture(t)
+	_ = down.idp.Close()
+	rd := runService(t, Options{ConfigPath: down.cfgPath, DrainDelay: -1})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(rd.logs.String(), "jwks refresh failing") || !strings.Contains(rd.logs.String(), "readiness changed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed refresh and readiness evaluation logged:\n%s", rd.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st, err := checkclient.Health(context.Background(), rd.health, ""); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("cold and down: %v %v, want NOT_SERVING", st, err)
+	}
+	if strings.Contains(rd.logs.String(), "ready=true") {
+		t.Errorf("a replica without keys reported ready:\n%s", rd.logs.String())
+	}
+}
+
 func TestShutdown_HealthNotServingDuringDrainThenStops(t *testing.T) {
 	f := newFixture(t)
 	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: time.Hour})
 	ctx := context.Background()
-	if st, err := checkclient.Health(ctx, r.health, ""); err != nil || st != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("before: %v %v", st, err)
-	}
+	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 	r.signals <- syscall.SIGTERM
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -440,6 +481,7 @@ func TestNew_ServesAuthorizationHealthAndReflection(t *testing.T) {
 		}
 	}
 	_ = stream.CloseSend()
+	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 	for _, name := range HealthServices {
 		if st, err := checkclient.Health(context.Background(), r.health, name); err != nil || st != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health %q: %v %v", name, st, err)

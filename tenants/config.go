@@ -13,12 +13,13 @@ type Duration time.Duration
 
 // Config mirrors the YAML file one to one. Unknown keys are errors.
 type Config struct {
-	Listen       Listen   `yaml:"listen"`
-	TenantHeader string   `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
-	Log          Log      `yaml:"log"`
-	Limits       Limits   `yaml:"limits"`
-	JWKS         JWKS     `yaml:"jwks"`
-	Tenants      []Tenant `yaml:"tenants"`
+	Listen       Listen    `yaml:"listen"`
+	TenantHeader string    `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
+	Log          Log       `yaml:"log"`
+	Limits       Limits    `yaml:"limits"`
+	Readiness    Readiness `yaml:"readiness"`
+	JWKS         JWKS      `yaml:"jwks"`
+	Tenants      []Tenant  `yaml:"tenants"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -32,6 +33,17 @@ type Listen struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // json (default) or text
+}
+
+// Readiness decides when /readyz and grpc.health.v1 report the service
+// ready.
+type Readiness struct {
+	// MinAvailableShare is the share of providers, in (0, 1], that must have
+	// usable keys (fresh, or stale within stale_while_error). The default, 1,
+	// means every provider; a fleet serving many tenants may prefer less, so
+	// that one tenant's identity provider outage does not take extauthz out
+	// of the load balancer for every tenant.
+	MinAvailableShare float64 `yaml:"min_available_share"`
 }
 
 // Limits bounds what a request may carry.

@@ -54,6 +54,9 @@ func TestParse_AppliesDefaults(t *testing.T) {
 	if diff := cmp.Diff(wantLimits, c.Limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
 	}
+	if c.Readiness.MinAvailableShare != 1 {
+		t.Errorf("readiness.min_available_share = %v, want 1 (every provider)", c.Readiness.MinAvailableShare)
+	}
 	g := c.Tenants[1].Providers[0]
 	if diff := cmp.Diff([]string{"RS256"}, g.Algorithms); diff != "" {
 		t.Errorf("algorithms (-want +got):\n%s", diff)
