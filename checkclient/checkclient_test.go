@@ -3,6 +3,7 @@ package checkclient_test
 import (
 	"bytes"
 	"context"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"io"
 	"net"
 	"os"
@@ -139,6 +140,24 @@ func startService(t *testing.T) (addr string, idp *demo.Server) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	// Health follows readiness: wait until the first fetch made it SERVING.
+	conn, err := checkclient.Dial(svc.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := checkclient.Health(context.Background(), hc, "")
+		if err == nil && st == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service never SERVING: %v %v", st, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return svc.Addr().String(), idp
 }
 
