@@ -9,9 +9,10 @@ import (
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	k8syaml "sigs.k8s.io/yaml"
+
+	"github.com/extauthz/extauthz/tenants"
 )
 
 // yamlBlocks returns the fenced ```yaml blocks of docs/forward-auth.md.
@@ -81,13 +82,19 @@ func TestDocs_EnvoyHTTPServiceSnippet(t *testing.T) {
 		t.Fatal("the snippet does not use http_service")
 	}
 
-	var cfg struct {
-		ForwardAuth struct {
-			PathPrefix string `yaml:"path_prefix"`
-		} `yaml:"forward_auth"`
-	}
-	if err := yaml.Unmarshal([]byte(configYAML), &cfg); err != nil {
+	// The config block parses strictly (no unknown key) and its listen and
+	// forward_auth parts are valid; it has no tenants, so only those parts
+	// are checked.
+	cfg, err := tenants.Parse([]byte(configYAML))
+	if err != nil {
 		t.Fatalf("config block: %v", err)
+	}
+	if err := cfg.Validate(nil); err != nil {
+		for _, p := range strings.Split(err.Error(), "\n") {
+			if strings.HasPrefix(p, "forward_auth.") || strings.HasPrefix(p, "listen.") {
+				t.Errorf("config block: %s", p)
+			}
+		}
 	}
 	if got, want := ea.GetHttpService().GetPathPrefix(), cfg.ForwardAuth.PathPrefix; got != want || got == "" {
 		t.Errorf("Envoy path_prefix %q, extauthz forward_auth.path_prefix %q: they must match", got, want)

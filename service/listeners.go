@@ -62,7 +62,11 @@ func (s *Service) startListeners(ctx context.Context) (stop func(), err error) {
 		srv := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 5 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			// A decision or a forced refresh (bounded by admin's own
+			// timeout) finishes well within this; a client that reads
+			// slowly cannot hold a connection forever.
+			WriteTimeout: 30 * time.Second,
+			IdleTimeout:  2 * time.Minute,
 		}
 		ls = append(ls, httpListener{name: name, srv: srv, lis: lis})
 		go func() {
@@ -113,7 +117,19 @@ func (s *Service) startListeners(ctx context.Context) (stop func(), err error) {
 // listener's options. The default trusts forwarded headers from loopback
 // peers only.
 func (s *Service) forwardAuthOptions(cfg *tenants.Config) forwardauth.Options {
-	return forwardauth.Options{Logger: s.log.With("component", "forwardauth")}
+	opts := forwardauth.Options{
+		PathPrefix: cfg.ForwardAuth.PathPrefix,
+		Logger:     s.log.With("component", "forwardauth"),
+	}
+	trusted, err := cfg.ForwardAuth.Prefixes()
+	if err != nil {
+		// Unreachable: Validate refused the config. Trusting nobody but
+		// loopback is the closed way to fail.
+		s.log.Error("forward_auth.trusted_proxies ignored", "error", err)
+		return opts
+	}
+	opts.TrustedProxies = trusted
+	return opts
 }
 
 // setServing makes grpc.health.v1 report readiness. Once the shutdown

@@ -69,8 +69,10 @@ type Service struct {
 	admin    *admin.Handler
 	nudge    admin.Nudge // wakes the readiness watcher after each refresh
 	health   *health.Server
-	grpc     *grpc.Server
-	lis      net.Listener
+	// stopListeners stops the admin and forward-auth listeners (set by Run).
+	stopListeners func()
+	grpc          *grpc.Server
+	lis           net.Listener
 
 	mu  sync.Mutex // serialises reloads; guards cfg
 	cfg *tenants.Config
@@ -178,13 +180,16 @@ func (s *Service) Registry() *jwkscache.Registry { return s.registry }
 func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
-	stopAdmin, err := s.startListeners(ctx)
+	stopListeners, err := s.startListeners(ctx)
 	if err != nil {
 		s.grpc.Stop()
 		_ = s.registry.Close()
 		return err
 	}
-	defer stopAdmin()
+	// Shutdown stops them before the registry closes, so no HTTP answer is
+	// made from a closed cache; the defer covers the other exits.
+	s.stopListeners = sync.OnceFunc(stopListeners)
+	defer s.stopListeners()
 	s.log.Info("serving", "grpc", s.Addr().String(), "tenants", len(s.currentConfig().Tenants))
 	for {
 		select {
@@ -243,6 +248,9 @@ func (s *Service) Shutdown(hurry <-chan os.Signal) error {
 		s.log.Warn("graceful stop timed out; closing connections", "timeout", s.opts.StopTimeout.String())
 		s.grpc.Stop()
 		<-stopped
+	}
+	if s.stopListeners != nil {
+		s.stopListeners()
 	}
 	err := s.registry.Close()
 	s.log.Info("stopped")
@@ -317,6 +325,7 @@ func (s *Service) warnRestartOnly(old, cfg *tenants.Config) {
 		}
 	}
 	changed("listen", old.Listen, cfg.Listen)
+	changed("forward_auth", old.ForwardAuth, cfg.ForwardAuth)
 	changed("log.format", old.Log.Format, cfg.Log.Format)
 	changed("jwks.ca_file", old.JWKS.CAFile, cfg.JWKS.CAFile)
 	changed("jwks.max_concurrent_fetches", old.JWKS.MaxConcurrentFetches, cfg.JWKS.MaxConcurrentFetches)

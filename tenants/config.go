@@ -13,13 +13,14 @@ type Duration time.Duration
 
 // Config mirrors the YAML file one to one. Unknown keys are errors.
 type Config struct {
-	Listen       Listen    `yaml:"listen"`
-	TenantHeader string    `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
-	Log          Log       `yaml:"log"`
-	Limits       Limits    `yaml:"limits"`
-	Readiness    Readiness `yaml:"readiness"`
-	JWKS         JWKS      `yaml:"jwks"`
-	Tenants      []Tenant  `yaml:"tenants"`
+	Listen       Listen      `yaml:"listen"`
+	ForwardAuth  ForwardAuth `yaml:"forward_auth"`  // the listen.http listener's settings
+	TenantHeader string      `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
+	Log          Log         `yaml:"log"`
+	Limits       Limits      `yaml:"limits"`
+	Readiness    Readiness   `yaml:"readiness"`
+	JWKS         JWKS        `yaml:"jwks"`
+	Tenants      []Tenant    `yaml:"tenants"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.

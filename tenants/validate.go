@@ -145,6 +145,7 @@ func (c *Config) validateGlobal(v *validator) {
 	if err := checkAddr(c.Listen.Admin, true); err != nil {
 		v.add("listen.admin", err.Error())
 	}
+	c.validateForwardAuth(v)
 	if err := checkAddr(c.Listen.HTTP, true); err != nil {
 		v.add("listen.http", err.Error())
 	}
