@@ -149,6 +149,7 @@ type Status struct {
 	ProviderID        string
 	State             State
 	Stale             bool // serving past expires_at (stale-while-error)
+	Unusable          bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
 	Source            Source
 	SourceAt          time.Time
 	LastRefresh       time.Time // last successful fetch or 304
@@ -174,7 +175,7 @@ type Status struct {
 // RefreshEvent reports one completed refresh (all attempts included).
 type RefreshEvent struct {
 	TenantID, ProviderID string
-	Result               string // "fetched", "not_modified", "error"
+	Result               string // "fetched", "not_modified", "error"; with a Coordinator also "shared", "deferred" (coordinate.go)
 	HTTPStatus           int    // last status seen, 0 if none
 	Duration             time.Duration
 	Keys                 int
@@ -226,6 +227,14 @@ type Options struct {
 		Warn(msg string, args ...any)
 		Info(msg string, args ...any)
 	}
+	// Coordinator, optional, makes replicas share key sets and refresh
+	// leases (Redis, package redisstore): warm starts from a shared
+	// snapshot and about one fetch per refresh cycle for the whole fleet.
+	// When it fails, the registry works alone, as without one.
+	Coordinator Coordinator
+	// CoordinatorHolder names this registry in refresh leases (default:
+	// the pid and a random suffix).
+	CoordinatorHolder string
 }
 
 // Registry holds every registered provider. It is safe for concurrent use.

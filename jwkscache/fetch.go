@@ -27,6 +27,9 @@ type fetchResult struct {
 	// cacheHeader holds the response's freshness fields (merged into the
 	// stored ones for a 304), to be kept with the key set.
 	cacheHeader http.Header
+	// fleet is resultShared or resultDeferred when a coordinated refresh
+	// made no request (coordinate.go).
+	fleet string
 }
 
 // fetcher performs the HTTP side of one provider's refreshes.

@@ -47,6 +47,7 @@ type deps struct {
 	sem      chan struct{}
 	observer Observer
 	logger   logger
+	coord    *coordination // nil without Options.Coordinator
 }
 
 type logger interface {
@@ -87,6 +88,10 @@ type provider struct {
 
 	negMu    sync.Mutex
 	negative map[string]time.Time // kid → known missing until
+
+	// warmChecked: Register already asked the coordinator (coordinate.go);
+	// the first refresh does not ask again. Set before the provider runs.
+	warmChecked bool
 }
 
 func newProvider(parent context.Context, reg Registration, d deps, f fetcher, closeIdle func()) *provider {
@@ -289,7 +294,8 @@ func (p *provider) status() Status {
 	}
 	if s != nil {
 		st.Source, st.SourceAt, st.ExpiresAt = s.source, s.fetchedAt, s.expiresAt
-		st.Stale = s.phase.Load() != phaseFresh
+		phase := s.phase.Load()
+		st.Stale, st.Unusable = phase != phaseFresh, phase == phaseUnusable
 		st.KeyIDs = append([]string(nil), s.kids...)
 	}
 	misses := p.misses.Load()

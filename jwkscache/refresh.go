@@ -49,7 +49,7 @@ func (p *provider) refreshNow(ctx context.Context) error {
 func (p *provider) run(c *call, t trigger) {
 	defer p.wg.Done()
 	start := p.deps.clock.Now()
-	res, attempts, err := p.fetchWithRetry(c)
+	res, attempts, err := p.refresh(c, t)
 	end := p.deps.clock.Now()
 	ev := RefreshEvent{TenantID: p.reg.TenantID, ProviderID: p.reg.ProviderID, HTTPStatus: res.status, Duration: end.Sub(start)}
 	if err != nil {
@@ -60,10 +60,13 @@ func (p *provider) run(c *call, t trigger) {
 			p.deps.logger.Warn("jwkscache: refresh failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "trigger", t.String(), "error", err)
 		}
 	} else {
-		if res.notModified {
+		switch {
+		case res.fleet != "":
+			ev.Result = res.fleet
+		case res.notModified:
 			p.refreshNotMod.Add(1)
 			ev.Result = "not_modified"
-		} else {
+		default:
 			p.refreshFetched.Add(1)
 			ev.Result = "fetched"
 		}
@@ -162,7 +165,9 @@ func (p *provider) attempt(ctx context.Context) (fetchResult, error) {
 		if old == nil {
 			return res, errors.New("304 Not Modified without a cached set")
 		}
-		p.adopt(old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified, res.cacheHeader))
+		s := old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified, res.cacheHeader)
+		s.source = SourceIdentityProvider // revalidated: a set adopted from Redis is now our own
+		p.adopt(s)
 		return res, nil
 	}
 	s, skipped, err := parseKeySet(res.body)

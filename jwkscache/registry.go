@@ -80,6 +80,13 @@ func New(opts Options) (*Registry, error) {
 	if opts.Logger != nil {
 		r.impl.deps.logger = opts.Logger
 	}
+	if opts.Coordinator != nil {
+		holder := opts.CoordinatorHolder
+		if holder == "" {
+			holder = defaultHolder()
+		}
+		r.impl.deps.coord = &coordination{c: opts.Coordinator, holder: holder, downUntil: new(atomic.Int64)}
+	}
 	r.impl.ctx, r.impl.cancel = context.WithCancel(context.Background())
 	empty := map[providerKey]*provider{}
 	r.impl.providers.Store(&empty)
@@ -111,19 +118,28 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	}
 	reg = cloneRegistration(reg)
 	im := &r.impl
+	k := providerKey{reg.TenantID, reg.ProviderID}
+	if old := (*im.providers.Load())[k]; old != nil && sameRegistration(old.reg, reg) {
+		return nil
+	}
+	// A shared snapshot (coordinate.go) is read before the lock, since it
+	// is a network call however bounded, and before the provider is
+	// published, so a warm start is Ready from the first lookup on.
+	p := im.newProvider(reg)
+	shared := p.warmLoad(ctx)
 	im.mu.Lock()
 	if im.closed {
 		im.mu.Unlock()
+		p.close()
 		return errors.New("jwkscache: register: registry closed")
 	}
-	k := providerKey{reg.TenantID, reg.ProviderID}
 	cur := *im.providers.Load()
 	old := cur[k]
 	if old != nil && sameRegistration(old.reg, reg) {
 		im.mu.Unlock()
+		p.close()
 		return nil
 	}
-	p := im.newProvider(reg)
 	if old != nil && sameSource(old.reg, reg) {
 		// Same document under the same guards: the replacement serves the
 		// old keys while its first fetch (conditional, so usually a 304)
@@ -133,10 +149,15 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 			p.adopt(s.carried(im.deps.clock.Now(), reg.StaleWhileError))
 		}
 	}
+	warm := p.warmStart(shared)
 	next := maps.Clone(cur)
 	next[k] = p
 	im.providers.Store(&next)
-	p.startRefresh(triggerFirst)
+	if warm {
+		p.schedule(im.deps.clock.Now())
+	} else {
+		p.startRefresh(triggerFirst)
+	}
 	im.mu.Unlock()
 	if old != nil {
 		old.close()

@@ -94,9 +94,6 @@ func (s *Service) startListeners(ctx context.Context) (stop func(), err error) {
 			return nil, err
 		}
 	}
-	if cfg.JWKS.Redis != nil {
-		s.log.WarnContext(ctx, "jwks.redis is set but snapshot sharing is not available in this build; each replica fetches for itself")
-	}
 
 	wctx, cancel := context.WithCancel(ctx)
 	ticker := time.NewTicker(readinessTick)

@@ -28,6 +28,7 @@ import (
 	"github.com/extauthz/extauthz/authz"
 	"github.com/extauthz/extauthz/jwkscache"
 	"github.com/extauthz/extauthz/metrics"
+	"github.com/extauthz/extauthz/redisstore"
 	"github.com/extauthz/extauthz/tenants"
 )
 
@@ -64,6 +65,7 @@ type Service struct {
 	log      *slog.Logger
 	level    *slog.LevelVar
 	registry *jwkscache.Registry
+	redis    *redisstore.Store // jwks.redis; nil when not set
 	authz    *authz.Server
 	metrics  *metrics.Metrics
 	admin    *admin.Handler
@@ -121,12 +123,18 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	s.metrics = metrics.New()
 	s.nudge = admin.NewNudge()
 	refreshLog := admin.NewRefreshLog(s.log.With("component", "jwkscache"))
-	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog})
+	if s.redis, err = openRedis(cfg, s.log); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis))
 	if err != nil {
+		if s.redis != nil {
+			_ = s.redis.Close()
+		}
 		return nil, &ConfigError{Err: err}
 	}
 	if err := s.metrics.CollectCache(s.registry); err != nil {
-		_ = s.registry.Close()
+		_ = s.closeRegistry()
 		return nil, fmt.Errorf("service: metrics: %w", err)
 	}
 	s.metrics.ConfigLoaded(time.Now())
@@ -138,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	})
 	for _, reg := range cfg.Registrations() {
 		if err := s.registry.Register(ctx, reg); err != nil {
-			_ = s.registry.Close()
+			_ = s.closeRegistry()
 			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
 		}
 	}
@@ -146,7 +154,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 
 	s.lis, err = net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
-		_ = s.registry.Close()
+		_ = s.closeRegistry()
 		return nil, fmt.Errorf("service: listen.grpc: %w", err)
 	}
 	s.grpc = grpc.NewServer()
@@ -183,7 +191,7 @@ func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 	stopListeners, err := s.startListeners(ctx)
 	if err != nil {
 		s.grpc.Stop()
-		_ = s.registry.Close()
+		_ = s.closeRegistry()
 		return err
 	}
 	// Shutdown stops them before the registry closes, so no HTTP answer is
@@ -204,7 +212,7 @@ func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 			s.log.Info("shutting down", "cause", context.Cause(ctx).Error())
 			return s.Shutdown(nil)
 		case err := <-serveErr:
-			_ = s.registry.Close()
+			_ = s.closeRegistry()
 			return fmt.Errorf("service: grpc serve: %w", err)
 		}
 	}
@@ -252,7 +260,7 @@ func (s *Service) Shutdown(hurry <-chan os.Signal) error {
 	if s.stopListeners != nil {
 		s.stopListeners()
 	}
-	err := s.registry.Close()
+	err := s.closeRegistry()
 	s.log.Info("stopped")
 	return err
 }

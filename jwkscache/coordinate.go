@@ -1,0 +1,365 @@
+package jwkscache
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// SharedSnapshot is one provider's key set as a replica fetched it, shared
+// with the other replicas through a Coordinator: the document as served,
+// its validators (so whoever fetches next still revalidates, RFC 9110
+// §13.1) and its own expiry.
+type SharedSnapshot struct {
+	TenantID, ProviderID string
+	JWKS                 []byte
+	ETag, LastModified   string
+	ExpiresAt            time.Time
+	PersistedAt          time.Time // when the document was fetched or revalidated
+}
+
+// ErrNoSnapshot is what Coordinator.Load returns (wrapped) when there is no
+// usable snapshot: none stored, or an invalid one it ignored. Any other
+// error means the coordinator itself failed, and the registry carries on
+// alone.
+var ErrNoSnapshot = errors.New("jwkscache: no shared snapshot")
+
+// Coordinator lets the replicas of a fleet behave like one cache (the
+// Redis issue): they share the key sets they fetch and agree, through a
+// lease, which of them fetches. Every method must return quickly (bounded
+// by the implementation): refreshes call them, lookups never do.
+type Coordinator interface {
+	// Load returns the snapshot of a provider, validated (at most maxBytes
+	// of JWKS, the right tenant and provider), or an error wrapping
+	// ErrNoSnapshot.
+	Load(ctx context.Context, tenantID, providerID string, maxBytes int64) (SharedSnapshot, error)
+	// Save stores a snapshot for the others and announces it.
+	Save(ctx context.Context, snap SharedSnapshot) error
+	// TryAcquire takes the provider's refresh lease for holder unless
+	// someone holds it; the lease ends by itself after ttl.
+	TryAcquire(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error)
+	// Release ends holder's lease early; it does nothing when another
+	// replica holds it.
+	Release(ctx context.Context, tenantID, providerID, holder string) error
+	// TryCooldown starts the provider's fleet-wide unknown-kid cooldown
+	// for holder unless it runs already; it ends by itself after ttl.
+	TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error)
+}
+
+// coordination is what a provider borrows from its registry to coordinate.
+type coordination struct {
+	c      Coordinator
+	holder string
+	// downUntil (unix nanos) is set after a coordinator failure: until
+	// then Register does not wait on it (the background refresh still
+	// asks), so registering 10,000 providers against a Redis that does not
+	// answer costs no 10,000 timeouts.
+	downUntil *atomic.Int64
+}
+
+// coordinatorDownFor is how long a coordinator failure keeps Register from
+// consulting it.
+const coordinatorDownFor = 5 * time.Second
+
+// sharedPoll is how often a replica waiting for another's fetch looks for
+// its snapshot.
+const sharedPoll = 250 * time.Millisecond
+
+// defaultHolder names this process in leases: the pid helps an operator
+// find the holder, the random part keeps two hosts' pids apart.
+func defaultHolder() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+}
+
+// leaseTTL is how long a refresh lease lasts: the whole retry sequence
+// plus a margin. When the holder dies, another replica takes over after
+// at most this long.
+func (p *provider) leaseTTL() time.Duration { return p.reg.RetryPolicy.Deadline + time.Second }
+
+// failed records the outcome of a coordinator call and reports whether it
+// failed (as opposed to finding nothing).
+func (co *coordination) failed(clk Clock, err error) bool {
+	if err == nil || errors.Is(err, ErrNoSnapshot) {
+		return false
+	}
+	co.downUntil.Store(clk.Now().Add(coordinatorDownFor).UnixNano())
+	return true
+}
+
+// Outcomes of a coordinated refresh that made no request (fetchResult.fleet
+// and RefreshEvent.Result).
+const (
+	resultShared   = "shared"   // adopted the snapshot another replica fetched
+	resultDeferred = "deferred" // the fleet's unknown-kid cooldown runs: no request of ours
+)
+
+// refresh is a refresh's fetch step: alone without a coordinator, or
+// coordinated with the fleet. Coordinated, a replica first adopts a newer
+// snapshot if another replica wrote one (done, unless that one is due
+// too); otherwise the replica that gets the refresh lease fetches (a
+// conditional request with the newest validators) and shares the result,
+// while the others poll for it and adopt it. If nothing comes within the
+// lease time (the holder died), they try the lease again; after two lease
+// times without a snapshot they fetch alone. A coordinator failure at any
+// step means fetching alone, exactly as without one.
+func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
+	co := p.deps.coord
+	if co == nil {
+		return p.fetchWithRetry(c)
+	}
+	if t == triggerManual {
+		// A manual refresh fetches even while fresh; the others adopt it.
+		return p.fetchAndShare(c, false)
+	}
+	// Another replica may have fetched since we did: its snapshot costs
+	// the identity provider nothing, and its validators make our own
+	// fetch, if still needed, a conditional one.
+	adopted := false
+	if t != triggerFirst || !p.warmChecked {
+		var err error
+		if adopted, err = p.adoptShared(); err != nil {
+			return p.fetchAndShare(c, false) // coordinator down: work alone
+		}
+	}
+	if adopted {
+		c.closeFirst() // lookups waiting (cold, unknown kid) see it at once
+	}
+	if t == triggerUnknownKID {
+		return p.unknownKID(c, adopted)
+	}
+	if adopted && !p.due(p.deps.clock.Now()) {
+		return fetchResult{fleet: resultShared}, 0, nil
+	}
+	for range 2 {
+		ok, err := co.c.TryAcquire(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.leaseTTL())
+		if co.failed(p.deps.clock, err) {
+			return p.fetchAndShare(c, false)
+		}
+		if ok {
+			return p.fetchAndShare(c, true)
+		}
+		// Another replica is fetching: wait for its snapshot, up to the
+		// lease time, after which its lease has expired if it died. Only a
+		// cold lookup (no set at all) waits with us; the others answer from
+		// the current set at once, as they do while an attempt runs.
+		if p.snap.Load() != nil {
+			c.closeFirst()
+		}
+		if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
+			return res, 0, err
+		}
+	}
+	// Two lease times without a snapshot: fetch alone rather than stall.
+	return p.fetchAndShare(c, false)
+}
+
+// unknownKID coordinates a refresh for an unknown kid (OpenID Connect Core
+// 1.0 §10.1.1, key rotation). The cooldown is fleet-wide: the replica that
+// starts it fetches, and until it ends the others only adopt snapshots, so
+// a flood of random kids across the fleet costs the identity provider one
+// request per cooldown whatever the number of replicas. The cooldown is
+// not the refresh lease, so it never holds up the scheduled refreshes.
+func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
+	co := p.deps.coord
+	ok, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
+	if co.failed(p.deps.clock, err) || ok {
+		return p.fetchAndShare(c, false)
+	}
+	if adopted {
+		return fetchResult{fleet: resultShared}, 0, nil
+	}
+	// The replica that started the cooldown may be fetching right now (for
+	// this very kid): pick its snapshot up if it comes within a lease time.
+	c.closeFirst()
+	if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
+		return res, 0, err
+	}
+	return fetchResult{fleet: resultDeferred}, 0, nil
+}
+
+// waitShared polls the coordinator until a snapshot newer than ours
+// appears (adopted: got), the wait ends, or the provider closes.
+func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, error) {
+	clk := p.deps.clock
+	end := clk.Now().Add(wait)
+	for clk.Now().Before(end) {
+		if !sleep(clk, min(sharedPoll, end.Sub(clk.Now())), p.ctx.Done()) {
+			return fetchResult{}, false, p.ctx.Err()
+		}
+		adopted, err := p.adoptShared()
+		if err != nil {
+			return fetchResult{}, false, nil // down: the caller tries the lease, fails, fetches alone
+		}
+		if adopted {
+			c.closeFirst()
+			return fetchResult{fleet: resultShared}, true, nil
+		}
+	}
+	return fetchResult{}, false, nil
+}
+
+// fetchAndShare fetches from the identity provider (with retries) and, on
+// success, shares the result; release ends our lease afterwards.
+func (p *provider) fetchAndShare(c *call, release bool) (fetchResult, int, error) {
+	res, n, err := p.fetchWithRetry(c)
+	co := p.deps.coord
+	if err == nil {
+		p.share()
+	}
+	if release && err == nil {
+		// A failed fetch keeps the lease until it expires, so a failing
+		// identity provider gets one retry sequence per lease time from
+		// the whole fleet, not one per replica.
+		if err := co.c.Release(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
+			co.failed(p.deps.clock, err)
+		}
+	}
+	return res, n, err
+}
+
+// share saves the current set for the other replicas.
+func (p *provider) share() {
+	s := p.snap.Load()
+	co := p.deps.coord
+	if s == nil || s.raw == nil || co == nil {
+		return
+	}
+	err := co.c.Save(p.ctx, SharedSnapshot{
+		TenantID:     p.reg.TenantID,
+		ProviderID:   p.reg.ProviderID,
+		JWKS:         s.raw,
+		ETag:         s.etag,
+		LastModified: s.lastModified,
+		ExpiresAt:    s.expiresAt,
+		PersistedAt:  s.fetchedAt,
+	})
+	if co.failed(p.deps.clock, err) && p.deps.logger != nil && p.ctx.Err() == nil {
+		p.deps.logger.Warn("jwkscache: sharing snapshot failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
+	}
+}
+
+// adoptShared loads the shared snapshot and adopts it when it is newer
+// than the current set. err is non-nil only when the coordinator failed.
+func (p *provider) adoptShared() (bool, error) {
+	s, err := p.loadShared(p.ctx)
+	if err != nil || s == nil {
+		return false, err
+	}
+	if cur := p.snap.Load(); cur != nil && !newer(s, cur) {
+		return false, nil
+	}
+	p.adopt(s)
+	return true, nil
+}
+
+// newer reports whether the shared set s is more recent than cur: fetched
+// later, or at the same instant (a coarse clock) with another document.
+func newer(s, cur *keySet) bool {
+	return s.fetchedAt.After(cur.fetchedAt) || (s.fetchedAt.Equal(cur.fetchedAt) && !bytes.Equal(s.raw, cur.raw))
+}
+
+// loadShared returns the shared snapshot as a key set, nil when there is
+// none usable, or the coordinator's failure.
+func (p *provider) loadShared(ctx context.Context) (*keySet, error) {
+	co := p.deps.coord
+	sn, err := co.c.Load(ctx, p.reg.TenantID, p.reg.ProviderID, p.reg.MaxResponseBytes)
+	if co.failed(p.deps.clock, err) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, nil
+	}
+	s, err := p.fromShared(sn, p.deps.clock.Now())
+	if err != nil {
+		if p.deps.logger != nil {
+			p.deps.logger.Warn("jwkscache: ignoring shared snapshot", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
+		}
+		return nil, nil
+	}
+	return s, nil
+}
+
+// fromShared checks a snapshot against this provider's registration (the
+// coordinator validated its form) and builds its key set. The set keeps
+// the snapshot's own expires_at: adopting it must not extend its life.
+func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, error) {
+	switch {
+	case sn.TenantID != p.reg.TenantID || sn.ProviderID != p.reg.ProviderID:
+		return nil, fmt.Errorf("snapshot of %s/%s", sn.TenantID, sn.ProviderID)
+	case int64(len(sn.JWKS)) > p.reg.MaxResponseBytes:
+		return nil, fmt.Errorf("snapshot of %d bytes exceeds max_response_bytes %d", len(sn.JWKS), p.reg.MaxResponseBytes)
+	case !sn.ExpiresAt.After(now):
+		return nil, fmt.Errorf("snapshot expired at %s", sn.ExpiresAt.Format(time.RFC3339))
+	case sn.ExpiresAt.Before(sn.PersistedAt):
+		return nil, errors.New("snapshot expires before it was persisted")
+	case sn.ExpiresAt.Sub(sn.PersistedAt) > p.reg.MaxTTL:
+		return nil, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", sn.ExpiresAt.Sub(sn.PersistedAt), p.reg.MaxTTL)
+	}
+	s, _, err := parseKeySet(sn.JWKS)
+	if err != nil {
+		return nil, err
+	}
+	s.fetchedAt = sn.PersistedAt
+	s.setExpiry(now, sn.ExpiresAt, p.reg.StaleWhileError)
+	s.etag, s.lastModified, s.raw, s.source = sn.ETag, sn.LastModified, sn.JWKS, SourceRedis
+	return s, nil
+}
+
+// due reports whether the current set needs a refresh at now: its
+// scheduled refresh time (as schedule computes it, less the jitter) has
+// come.
+func (p *provider) due(now time.Time) bool {
+	s := p.snap.Load()
+	if s == nil {
+		return true
+	}
+	ttl := s.expiresAt.Sub(s.fetchedAt)
+	early := min(p.reg.RefreshEarly, ttl/2)
+	return !now.Before(s.expiresAt.Add(-early - p.reg.PrefetchJitter))
+}
+
+// warmLoad is Register's look at the coordinator, before the provider is
+// published: the shared snapshot as a key set, or nil. The first refresh
+// then does not ask again. A coordinator failure never fails a
+// registration; right after one, Register does not even wait for it.
+func (p *provider) warmLoad(ctx context.Context) *keySet {
+	co := p.deps.coord
+	if co == nil || p.deps.clock.Now().UnixNano() < co.downUntil.Load() {
+		return nil
+	}
+	s, err := p.loadShared(ctx)
+	if err != nil {
+		return nil
+	}
+	p.warmChecked = true
+	return s
+}
+
+// warmStart adopts the snapshot warmLoad found, unless the provider holds
+// a newer set already (carried over from the provider it replaces): the
+// provider is Ready without a request to the identity provider (Status
+// Source "redis", SourceAt its persisted_at, ExpiresAt its own). It
+// reports whether the set needs no refresh yet.
+func (p *provider) warmStart(s *keySet) bool {
+	if s == nil {
+		return false
+	}
+	if cur := p.snap.Load(); cur != nil && !newer(s, cur) {
+		return false
+	}
+	p.adopt(s)
+	if p.deps.logger != nil {
+		p.deps.logger.Info("jwkscache: warm start from shared snapshot", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
+			"persisted_at", s.fetchedAt, "expires_at", s.expiresAt)
+	}
+	return !p.due(p.deps.clock.Now())
+}

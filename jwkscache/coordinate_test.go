@@ -1,0 +1,515 @@
+package jwkscache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/jwkscache"
+	"github.com/extauthz/extauthz/jwkscache/clocktest"
+	"github.com/extauthz/extauthz/redisstore"
+	"github.com/extauthz/extauthz/redisstore/redistest"
+)
+
+// fleet is several registries (replicas) sharing one fake clock, one real
+// redis-server and one JWKS server, each with its own Redis client, as
+// separate processes would be.
+type fleet struct {
+	clk      *clocktest.Clock
+	srv      *jwksServer
+	redis    *redistest.Server
+	replicas []*replica
+}
+
+type replica struct {
+	reg    *jwkscache.Registry
+	store  *redisstore.Store
+	events events
+}
+
+func newFleet(t *testing.T, srv *jwksServer, n int) *fleet {
+	t.Helper()
+	f := &fleet{clk: clocktest.New(t0), srv: srv, redis: redistest.Start(t)}
+	for range n {
+		f.add(t)
+	}
+	return f
+}
+
+// add starts one more replica (not yet registered).
+func (f *fleet) add(t *testing.T) *replica {
+	t.Helper()
+	store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	r := &replica{store: store, events: make(events, 1000)}
+	r.reg, err = jwkscache.New(jwkscache.Options{
+		HTTPClient:        f.srv.Client(),
+		Clock:             f.clk,
+		Observer:          r.events,
+		Coordinator:       store.Coordinator(),
+		CoordinatorHolder: fmt.Sprintf("replica-%d", len(f.replicas)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.reg.Close() })
+	f.replicas = append(f.replicas, r)
+	return r
+}
+
+func (f *fleet) registration(r *replica) jwkscache.Registration {
+	reg := r.reg.NewRegistration("acme", "main", f.srv.url())
+	reg.RetryPolicy.MaxRetries = 0
+	return reg
+}
+
+func (r *replica) status(t *testing.T) jwkscache.Status {
+	t.Helper()
+	st, ok := r.reg.Status("acme", "main")
+	if !ok {
+		t.Fatal("provider not registered")
+	}
+	return st
+}
+
+// settle waits until every registered replica is idle or waiting on the
+// fake clock: each provider then has exactly three timers (the scheduled
+// refresh or a snapshot poll, and the two that age its set). Real time
+// bounds the wait only to turn a hang into a failure.
+func (f *fleet) settle(t *testing.T) {
+	t.Helper()
+	want := 0
+	for _, r := range f.replicas {
+		want += 3 * len(r.reg.Statuses())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.clk.Pending()) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet did not settle: %d timers pending, want %d: %v", len(f.clk.Pending()), want, f.clk.Pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// step settles the fleet, then advances the clock to its next timer.
+func (f *fleet) step(t *testing.T) {
+	t.Helper()
+	f.settle(t)
+	d, ok := f.clk.Next()
+	if !ok {
+		t.Fatal("no timer pending")
+	}
+	f.clk.Advance(d)
+	if testing.Verbose() {
+		for i, r := range f.replicas {
+			for _, st := range r.reg.Statuses() {
+				t.Logf("  +%v r%d hits=%d state=%v src=%s srcAt=+%v exp=+%v next=+%v", f.clk.Now().Sub(t0), i, f.srv.hits.Load(), st.State, st.Source, st.SourceAt.Sub(t0), st.ExpiresAt.Sub(t0), st.NextRefresh.Sub(t0))
+			}
+		}
+	}
+}
+
+// drain steps the clock through snapshot polls only (timers due within
+// pollStep): replicas waiting for another's snapshot find it or give up,
+// and no scheduled refresh comes due.
+func (f *fleet) drain(t *testing.T) {
+	t.Helper()
+	const pollStep = 250 * time.Millisecond
+	for {
+		f.settle(t)
+		d, ok := f.clk.Next()
+		if !ok || d > pollStep {
+			return
+		}
+		f.clk.Advance(d)
+	}
+}
+
+// results counts the replicas' refresh outcomes so far, by Result.
+func (f *fleet) results() map[string]int {
+	out := map[string]int{}
+	for _, r := range f.replicas {
+		for {
+			select {
+			case ev := <-r.events:
+				out[ev.Result]++
+				continue
+			default:
+			}
+			break
+		}
+	}
+	return out
+}
+
+// registerAll registers the provider on every replica in turn, waiting for
+// each to be Ready (the first fetches, the others start warm).
+func (f *fleet) registerAll(t *testing.T) {
+	t.Helper()
+	for _, r := range f.replicas {
+		if err := r.reg.Register(context.Background(), f.registration(r)); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t)
+		if st := r.status(t); st.State != jwkscache.StateReady {
+			t.Fatalf("after Register: %+v", st)
+		}
+	}
+}
+
+func TestCoordinated_WarmStartIsReadyWithoutFetch(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	f := newFleet(t, srv, 1)
+	f.registerAll(t)
+	first := f.replicas[0].status(t)
+	if first.Source != jwkscache.SourceIdentityProvider || srv.hits.Load() != 1 {
+		t.Fatalf("first replica: source %q, %d fetches", first.Source, srv.hits.Load())
+	}
+
+	f.clk.Advance(10 * time.Second) // later, a replica starts
+	late := f.add(t)
+	if err := late.reg.Register(context.Background(), f.registration(late)); err != nil {
+		t.Fatal(err)
+	}
+	// Ready as soon as Register returns, before any lookup.
+	st := late.status(t)
+	if st.State != jwkscache.StateReady || st.Source != jwkscache.SourceRedis {
+		t.Fatalf("warm replica: state %v source %q, want Ready from redis", st.State, st.Source)
+	}
+	if !st.ExpiresAt.Equal(first.ExpiresAt) || !st.SourceAt.Equal(first.SourceAt) {
+		t.Errorf("warm replica expires %v (source at %v), want the snapshot's own %v (%v)", st.ExpiresAt, st.SourceAt, first.ExpiresAt, first.SourceAt)
+	}
+	if _, err := late.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+		t.Fatalf("Key on the warm replica: %v", err)
+	}
+	if got := srv.hits.Load(); got != 1 {
+		t.Errorf("JWKS fetches = %d, want 1 (warm start fetches nothing)", got)
+	}
+	if st.NextRefresh.IsZero() || !st.NextRefresh.Before(st.ExpiresAt) {
+		t.Errorf("warm replica next refresh %v, want one scheduled before expiry %v", st.NextRefresh, st.ExpiresAt)
+	}
+}
+
+// TestCoordinated_FiveCyclesOneFetchEach: three replicas, five refresh
+// cycles, one request per cycle for the whole fleet (alone, each replica
+// would make one per cycle: fifteen). A rotation in the middle reaches
+// every replica through the shared snapshot.
+func TestCoordinated_FiveCyclesOneFetchEach(t *testing.T) {
+	k1, k2 := newECKey(t), newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "")))
+	srv.set(func(s *jwksServer) { s.cacheControl, s.etag = "max-age=60", `"v1"` })
+	f := newFleet(t, srv, 3)
+	f.registerAll(t)
+	if got := srv.hits.Load(); got != 1 {
+		t.Fatalf("fetches after three registrations = %d, want 1", got)
+	}
+	// A cycle is at least ttl/2 − prefetch_jitter = 25 s of this clock.
+	const minCycle = 25 * time.Second
+	last := t0
+	for cycle := 1; cycle <= 5; cycle++ {
+		if cycle == 3 {
+			srv.set(func(s *jwksServer) { s.doc, s.etag = jwksDoc(t, jwkJSON(t, &k2.PublicKey, "k2", "")), `"v2"` })
+		}
+		for f.settle(t); srv.hits.Load() < int64(1+cycle); f.settle(t) {
+			f.step(t)
+		}
+		if got := srv.hits.Load(); got != int64(1+cycle) {
+			t.Fatalf("cycle %d: %d fetches in all, want %d", cycle, got, 1+cycle)
+		}
+		var fetchedAt time.Time // the cycle's fetch: the newest set's source time
+		for _, r := range f.replicas {
+			if at := r.status(t).SourceAt; at.After(fetchedAt) {
+				fetchedAt = at
+			}
+		}
+		if gap := fetchedAt.Sub(last); gap < minCycle {
+			t.Fatalf("cycle %d: fetch %s after the previous one, want ≥ %s", cycle, gap, minCycle)
+		}
+		last = fetchedAt
+		// Every replica adopts the cycle's snapshot before the next fetch.
+		for i, r := range f.replicas {
+			for f.settle(t); r.status(t).SourceAt.Before(fetchedAt); f.settle(t) {
+				f.step(t)
+				if f.settle(t); srv.hits.Load() > int64(1+cycle) {
+					t.Fatalf("cycle %d: replica %d had not adopted the snapshot when the next fetch came", cycle, i)
+				}
+			}
+		}
+	}
+	f.settle(t)
+	if got := srv.hits.Load(); got != 6 {
+		t.Errorf("JWKS fetches over five cycles = %d, want 6 (1 initial + 1 per cycle)", got)
+	}
+	res := f.results()
+	if res["fetched"]+res["not_modified"] != 6 || res["shared"] < 10 || res["error"] != 0 {
+		t.Errorf("refresh outcomes %v: want 6 fetches (first + 5), ≥ 10 adoptions, no error", res)
+	}
+	t.Logf("5 refresh cycles, 3 replicas: %d JWKS requests after the first fetch (15 without sharing); outcomes %v", srv.hits.Load()-1, res)
+	for i, r := range f.replicas { // the rotation reached every replica
+		if _, err := r.reg.Key(context.Background(), "acme", "main", "k2", "ES256"); err != nil {
+			t.Errorf("replica %d: rotated key: %v", i, err)
+		}
+		if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); !errors.Is(err, jwkscache.ErrKeyNotFound) {
+			t.Errorf("replica %d: removed key: err = %v, want ErrKeyNotFound", i, err)
+		}
+	}
+}
+
+// TestCoordinated_UnknownKIDFloodOneFetchFleetWide: random kids on every
+// replica at once cost one request; the replica that fetched keeps the
+// lease for the cooldown, so a replica whose own cooldown is free still
+// does not fetch.
+func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
+	k1, k2 := newECKey(t), newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "")))
+	f := newFleet(t, srv, 3)
+	f.registerAll(t)
+	srv.set(func(s *jwksServer) {
+		s.doc = jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", ""), jwkJSON(t, &k2.PublicKey, "k2", ""))
+	})
+	f.clk.Advance(time.Second)
+
+	var wg sync.WaitGroup
+	for i, r := range f.replicas {
+		for j := range 50 {
+			wg.Go(func() {
+				kid := fmt.Sprintf("random-%d-%d", i, j)
+				if j == 0 {
+					kid = "k2" // the rotated key, among the random ones
+				}
+				_, _ = r.reg.Key(context.Background(), "acme", "main", kid, "ES256")
+			})
+		}
+	}
+	wg.Wait()
+	f.drain(t) // replicas waiting on the holder's snapshot find it
+
+	if got := srv.hits.Load(); got != 2 {
+		t.Fatalf("JWKS fetches = %d, want 2 (first fetch + one for the whole flood)", got)
+	}
+	for i, r := range f.replicas {
+		if _, err := r.reg.Key(context.Background(), "acme", "main", "k2", "ES256"); err != nil {
+			t.Errorf("replica %d: rotated key after the flood: %v", i, err)
+		}
+	}
+	// A replica started now has the newest snapshot and a fresh cooldown
+	// of its own; the fleet's cooldown still holds it back.
+	late := f.add(t)
+	if err := late.reg.Register(context.Background(), f.registration(late)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := late.reg.Key(context.Background(), "acme", "main", "another-random", "ES256")
+	if !errors.Is(err, jwkscache.ErrKeyNotFound) {
+		t.Fatalf("unknown kid on the late replica: err = %v, want ErrKeyNotFound", err)
+	}
+	f.drain(t)
+	if got := srv.hits.Load(); got != 2 {
+		t.Errorf("JWKS fetches after the late replica's unknown kid = %d, want still 2", got)
+	}
+	if res := f.results(); res["deferred"] == 0 {
+		t.Errorf("outcomes %v: want the late replica's refresh deferred to the fleet's cooldown", res)
+	}
+}
+
+// TestCoordinated_LeaseHolderDiesAnotherTakesOver: a replica took the
+// lease and died. Nobody fetches while the lease lasts; when it ends (its
+// expiry is Redis's, simulated here by deleting it) one replica fetches and
+// the other adopts.
+func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	f := newFleet(t, srv, 2)
+	f.registerAll(t)
+	dead := f.replicas[0].store
+	if ok, err := dead.TryAcquire(context.Background(), "acme", "main", "dead-replica", time.Hour); !ok || err != nil {
+		t.Fatalf("TryAcquire: %v %v", ok, err)
+	}
+	leaseTTL := f.registration(f.replicas[0]).RetryPolicy.Deadline + time.Second
+	due := f.replicas[0].status(t).NextRefresh
+	if d := f.replicas[1].status(t).NextRefresh; d.Before(due) {
+		due = d
+	}
+	for f.clk.Now().Before(due.Add(leaseTTL - time.Second)) {
+		f.step(t)
+	}
+	if got := srv.hits.Load(); got != 1 {
+		t.Fatalf("JWKS fetches while the dead replica's lease lasts = %d, want 1", got)
+	}
+	if err := f.redis.Client(t).Del(context.Background(), "jwks-cache:lease:acme:main").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for f.settle(t); srv.hits.Load() < 2 || f.replicas[0].status(t).SourceAt.Before(due) || f.replicas[1].status(t).SourceAt.Before(due); f.settle(t) {
+		f.step(t)
+		if f.clk.Now().After(due.Add(3 * leaseTTL)) {
+			t.Fatal("nobody took over")
+		}
+	}
+	f.settle(t)
+	if got := srv.hits.Load(); got != 2 {
+		t.Errorf("JWKS fetches after the takeover = %d, want 2", got)
+	}
+}
+
+// TestCoordinated_RedisDownEachFetchesThenSharesAgain: with Redis stopped
+// the replicas refresh alone and keep serving; when it is back they share
+// again.
+func TestCoordinated_RedisDownEachFetchesThenSharesAgain(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	f := newFleet(t, srv, 2)
+	f.registerAll(t)
+	f.redis.Stop(t)
+	cycle := func() {
+		t.Helper()
+		start := f.clk.Now()
+		for _, r := range f.replicas {
+			for f.settle(t); r.status(t).LastRefresh.Before(start.Add(time.Second)); f.settle(t) {
+				f.step(t)
+				for _, r := range f.replicas {
+					if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+						t.Fatalf("Key: %v", err)
+					}
+				}
+			}
+		}
+	}
+	cycle()
+	if got := srv.hits.Load(); got != 3 {
+		t.Fatalf("JWKS fetches with Redis down = %d, want 3 (1 + one per replica)", got)
+	}
+	f.redis.Restart(t)
+	for _, r := range f.replicas { // go-redis redials a refused address about once a second
+		deadline := time.Now().Add(10 * time.Second)
+		for r.store.Ping(context.Background()) != nil {
+			if time.Now().After(deadline) {
+				t.Fatal("Redis still unreachable")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cycle()
+	if got := srv.hits.Load(); got != 4 {
+		t.Errorf("JWKS fetches in the cycle after Redis came back = %d, want 4 (one more)", got)
+	}
+}
+
+// TestCoordinated_InvalidSnapshotIgnored: a bad snapshot is never trusted:
+// the replica fetches from the identity provider, and the store counts it.
+func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
+	k := newECKey(t)
+	jwks := string(jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	enc := func(tenant, provider, doc, expires, persisted string) string {
+		return `{"version":1,"tenant_id":"` + tenant + `","provider_id":"` + provider + `","jwks":` + doc +
+			`,"expires_at":"` + expires + `","persisted_at":"` + persisted + `"}`
+	}
+	exp, pers := t0.Add(time.Hour).Format(time.RFC3339), t0.Format(time.RFC3339)
+	tests := []struct {
+		name  string
+		value string
+		want  redisstore.Reason
+	}{
+		{"corrupt", `{"version":1,"tenant_id":"acme","provider_id":"main","jwks":{"keys":[`, redisstore.ReasonCorrupt},
+		{"too large", enc("acme", "main", `{"keys":[],"pad":"`+strings.Repeat("x", 2<<20)+`"}`, exp, pers), redisstore.ReasonTooLarge},
+		{"another tenant", enc("globex", "main", jwks, exp, pers), redisstore.ReasonForeign},
+		{"expiry before persisted_at", enc("acme", "main", jwks, pers, exp), redisstore.ReasonBadTimes},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newJWKSServer(t, []byte(jwks))
+			f := newFleet(t, srv, 1)
+			if err := f.redis.Client(t).Set(context.Background(), "jwks-cache:acme:main", tt.value, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			f.registerAll(t)
+			r := f.replicas[0]
+			if st := r.status(t); st.Source != jwkscache.SourceIdentityProvider || srv.hits.Load() != 1 {
+				t.Errorf("source %q after %d fetches, want identity_provider after 1", st.Source, srv.hits.Load())
+			}
+			if got := r.store.Stats().Invalid[tt.want]; got != 1 {
+				t.Errorf("Invalid[%s] = %d, want 1", tt.want, got)
+			}
+		})
+	}
+}
+
+// TestCoordinated_RegisterNeverFailsOnRedis: Redis down at registration is
+// not an error, and the replica works alone.
+func TestCoordinated_RegisterNeverFailsOnRedis(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	f := newFleet(t, srv, 1)
+	f.redis.Stop(t)
+	f.registerAll(t)
+	if st := f.replicas[0].status(t); st.Source != jwkscache.SourceIdentityProvider {
+		t.Errorf("source %q, want identity_provider", st.Source)
+	}
+	if _, err := f.replicas[0].reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+		t.Errorf("Key: %v", err)
+	}
+}
+
+// TestCoordinated_LookupsNeverWaitOnRedis: Redis accepts connections and
+// never answers (the worst outage: every call runs into its timeout). A
+// refresh stuck on it does not hold up a single lookup.
+func TestCoordinated_LookupsNeverWaitOnRedis(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	f := newFleet(t, srv, 1)
+	f.registerAll(t)
+	r := f.replicas[0]
+	f.redis.Stop(t)
+	silent, err := net.Listen("tcp", f.redis.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		silent.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+
+	f.step(t) // the scheduled refresh starts and asks Redis first
+	if st := r.status(t); st.State != jwkscache.StateRefreshing {
+		t.Fatalf("state %v, want Refreshing", st.State)
+	}
+	for i := range 100 {
+		if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+			t.Fatalf("lookup %d during the stuck refresh: %v", i, err)
+		}
+	}
+	if st := r.status(t); st.State != jwkscache.StateRefreshing || srv.hits.Load() != 1 {
+		t.Fatalf("state %v after %d fetches: the lookups did not run while the refresh waited on Redis", st.State, srv.hits.Load())
+	}
+	f.settle(t) // Redis times out: the replica fetches alone
+	if got := srv.hits.Load(); got != 2 {
+		t.Errorf("JWKS fetches = %d, want 2 (the refresh went on without Redis)", got)
+	}
+}
