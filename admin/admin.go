@@ -47,9 +47,6 @@ type Options struct {
 	ConfigLoaded func() bool
 	// RefreshTimeout bounds POST .../refresh (default DefaultRefreshTimeout).
 	RefreshTimeout time.Duration
-	// Now is the clock that decides staleness (default time.Now); tests
-	// pass the cache's fake clock.
-	Now func() time.Time
 	// Logger records forced refreshes (default: discard).
 	Logger *slog.Logger
 }
@@ -68,9 +65,6 @@ func New(opts Options) *Handler {
 	}
 	if opts.RefreshTimeout <= 0 {
 		opts.RefreshTimeout = DefaultRefreshTimeout
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -117,13 +111,12 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (h *Handler) listProviders(w http.ResponseWriter, _ *http.Request) {
-	now := h.opts.Now()
 	sts := h.opts.Registry.Statuses()
 	out := struct {
 		Providers []ProviderStatus `json:"providers"`
 	}{Providers: make([]ProviderStatus, 0, len(sts))}
 	for _, st := range sts {
-		out.Providers = append(out.Providers, newProviderStatus(st, now))
+		out.Providers = append(out.Providers, newProviderStatus(st))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -135,7 +128,7 @@ func (h *Handler) getProvider(w http.ResponseWriter, r *http.Request) {
 		writeNotFound(w, tenant, provider)
 		return
 	}
-	writeJSON(w, http.StatusOK, newProviderStatus(st, h.opts.Now()))
+	writeJSON(w, http.StatusOK, newProviderStatus(st))
 }
 
 func (h *Handler) refreshProvider(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +145,7 @@ func (h *Handler) refreshProvider(w http.ResponseWriter, r *http.Request) {
 		writeNotFound(w, tenant, provider) // removed by a reload meanwhile
 		return
 	}
-	view := newProviderStatus(st, h.opts.Now())
+	view := newProviderStatus(st)
 	switch {
 	case err == nil:
 		h.opts.Logger.Info("forced refresh", "tenant", tenant, "provider", provider, "keys", len(st.KeyIDs))

@@ -69,7 +69,7 @@ func (f *fixture) expectStep(t *testing.T, step string, want wantStatus, wantRea
 }
 
 // TestAdmin_WalkThroughProviderStates walks one provider through Loading,
-// Empty, Ready, Refreshing, stale and unavailable with a scripted identity
+// Empty, Ready, Refreshing, stale, unavailable and back to Ready with a scripted identity
 // provider and the fake clock; every exchange is validated against the
 // OpenAPI document.
 func TestAdmin_WalkThroughProviderStates(t *testing.T) {
@@ -133,7 +133,22 @@ func TestAdmin_WalkThroughProviderStates(t *testing.T) {
 
 	// Stale: past expires_at, refreshes failing, the old set still serves.
 	f.advance(t, time.Hour+time.Second)
+	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Stale })
 	f.expectStep(t, "stale", wantStatus{State: "Ready", Stale: true, Available: true, ErrorCount: 2, HasError: true, KeyIDs: []string{"k1"}}, http.StatusOK)
+
+	// Unavailable: past expires_at + stale_while_error (60 s), still failing:
+	// the set is kept for the status but no lookup uses it; not ready.
+	f.advance(t, time.Minute)
+	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Unusable })
+	f.expectStep(t, "unavailable", wantStatus{State: "Ready", Stale: true, ErrorCount: 3, HasError: true, KeyIDs: []string{"k1"}}, http.StatusServiceUnavailable)
+
+	// Back: the identity provider answers again and the next refresh brings
+	// the provider, and readiness, back.
+	f.idp.setMode(idpOK)
+	if ev := f.advance(t, time.Minute); ev.Result != "fetched" {
+		t.Fatalf("recovery refresh: %s", ev.Result)
+	}
+	f.expectStep(t, "recovered", ready, http.StatusOK)
 }
 
 func TestAdmin_UnknownProviderIs404JSON(t *testing.T) {

@@ -168,7 +168,7 @@ func newFixture(t *testing.T, mutate ...func(*admin.Options)) *fixture {
 	}
 	t.Cleanup(func() { _ = reg.Close() })
 	f.reg = reg
-	opts := admin.Options{Registry: reg, Metrics: metricsFor(t, reg), Now: f.clk.Now}
+	opts := admin.Options{Registry: reg, Metrics: metricsFor(t, reg)}
 	for _, m := range mutate {
 		m(&opts)
 	}
@@ -204,6 +204,26 @@ func (f *fixture) advance(t *testing.T, d time.Duration) jwkscache.RefreshEvent 
 	}
 	f.clk.Advance(d)
 	return f.events.next(t)
+}
+
+// waitStatus waits until the registry's own status of acme/provider
+// satisfies cond: the cache ages a key set (fresh, stale, unusable) on
+// timers of the fake clock that run in their own goroutines, so an Advance
+// takes effect a moment later. The real-time bound only turns a hang into a
+// failure; no TTL is waited for.
+func (f *fixture) waitStatus(t *testing.T, provider string, cond func(jwkscache.Status) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, ok := f.reg.Status("acme", provider); ok && cond(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			st, _ := f.reg.Status("acme", provider)
+			t.Fatalf("status never reached the expected state: %+v", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // response is one validated exchange.

@@ -45,14 +45,13 @@ func (h *Handler) Readiness() Readiness {
 		ShuttingDown: h.draining.Load(),
 		NotReady:     []NotReadyProvider{},
 	}
-	now := h.opts.Now()
 	for _, st := range h.opts.Registry.Statuses() {
 		r.Providers++
-		if available(st, now) {
+		if available(st) {
 			r.Available++
 			continue
 		}
-		v := newProviderStatus(st, now)
+		v := newProviderStatus(st)
 		r.NotReady = append(r.NotReady, NotReadyProvider{
 			TenantID: v.TenantID, ProviderID: v.ProviderID, State: v.State, Stale: v.Stale,
 			ErrorCount: v.ErrorCount, LastError: v.LastError, ExpiresAt: v.ExpiresAt,

@@ -48,13 +48,13 @@ func stateName(s jwkscache.State) string {
 	return stateNames[s]
 }
 
-func newProviderStatus(st jwkscache.Status, now time.Time) ProviderStatus {
+func newProviderStatus(st jwkscache.Status) ProviderStatus {
 	v := ProviderStatus{
 		TenantID:        st.TenantID,
 		ProviderID:      st.ProviderID,
 		State:           stateName(st.State),
 		Stale:           st.Stale,
-		Available:       available(st, now),
+		Available:       available(st),
 		LastRefresh:     timeOrNil(st.LastRefresh),
 		NextRefresh:     timeOrNil(st.NextRefresh),
 		ExpiresAt:       timeOrNil(st.ExpiresAt),

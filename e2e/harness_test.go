@@ -207,6 +207,15 @@ func start(t *testing.T, addr, cfg string, flags ...string) *proc {
 // service at addr answers SERVING.
 func startCmd(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
+	p := launch(t, addr, args...)
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	return p
+}
+
+// launch starts the binary with args and dials addr, without waiting for
+// it to be SERVING; it kills the process at the end of the test.
+func launch(t *testing.T, addr string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, addr: addr, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout = p.stderr
@@ -235,7 +244,6 @@ func startCmd(t *testing.T, addr string, args ...string) *proc {
 	}
 	t.Cleanup(func() { conn.Close() })
 	p.conn = conn
-	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
 	return p
 }
 

@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/extauthz/extauthz/checkclient"
+)
+
+// adminConfig is config with the admin listener on adminAddr.
+func adminConfig(addr, adminAddr, ca string, ts ...tenant) string {
+	cfg := config(addr, ca, ts...)
+	return strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", adminAddr), 1)
+}
+
+// adminStart starts the binary like start does, but returns as soon as the
+// process runs, without waiting for it to be SERVING: these tests watch
+// readiness change from the start.
+func adminStart(t *testing.T, addr, cfg string, flags ...string) *proc {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "extauthz.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := launch(t, addr, append([]string{"-config", path}, flags...)...)
+	p.cfgPath = path
+	return p
+}
+
+// adminResponse is one answer of the admin listener.
+type adminResponse struct {
+	status int
+	body   string
+}
+
+// adminDo sends one request to the admin listener; a connection error is
+// status 0 (the listener is not up yet, or gone).
+func adminDo(method, url string) adminResponse {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return adminResponse{body: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return adminResponse{body: err.Error()}
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return adminResponse{status: res.StatusCode, body: string(b)}
+}
+
+// adminReadiness is the part of /readyz these tests read.
+type adminReadiness struct {
+	Ready        bool `json:"ready"`
+	ShuttingDown bool `json:"shutting_down"`
+	NotReady     []struct {
+		TenantID   string `json:"tenant_id"`
+		ProviderID string `json:"provider_id"`
+	} `json:"not_ready"`
+}
+
+// adminWaitReadyz polls /readyz until it answers status, and returns its body.
+func adminWaitReadyz(t *testing.T, p *proc, base string, status int) adminReadiness {
+	t.Helper()
+	var last adminResponse
+	eventually(t, func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("extauthz exited (%v)", p.waitErr)
+		default:
+		}
+		last = adminDo(http.MethodGet, base+"/readyz")
+		return last.status == status
+	}, "/readyz %d (last: %s)", status, &last.body)
+	var r adminReadiness
+	if err := json.Unmarshal([]byte(last.body), &r); err != nil {
+		t.Fatalf("/readyz body %q: %v", last.body, err)
+	}
+	return r
+}
+
+// TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM starts the real
+// binary while one identity provider is down: /healthz is 200 (alive),
+// /readyz 503 naming that provider and gRPC health NOT_SERVING; once the
+// identity provider is back and a forced refresh fetched its keys, both
+// turn ready; a failing forced refresh is a 502 while the cached keys keep
+// the service ready; SIGTERM turns both unready at once while Checks are
+// still answered.
+func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
+	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
+	globex.down.Store(true)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	base := "http://" + adminAddr
+	p := adminStart(t, addr, adminConfig(addr, adminAddr, caFile(t, acme.srv),
+		tenant{id: "acme", host: "api.acme.test", idp: acme},
+		tenant{id: "globex", host: "api.globex.test", idp: globex},
+	), "-drain-delay", "10m", "-stop-timeout", "30s")
+
+	// Start: alive, not ready while globex has no keys.
+	eventually(t, func() bool { return adminDo(http.MethodGet, base+"/healthz").status == http.StatusOK }, "/healthz 200")
+	r := adminWaitReadyz(t, p, base, http.StatusServiceUnavailable)
+	if len(r.NotReady) == 0 || r.NotReady[len(r.NotReady)-1].TenantID != "globex" {
+		t.Fatalf("not_ready = %+v, want globex listed", r.NotReady)
+	}
+	p.waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+
+	// The identity provider recovers; a forced refresh makes the service ready.
+	globex.down.Store(false)
+	if res := adminDo(http.MethodPost, base+"/v1/providers/globex/main/refresh"); res.status != http.StatusOK || !strings.Contains(res.body, `"state":"Ready"`) {
+		t.Fatalf("forced refresh: %d %s", res.status, res.body)
+	}
+	adminWaitReadyz(t, p, base, http.StatusOK)
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+
+	// The identity provider fails again: the forced refresh is a 502, and
+	// the cached keys keep the service ready and the tokens allowed.
+	globex.down.Store(true)
+	if res := adminDo(http.MethodPost, base+"/v1/providers/globex/main/refresh"); res.status != http.StatusBadGateway || !strings.Contains(res.body, `"refresh_failed"`) {
+		t.Fatalf("forced refresh with the identity provider down: %d %s", res.status, res.body)
+	}
+	if res := p.check(checkclient.Request{Host: "api.globex.test", Token: globex.token(t, "bob", nil)}); !res.Allowed {
+		t.Fatalf("globex with cached keys: %s", res.Reason)
+	}
+	adminWaitReadyz(t, p, base, http.StatusOK)
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+
+	// The decisions are counted.
+	m := adminDo(http.MethodGet, base+"/metrics")
+	for _, line := range []string{
+		`extauthz_check_total{decision="allow",provider="main",reason="ok",tenant="globex"} 1`,
+		`jwks_cache_refresh_total{provider="main",result="error",tenant="globex"}`,
+	} {
+		if !strings.Contains(m.body, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+
+	// SIGTERM: unready at once, for good, while Checks are still answered.
+	p.signal(syscall.SIGTERM)
+	r = adminWaitReadyz(t, p, base, http.StatusServiceUnavailable)
+	if !r.ShuttingDown {
+		t.Errorf("/readyz after SIGTERM: %+v, want shutting_down", r)
+	}
+	p.waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+	if res := adminDo(http.MethodGet, base+"/healthz"); res.status != http.StatusOK {
+		t.Errorf("/healthz during the drain: %d, want 200", res.status)
+	}
+	if res := p.check(checkclient.Request{Host: "api.acme.test", Token: acme.token(t, "alice", nil)}); !res.Allowed {
+		t.Errorf("during the drain: %s, want still answering", res.Reason)
+	}
+	p.signal(syscall.SIGTERM) // cut the drain short
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// TestAdmin_MinReadyShare: with readiness.min_available_share 0.5, one
+// provider of two down at start leaves the service ready.
+func TestAdmin_MinReadyShare(t *testing.T) {
+	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
+	globex.down.Store(true)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	base := "http://" + adminAddr
+	p := adminStart(t, addr, adminConfig(addr, adminAddr, caFile(t, acme.srv),
+		tenant{id: "acme", host: "api.acme.test", idp: acme},
+		tenant{id: "globex", host: "api.globex.test", idp: globex},
+	)+"readiness: {min_available_share: 0.5}\n")
+	r := adminWaitReadyz(t, p, base, http.StatusOK)
+	if len(r.NotReady) != 1 || r.NotReady[0].TenantID != "globex" {
+		t.Errorf("not_ready = %+v, want globex", r.NotReady)
+	}
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	if res := adminDo(http.MethodGet, base+"/v1/providers/globex/main"); res.status != http.StatusOK || !strings.Contains(res.body, `"available":false`) {
+		t.Errorf("globex status: %d %s", res.status, res.body)
+	}
+	if res := adminDo(http.MethodGet, base+"/v1/providers/nope/main"); res.status != http.StatusNotFound {
+		t.Errorf("unknown provider: %d %s", res.status, res.body)
+	}
+}
