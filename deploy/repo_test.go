@@ -103,7 +103,7 @@ func loadConfig(b []byte) (*tenants.Config, error) {
 	}
 	defer reg.Close()
 	var kept []error
-	for _, e := range flatten(cfg.Validate(reg.Validate)) {
+	for _, e := range tenants.Problems(cfg.Validate(reg.Validate)) {
 		var pe *tenants.PathError
 		if errors.As(e, &pe) && pe.Path == "jwks.ca_file" {
 			continue
@@ -114,20 +114,6 @@ func loadConfig(b []byte) (*tenants.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
-}
-
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // listenPort returns the port of a listen address; off is true for an empty

@@ -37,21 +37,15 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Problems returns the leaves of an errors.Join tree (ConfigError
 // included) as strings, one problem each.
 func Problems(err error) []string {
-	if err == nil {
-		return nil
-	}
 	var ce *ConfigError
 	if errors.As(err, &ce) && ce.Err != err {
-		return Problems(ce.Err)
+		err = ce.Err
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []string
-		for _, e := range j.Unwrap() {
-			out = append(out, Problems(e)...)
-		}
-		return out
+	var out []string
+	for _, e := range tenants.Problems(err) {
+		out = append(out, e.Error())
 	}
-	return []string{err.Error()}
+	return out
 }
 
 // CheckConfig reads the configuration at path and validates it exactly as

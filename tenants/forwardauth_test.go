@@ -96,7 +96,7 @@ func TestValidate_ForwardAuthProblems(t *testing.T) {
 				t.Fatal("Validate accepted the config")
 			}
 			var got []string
-			for _, e := range flatten(err) {
+			for _, e := range Problems(err) {
 				if strings.HasPrefix(e.Error(), "forward_auth.") {
 					got = append(got, e.Error())
 				}

@@ -312,7 +312,7 @@ func (c *Config) validateAllowlist(v *validator, pp string, p *Provider) {
 // attributes each problem to the block that set the value.
 func (c *Config) validateCache(v *validator, pp, tenantID string, p *Provider, check RegistrationCheck) {
 	err := check(c.Registration(tenantID, *p))
-	for _, e := range flatten(err) {
+	for _, e := range Problems(err) {
 		var fe *jwkscache.FieldError
 		if !errors.As(e, &fe) {
 			v.add(pp, e.Error())
@@ -329,15 +329,16 @@ func (c *Config) validateCache(v *validator, pp, tenantID string, p *Provider, c
 	}
 }
 
-// flatten returns the leaves of an errors.Join tree.
-func flatten(err error) []error {
+// Problems returns the individual problems in an error Validate returned:
+// the leaves of its errors.Join tree, in order (nil for nil).
+func Problems(err error) []error {
 	if err == nil {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
+			out = append(out, Problems(e)...)
 		}
 		return out
 	}

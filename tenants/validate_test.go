@@ -138,7 +138,7 @@ func TestValidate_ReportsEveryProblem(t *testing.T) {
 	c.Tenants[0].Providers[0].Algorithms = []string{"none"}
 	c.Tenants[1].Providers[0].Issuer = ""
 	c.Log.Level = "x"
-	errs := flatten(c.Validate(nil))
+	errs := Problems(c.Validate(nil))
 	var paths []string
 	for _, e := range errs {
 		var pe *PathError
@@ -196,7 +196,7 @@ func TestValidate_CacheSettingsAttributed(t *testing.T) {
 	// A provider override is reported at the provider.
 	c.Tenants[0].Providers[0].RetryPolicy = &RetryPolicy{MaxBackoff: ptr(Duration(time.Millisecond))}
 	var got []string
-	for _, e := range flatten(c.Validate(fakeCheck)) {
+	for _, e := range Problems(c.Validate(fakeCheck)) {
 		got = append(got, e.Error())
 	}
 	want := []string{
