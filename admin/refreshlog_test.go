@@ -7,8 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -63,7 +64,7 @@ func TestRefreshLog_OneLinePerOutcomeChange(t *testing.T) {
 // whose identity provider fails three refreshes in a row: at Info level the
 // log holds one line about it, not three.
 func TestRefreshLog_CacheLoggerDemotesPerRefreshFailures(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rl := admin.NewRefreshLog(log)
 	idp := newScriptedIdP(t)
@@ -102,22 +103,4 @@ func (o observers) RefreshDone(ev jwkscache.RefreshEvent) {
 	for _, x := range o {
 		x.RefreshDone(ev)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

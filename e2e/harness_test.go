@@ -17,11 +17,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -159,32 +160,13 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running extauthz.
 type proc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	addr    string
 	cfgPath string
-	stderr  *syncBuffer
+	stderr  *logtest.Buffer
 	done    chan struct{}
 	waitErr error
 	conn    *grpc.ClientConn
@@ -216,7 +198,7 @@ func startCmd(t *testing.T, addr string, args ...string) *proc {
 // it to be SERVING; it kills the process at the end of the test.
 func launch(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: addr, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, addr: addr, stderr: &logtest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout = p.stderr
 	p.cmd.Stderr = p.stderr

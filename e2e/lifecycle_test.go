@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/extauthz/extauthz/internal/logtest"
+
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -310,7 +312,7 @@ func TestHealthCommand_FailsWhenNothingListens(t *testing.T) {
 func TestDemoIdP_ServesJWKSAndMintsTokens(t *testing.T) {
 	addr := freeAddr(t)
 	caOut := filepath.Join(t.TempDir(), "ca.pem")
-	p := &proc{t: t, addr: addr, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, addr: addr, stderr: &logtest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, "demo-idp", "-listen", addr, "-ca-out", caOut, "-hostname", "localhost")
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 )
 
 // nginxConfTemplate wraps the documented snippet into a complete nginx
@@ -123,7 +125,7 @@ func nginxStart(t *testing.T, authAddr, upstream string) string {
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	// -e: the error log nginx uses before it has read the configuration
 	// (the default, /var/log/nginx/error.log, may not be writable).
 	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)

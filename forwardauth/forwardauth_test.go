@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/extauthz/extauthz/internal/logtest"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
@@ -138,7 +140,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{resp: authz.Decision{Allowed: true, HTTPStatus: 200}}
-			tt.opts.Logger = (&logBuffer{}).logger()
+			tt.opts.Logger = debugLogger(&logtest.Buffer{})
 			h, err := New(rec, tt.opts)
 			if err != nil {
 				t.Fatalf("New: %v", err)
@@ -200,8 +202,8 @@ func TestServeHTTP_TrustRule(t *testing.T) {
 // X-Forwarded-Host it sends.
 func TestServeHTTP_UntrustedPeerCannotMoveTheTenant(t *testing.T) {
 	f := newFixture(t)
-	logs := &logBuffer{}
-	h := f.handler(t, Options{Logger: logs.logger()})
+	logs := &logtest.Buffer{}
+	h := f.handler(t, Options{Logger: debugLogger(logs)})
 	tok := f.token(t, "https://idp.acme.test/", nil)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, subrequest(t, "203.0.113.7:1234", "GET", "/", globexHost,

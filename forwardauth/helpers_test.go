@@ -1,7 +1,6 @@
 package forwardauth
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -167,25 +168,7 @@ func subrequest(t *testing.T, peer, method, target, host string, headers ...stri
 	return r
 }
 
-// logBuffer returns a debug-level logger writing text into a buffer that
-// is safe to read after the handler ran.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
+// debugLogger returns a debug-level text logger writing into b.
+func debugLogger(b *logtest.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/logtest"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/extauthz/extauthz/redisstore"
@@ -19,24 +20,6 @@ import (
 )
 
 const testJWKS = `{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
 
 func openStore(t *testing.T, url string, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
@@ -365,7 +348,7 @@ func TestSubscribe_NotifiesSavesAndReconnects(t *testing.T) {
 
 func TestOutage_FailsAndRecovers(t *testing.T) {
 	srv := redistest.Start(t)
-	logs := new(lockedBuffer)
+	logs := new(logtest.Buffer)
 	s := openStore(t, srv.URL(), redisstore.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx := context.Background()
 	if err := s.Save(ctx, validSnapshot(time.Now())); err != nil {
@@ -387,8 +370,8 @@ func TestOutage_FailsAndRecovers(t *testing.T) {
 	if st := s.Stats(); st.Errors != 10 {
 		t.Errorf("Errors = %d, want 10", st.Errors)
 	}
-	if n := logs.count("redis unreachable"); n != 1 {
-		t.Errorf("logged unreachable %d times, want once:\n%s", n, logs.b.String())
+	if n := strings.Count(logs.String(), "redis unreachable"); n != 1 {
+		t.Errorf("logged unreachable %d times, want once:\n%s", n, logs.String())
 	}
 
 	srv.Restart(t) // empty: no persistence
@@ -406,8 +389,8 @@ func TestOutage_FailsAndRecovers(t *testing.T) {
 	if !s.Healthy() {
 		t.Error("Healthy = false after recovery")
 	}
-	if n := logs.count("redis reachable"); n != 2 { // first success, then recovery
-		t.Errorf("logged reachable %d times, want 2:\n%s", n, logs.b.String())
+	if n := strings.Count(logs.String(), "redis reachable"); n != 2 { // first success, then recovery
+		t.Errorf("logged reachable %d times, want 2:\n%s", n, logs.String())
 	}
 }
 
@@ -516,7 +499,7 @@ func BenchmarkLoad(b *testing.B) {
 }
 
 func TestSetClientLogger_RoutesClientLinesToDebug(t *testing.T) {
-	logs := new(lockedBuffer)
+	logs := new(logtest.Buffer)
 	redisstore.SetClientLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { redisstore.SetClientLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -529,8 +512,8 @@ func TestSetClientLogger_RoutesClientLinesToDebug(t *testing.T) {
 	if err := s.Ping(context.Background()); err == nil {
 		t.Fatal("Ping of a closed port succeeded")
 	}
-	if n := logs.count("level=DEBUG msg=\"redis client: "); n == 0 {
-		t.Errorf("no client line at debug level:\n%s", logs.b.String())
+	if n := strings.Count(logs.String(), "level=DEBUG msg=\"redis client: "); n == 0 {
+		t.Errorf("no client line at debug level:\n%s", logs.String())
 	}
 }
 

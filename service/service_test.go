@@ -1,16 +1,16 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -58,38 +58,20 @@ func (f *fixture) write(t *testing.T, extra string) {
 	}
 }
 
-// lockedBuffer collects logs written by the service's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // running is a Service in Run, with its signal channel and client.
 type running struct {
 	svc     *Service
 	signals chan os.Signal
 	done    chan struct{} // closed when Run returned; runErr is then set
 	runErr  error
-	logs    *lockedBuffer
+	logs    *logtest.Buffer
 	authz   authv3.AuthorizationClient
 	health  healthpb.HealthClient
 }
 
 func runService(t *testing.T, opts Options) *running {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	opts.LogOutput = logs
 	svc, err := New(context.Background(), opts)
 	if err != nil {
@@ -346,7 +328,7 @@ func TestShutdown_HealthNotServingDuringDrainThenStops(t *testing.T) {
 
 func TestRun_ContextCancelStops(t *testing.T) {
 	f := newFixture(t)
-	svc, err := New(context.Background(), Options{ConfigPath: f.cfgPath, DrainDelay: -1, LogOutput: &lockedBuffer{}})
+	svc, err := New(context.Background(), Options{ConfigPath: f.cfgPath, DrainDelay: -1, LogOutput: &logtest.Buffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +489,7 @@ func BenchmarkService_CheckOverGRPC(b *testing.B) {
 	svc, err := New(context.Background(), Options{
 		Config:     demo.Config(demo.ConfigParams{GRPCAddr: "127.0.0.1:0", Issuer: srv.IdP.Issuer(), JWKSURL: srv.JWKSURL(), CAFile: ca}),
 		DrainDelay: -1,
-		LogOutput:  &lockedBuffer{},
+		LogOutput:  &logtest.Buffer{},
 	})
 	if err != nil {
 		b.Fatal(err)
