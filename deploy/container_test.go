@@ -17,7 +17,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/tenants"
+	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 const (

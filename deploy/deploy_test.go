@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/extauthz/extauthz/tenants"
+	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 const root = ".."

@@ -20,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/tenants"
+	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 const (

@@ -14,8 +14,8 @@ import (
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/extauthz/extauthz/internal/tenants"
 	"github.com/extauthz/extauthz/jwkscache"
-	"github.com/extauthz/extauthz/tenants"
 )
 
 // repo reads the repository's files, with some replaced in memory: the

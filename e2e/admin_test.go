@@ -15,7 +15,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/extauthz/extauthz/checkclient"
+	"github.com/extauthz/extauthz/internal/checkclient"
 )
 
 // adminConfig is config with the admin listener on adminAddr.

@@ -11,8 +11,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 
-	"github.com/extauthz/extauthz/checkclient"
-	"github.com/extauthz/extauthz/demo"
+	"github.com/extauthz/extauthz/internal/checkclient"
+	"github.com/extauthz/extauthz/internal/demo"
 )
 
 // tamperPayload changes the token's sub while keeping its signature.

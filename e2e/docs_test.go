@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/authz"
+	"github.com/extauthz/extauthz/internal/authz"
 )
 
 func readme(t *testing.T) string {

@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/extauthz/extauthz/checkclient"
-	"github.com/extauthz/extauthz/demo"
+	"github.com/extauthz/extauthz/internal/checkclient"
+	"github.com/extauthz/extauthz/internal/demo"
 )
 
 // waitFor bounds every poll: generous, since it only matters when a test

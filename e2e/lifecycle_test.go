@@ -20,7 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/extauthz/extauthz/checkclient"
+	"github.com/extauthz/extauthz/internal/checkclient"
 )
 
 // TestCache_KeyRotationPickedUpWithinOneRequest: the identity provider

@@ -16,9 +16,9 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/extauthz/extauthz/checkclient"
-	"github.com/extauthz/extauthz/demo"
-	"github.com/extauthz/extauthz/redisstore/redistest"
+	"github.com/extauthz/extauthz/internal/checkclient"
+	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/redisstore/redistest"
 )
 
 // The Redis tests run real extauthz processes against one real

@@ -32,7 +32,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 
-	"github.com/extauthz/extauthz/tenants"
+	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 const (

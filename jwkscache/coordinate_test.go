@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/redisstore"
+	"github.com/extauthz/extauthz/internal/redisstore/redistest"
 	"github.com/extauthz/extauthz/jwkscache"
 	"github.com/extauthz/extauthz/jwkscache/clocktest"
-	"github.com/extauthz/extauthz/redisstore"
-	"github.com/extauthz/extauthz/redisstore/redistest"
 )
 
 // fleet is several registries (replicas) sharing one fake clock, one real

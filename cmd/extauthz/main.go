@@ -22,9 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/extauthz/extauthz/checkclient"
-	"github.com/extauthz/extauthz/demo"
-	"github.com/extauthz/extauthz/service"
+	"github.com/extauthz/extauthz/internal/checkclient"
+	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/service"
 )
 
 func main() {

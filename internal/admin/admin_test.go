@@ -1,0 +1,335 @@
+package admin_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/extauthz/extauthz/internal/admin"
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+// wantStatus is the part of a provider's status a step asserts.
+type wantStatus struct {
+	State      string
+	Stale      bool
+	Available  bool
+	ErrorCount int
+	HasError   bool
+	KeyIDs     []string
+}
+
+func summary(p admin.ProviderStatus) wantStatus {
+	return wantStatus{State: p.State, Stale: p.Stale, Available: p.Available, ErrorCount: p.ErrorCount, HasError: p.LastError != nil, KeyIDs: p.KeyIDs}
+}
+
+func (f *fixture) provider(t *testing.T) admin.ProviderStatus {
+	t.Helper()
+	r := f.do(t, http.MethodGet, "/v1/providers/acme/main")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET provider: %d %s", r.status, r.body)
+	}
+	var p admin.ProviderStatus
+	r.decode(t, &p)
+	return p
+}
+
+func (f *fixture) readyz(t *testing.T) (int, admin.Readiness) {
+	t.Helper()
+	r := f.do(t, http.MethodGet, "/readyz")
+	var rd admin.Readiness
+	r.decode(t, &rd)
+	if (r.status == http.StatusOK) != rd.Ready {
+		t.Fatalf("/readyz status %d with ready=%v", r.status, rd.Ready)
+	}
+	return r.status, rd
+}
+
+func (f *fixture) expectStep(t *testing.T, step string, want wantStatus, wantReady int) admin.ProviderStatus {
+	t.Helper()
+	p := f.provider(t)
+	if diff := cmp.Diff(want, summary(p)); diff != "" {
+		t.Fatalf("%s: provider (-want +got):\n%s", step, diff)
+	}
+	code, rd := f.readyz(t)
+	if code != wantReady {
+		t.Fatalf("%s: /readyz %d, want %d: %+v", step, code, wantReady, rd)
+	}
+	if wantReady != http.StatusOK {
+		if len(rd.NotReady) != 1 || rd.NotReady[0].ProviderID != "main" || rd.NotReady[0].State != want.State {
+			t.Fatalf("%s: not_ready = %+v, want acme/main in %s", step, rd.NotReady, want.State)
+		}
+	}
+	return p
+}
+
+// TestAdmin_WalkThroughProviderStates walks one provider through Loading,
+// Empty, Ready, Refreshing, stale, unavailable and back to Ready with a scripted identity
+// provider and the fake clock; every exchange is validated against the
+// OpenAPI document.
+func TestAdmin_WalkThroughProviderStates(t *testing.T) {
+	f := newFixture(t)
+
+	// Loading: the first fetch is held at the identity provider.
+	f.idp.hold()
+	f.register(t, "main")
+	f.idp.waitEntered(t)
+	f.expectStep(t, "loading", wantStatus{State: "Loading", KeyIDs: []string{}}, http.StatusServiceUnavailable)
+
+	// Empty: the first fetch failed; nothing cached.
+	f.idp.setMode(idpFail)
+	f.idp.release()
+	if ev := f.events.next(t); ev.Result != "error" {
+		t.Fatalf("first fetch: %s", ev.Result)
+	}
+	f.expectStep(t, "empty", wantStatus{State: "Empty", ErrorCount: 1, HasError: true, KeyIDs: []string{}}, http.StatusServiceUnavailable)
+
+	// Ready: a forced refresh succeeds and answers with the new status.
+	f.idp.setMode(idpOK)
+	r := f.do(t, http.MethodPost, "/v1/providers/acme/main/refresh")
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	f.events.next(t)
+	var refreshed admin.ProviderStatus
+	r.decode(t, &refreshed)
+	ready := wantStatus{State: "Ready", Available: true, KeyIDs: []string{"k1"}}
+	if diff := cmp.Diff(ready, summary(refreshed)); diff != "" {
+		t.Fatalf("refresh answer (-want +got):\n%s", diff)
+	}
+	p := f.expectStep(t, "ready", ready, http.StatusOK)
+	if p.ExpiresAt == nil || !p.ExpiresAt.Equal(t0.Add(time.Hour)) || p.Source == nil || *p.Source != "identity_provider" {
+		t.Fatalf("ready: expires_at %v source %v, want %v identity_provider", p.ExpiresAt, p.Source, t0.Add(time.Hour))
+	}
+	if p.NextRefresh == nil || !p.NextRefresh.Equal(t0.Add(time.Hour-30*time.Second)) {
+		t.Fatalf("ready: next_refresh %v, want expires_at - refresh_early", p.NextRefresh)
+	}
+
+	// Refreshing: a forced refresh is held; the cached set keeps serving.
+	f.idp.hold()
+	done := make(chan exchange, 1)
+	go func() { done <- f.send(http.MethodPost, "/v1/providers/acme/main/refresh") }()
+	f.idp.waitEntered(t)
+	f.expectStep(t, "refreshing", wantStatus{State: "Refreshing", Available: true, KeyIDs: []string{"k1"}}, http.StatusOK)
+
+	// The held refresh fails: 502 with the status after the failure.
+	f.idp.setMode(idpFail)
+	f.idp.release()
+	f.events.next(t)
+	r = f.checked(t, <-done)
+	if r.status != http.StatusBadGateway {
+		t.Fatalf("failed refresh: %d %s", r.status, r.body)
+	}
+	var fail admin.Error
+	r.decode(t, &fail)
+	if fail.Error != "refresh_failed" || fail.Status == nil || fail.Status.ErrorCount != 1 || !strings.Contains(fail.Message, "500") {
+		t.Fatalf("failed refresh body: %s", r.body)
+	}
+
+	// Stale: past expires_at, refreshes failing, the old set still serves.
+	f.advance(t, time.Hour+time.Second)
+	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Stale })
+	f.expectStep(t, "stale", wantStatus{State: "Ready", Stale: true, Available: true, ErrorCount: 2, HasError: true, KeyIDs: []string{"k1"}}, http.StatusOK)
+
+	// Unavailable: past expires_at + stale_while_error (60 s), still failing:
+	// the set is kept for the status but no lookup uses it; not ready.
+	f.advance(t, time.Minute)
+	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Unusable })
+	f.expectStep(t, "unavailable", wantStatus{State: "Ready", Stale: true, ErrorCount: 3, HasError: true, KeyIDs: []string{"k1"}}, http.StatusServiceUnavailable)
+
+	// Back: the identity provider answers again and the next refresh brings
+	// the provider, and readiness, back.
+	f.idp.setMode(idpOK)
+	if ev := f.advance(t, time.Minute); ev.Result != "fetched" {
+		t.Fatalf("recovery refresh: %s", ev.Result)
+	}
+	f.expectStep(t, "recovered", ready, http.StatusOK)
+}
+
+func TestAdmin_UnknownProviderIs404JSON(t *testing.T) {
+	f := newFixture(t)
+	f.register(t, "main")
+	f.events.next(t)
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/providers/acme/nope"},
+		{http.MethodGet, "/v1/providers/nope/main"},
+		{http.MethodPost, "/v1/providers/acme/nope/refresh"},
+	} {
+		r := f.do(t, req.method, req.path)
+		var e admin.Error
+		r.decode(t, &e)
+		if r.status != http.StatusNotFound || e.Error != "not_found" || r.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s %s", req.method, req.path, r.status, r.header.Get("Content-Type"), r.body)
+		}
+	}
+}
+
+func TestAdmin_ListProvidersAndMetrics(t *testing.T) {
+	f := newFixture(t)
+	f.register(t, "main")
+	f.events.next(t)
+	f.idp.setMode(idpFail)
+	f.register(t, "backup")
+	f.events.next(t)
+
+	var list struct{ Providers []admin.ProviderStatus }
+	f.do(t, http.MethodGet, "/v1/providers").decode(t, &list)
+	var got []string
+	for _, p := range list.Providers {
+		got = append(got, p.TenantID+"/"+p.ProviderID+":"+p.State)
+	}
+	if diff := cmp.Diff([]string{"acme/backup:Empty", "acme/main:Ready"}, got); diff != "" {
+		t.Errorf("providers (-want +got):\n%s", diff)
+	}
+
+	r := f.do(t, http.MethodGet, "/metrics")
+	for _, line := range []string{
+		`jwks_cache_refresh_total{provider="main",result="fetched",tenant="acme"} 1`,
+		`jwks_cache_refresh_total{provider="backup",result="error",tenant="acme"} 1`,
+		`jwks_cache_keys{provider="main",tenant="acme"} 1`,
+	} {
+		if !strings.Contains(string(r.body), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+
+	r = f.do(t, http.MethodGet, "/healthz")
+	if r.status != http.StatusOK {
+		t.Errorf("/healthz: %d", r.status)
+	}
+}
+
+func TestAdmin_ReadinessShare(t *testing.T) {
+	tests := []struct {
+		name     string
+		share    float64
+		want     int
+		required int
+	}{
+		{"default: every provider", 0, http.StatusServiceUnavailable, 2},
+		{"all", 1, http.StatusServiceUnavailable, 2},
+		{"half", 0.5, http.StatusOK, 1},
+		{"just over half rounds up", 0.51, http.StatusServiceUnavailable, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(o *admin.Options) { o.MinAvailableShare = tt.share })
+			f.register(t, "main")
+			f.events.next(t)
+			f.idp.setMode(idpFail)
+			f.register(t, "backup")
+			f.events.next(t)
+			code, rd := f.readyz(t)
+			if code != tt.want || rd.Required != tt.required || rd.Providers != 2 || rd.Available != 1 {
+				t.Fatalf("/readyz %d %+v, want %d with required %d", code, rd, tt.want, tt.required)
+			}
+			if len(rd.NotReady) != 1 || rd.NotReady[0].ProviderID != "backup" || rd.NotReady[0].ErrorCount != 1 {
+				t.Errorf("not_ready = %+v, want only backup", rd.NotReady)
+			}
+		})
+	}
+}
+
+func TestAdmin_ReadinessConfigAndDrain(t *testing.T) {
+	loaded := false
+	f := newFixture(t, func(o *admin.Options) { o.ConfigLoaded = func() bool { return loaded } })
+	if code, rd := f.readyz(t); code != http.StatusServiceUnavailable || rd.ConfigLoaded {
+		t.Fatalf("before config: %d %+v", code, rd)
+	}
+	loaded = true
+	if code, rd := f.readyz(t); code != http.StatusOK || rd.Providers != 0 {
+		t.Fatalf("config without providers: %d %+v", code, rd)
+	}
+	f.handler.Drain()
+	if code, rd := f.readyz(t); code != http.StatusServiceUnavailable || !rd.ShuttingDown {
+		t.Fatalf("draining: %d %+v", code, rd)
+	}
+	if f.handler.Ready() {
+		t.Error("Ready() true while draining")
+	}
+	if r := f.do(t, http.MethodGet, "/healthz"); r.status != http.StatusOK {
+		t.Errorf("/healthz while draining: %d, want 200 (alive)", r.status)
+	}
+}
+
+// TestAdmin_RefreshTimeoutIs503 stops waiting for a held refresh by
+// cancelling the admin request, which is what the refresh timeout does.
+func TestAdmin_RefreshTimeoutIs503(t *testing.T) {
+	f := newFixture(t)
+	f.register(t, "main")
+	f.events.next(t)
+	f.idp.hold()
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/providers/acme/main/refresh", nil)
+	rec := httptest.NewRecorder()
+	served := make(chan struct{})
+	go func() {
+		f.handler.ServeHTTP(rec, req)
+		close(served)
+	}()
+	f.idp.waitEntered(t)
+	cancel()
+	<-served
+	f.spec.validate(t, req, rec.Code, rec.Header(), rec.Body.Bytes())
+	var e admin.Error
+	if err := jsonUnmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != http.StatusServiceUnavailable || e.Error != "refresh_timeout" || e.Status == nil || e.Status.State != "Refreshing" {
+		t.Fatalf("%d %s (%v)", rec.Code, rec.Body, err)
+	}
+	f.idp.release()
+	f.events.next(t)
+}
+
+func TestWatch_SetsOnChangeOnly(t *testing.T) {
+	ticks := make(chan time.Time)
+	nudge := admin.NewNudge()
+	// ready hands Watch one value per call, so each step's value is the one
+	// evaluated after that step's wake-up.
+	values := make(chan bool)
+	set := make(chan bool, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go admin.Watch(ctx, ticks, nudge, func() bool { return <-values }, func(v bool) { set <- v })
+	values <- false // the initial value, set at once
+	steps := []struct {
+		ready bool
+		wake  func()
+	}{
+		{false, func() { ticks <- time.Time{} }},
+		{true, func() { nudge.RefreshDone(jwkscache.RefreshEvent{}) }}, // a refresh made it ready
+		{true, func() { ticks <- time.Time{} }},
+		{false, func() { ticks <- time.Time{} }}, // stale keys ran out
+		{false, func() { nudge.RefreshDone(jwkscache.RefreshEvent{}) }},
+	}
+	for _, st := range steps {
+		st.wake()
+		values <- st.ready
+	}
+	// Once Watch takes this tick it has finished the last step; the value
+	// (no change) lets it go back to wait, where cancel ends it.
+	ticks <- time.Time{}
+	values <- false
+	cancel()
+	close(set)
+	var got []bool
+	for v := range set {
+		got = append(got, v)
+	}
+	if diff := cmp.Diff([]bool{false, true, false}, got); diff != "" {
+		t.Errorf("set calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestNudge_NeverBlocks(t *testing.T) {
+	n := admin.NewNudge()
+	for range 3 {
+		n.RefreshDone(jwkscache.RefreshEvent{}) // a full Nudge drops the extra ones
+	}
+	if len(n) != 1 {
+		t.Errorf("pending nudges = %d, want 1", len(n))
+	}
+}

@@ -1,0 +1,282 @@
+package authz
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/extauthz/extauthz/internal/tenants"
+)
+
+// KeySource finds the public key that verifies a token. *jwkscache.Registry
+// satisfies it. Errors are told apart with errors.Is: jwkscache.ErrKeyNotFound,
+// jwkscache.ErrUnavailable, jwkscache.ErrUnknownProvider.
+type KeySource interface {
+	Key(ctx context.Context, tenantID, providerID, kid, alg string) (crypto.PublicKey, error)
+}
+
+// Observer is told about every decision (metrics). It must not block or
+// keep d.
+type Observer interface {
+	CheckDone(d *Decision, elapsed time.Duration)
+}
+
+// Request is a gateway-neutral authorization request.
+type Request struct {
+	Host   string // Host or :authority, as received
+	Path   string // request target, query included (query parameters may carry the token); logs drop the query
+	Method string
+	// RequestID is the x-request-id, for logs.
+	RequestID string
+	// Headers are the request headers with lowercase names.
+	Headers map[string]string
+	// ContextExtensions are Envoy's per-route values ("tenant", "provider").
+	ContextExtensions map[string]string
+}
+
+// Header is one header to set on the upstream request.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Decision is the answer to a Request.
+type Decision struct {
+	Allowed     bool
+	HTTPStatus  int
+	Reason      Reason
+	Description string
+	TenantID    string
+	ProviderID  string
+	// Headers are the claim headers to set, overwriting client values.
+	Headers []Header
+	// RemoveHeaders are claim headers the token did not fill, to remove.
+	RemoveHeaders []string
+	// Claims are the verified token's claims (allow only).
+	Claims map[string]any
+	// WWWAuthenticate is the challenge of a 401 (RFC 6750 §3).
+	WWWAuthenticate string
+	// Body is the JSON body of a denial.
+	Body []byte
+}
+
+// Options are a Server's optional parts.
+type Options struct {
+	Now      func() time.Time // default time.Now
+	Logger   *slog.Logger     // default slog.Default()
+	Observer Observer         // optional
+}
+
+// Server makes authorization decisions. It is safe for concurrent use; its
+// tenant set is swapped atomically by Update.
+type Server struct {
+	keys     KeySource
+	now      func() time.Time
+	log      *slog.Logger
+	observer Observer
+	parser   *jwt.Parser // read-only after New
+	state    atomic.Pointer[state]
+}
+
+// state is one tenant set with its compiled claim validators.
+type state struct {
+	set        *tenants.Set
+	validators map[*tenants.ProviderRules]*jwt.Validator
+}
+
+// New returns a Server answering from set (nil: every request is
+// tenant_unknown until Update) with keys from keys.
+func New(set *tenants.Set, keys KeySource, opts Options) *Server {
+	s := &Server{
+		keys:     keys,
+		now:      opts.Now,
+		log:      opts.Logger,
+		observer: opts.Observer,
+		// Strict decoding refuses base64 with non-zero trailing bits, so one
+		// token has exactly one encoding.
+		parser: jwt.NewParser(jwt.WithStrictDecoding()),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.Update(set)
+	return s
+}
+
+// Update swaps in a new tenant set; requests already running finish with the
+// old one.
+func (s *Server) Update(set *tenants.Set) {
+	st := &state{set: set, validators: map[*tenants.ProviderRules]*jwt.Validator{}}
+	if set != nil {
+		for _, t := range set.Tenants() {
+			for _, p := range t.Providers {
+				st.validators[p] = s.newValidator(p)
+			}
+		}
+	}
+	s.state.Store(st)
+}
+
+// Set returns the current tenant set (nil if none).
+func (s *Server) Set() *tenants.Set { return s.state.Load().set }
+
+func (s *Server) newValidator(p *tenants.ProviderRules) *jwt.Validator {
+	opts := []jwt.ParserOption{
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(p.ClockSkew),
+		jwt.WithIssuer(p.Issuer),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(s.now),
+	}
+	if len(p.Audiences) > 0 {
+		opts = append(opts, jwt.WithAudience(p.Audiences...)) // any-of
+	}
+	return jwt.NewValidator(opts...)
+}
+
+// Decide makes the decision for r. It never fails: every outcome, including
+// an identity provider outage, is a Decision.
+func (s *Server) Decide(ctx context.Context, r *Request) Decision {
+	start := time.Now()
+	if r == nil {
+		r = &Request{}
+	}
+	d, err := s.decide(ctx, r)
+	elapsed := time.Since(start)
+	s.logDecision(ctx, r, &d, err, elapsed)
+	if s.observer != nil {
+		// The observer gets a copy, so that only the copy escapes to the
+		// heap: without an observer, d stays on the stack.
+		od := d
+		s.observer.CheckDone(&od, elapsed)
+	}
+	return d
+}
+
+func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
+	st := s.state.Load()
+	t := resolveTenant(st.set, r)
+	if t == nil {
+		return deny(ReasonTenantUnknown, "", "", false), nil
+	}
+	var fixed *tenants.ProviderRules
+	if id, ok := r.ContextExtensions["provider"]; ok && id != "" {
+		p, ok := t.Provider(id)
+		if !ok {
+			return deny(ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), nil
+		}
+		fixed = p
+	}
+	sources := t.Sources
+	if fixed != nil {
+		sources = fixed.Sources
+	}
+	raw, src := findToken(sources, r)
+	if raw == "" {
+		return deny(ReasonTokenMissing, t.ID, providerID(fixed), false), nil
+	}
+	limits := st.set.Limits()
+	if len(raw) > limits.MaxTokenBytes {
+		return deny(ReasonTokenTooLarge, t.ID, providerID(fixed), true), nil
+	}
+	claims, p, reason, err := s.verify(ctx, st, t, fixed, raw, src, time.Duration(limits.ColdWait))
+	if reason != ReasonOK {
+		// token_missing here means "not in a source of its provider".
+		return deny(reason, t.ID, providerID(p), reason != ReasonTokenMissing), err
+	}
+	d := Decision{
+		Allowed:    true,
+		HTTPStatus: ReasonOK.HTTPStatus(),
+		Reason:     ReasonOK,
+		TenantID:   t.ID,
+		ProviderID: p.ID,
+		Claims:     claims,
+	}
+	d.Headers, d.RemoveHeaders = claimHeaders(t, p, claims, limits.MaxHeaderValueBytes)
+	if h := st.set.TenantHeader(); h != "" {
+		// The upstream reads the tenant from this header: it must name the
+		// tenant this decision was made for, not what the client sent
+		// (context_extensions and the host take precedence over an empty
+		// header, or over any header when set by the route).
+		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
+	}
+	return d, nil
+}
+
+// withHeader inserts h into hs, which is sorted by name, keeping the order.
+// h's name is never a claim header (tenants.Config.Validate refuses that).
+func withHeader(hs []Header, h Header) []Header {
+	i := 0
+	for i < len(hs) && hs[i].Name < h.Name {
+		i++
+	}
+	return slices.Insert(hs, i, h)
+}
+
+func providerID(p *tenants.ProviderRules) string {
+	if p == nil {
+		return ""
+	}
+	return p.ID
+}
+
+// resolveTenant applies the tenant rules of the package doc.
+func resolveTenant(set *tenants.Set, r *Request) *tenants.TenantRules {
+	if set == nil {
+		return nil
+	}
+	if id, ok := r.ContextExtensions["tenant"]; ok && id != "" {
+		t, _ := set.Tenant(id)
+		return t
+	}
+	if h := set.TenantHeader(); h != "" {
+		if id := r.Headers[h]; id != "" {
+			t, _ := set.Tenant(id)
+			return t
+		}
+	}
+	t, _ := set.TenantForHost(r.Host)
+	return t
+}
+
+// deny builds a denial. tokenPresent adds RFC 6750 §3's error attributes.
+func deny(reason Reason, tenantID, providerID string, tokenPresent bool) Decision {
+	desc := reason.description()
+	d := Decision{
+		HTTPStatus:  reason.HTTPStatus(),
+		Reason:      reason,
+		Description: desc,
+		TenantID:    tenantID,
+		ProviderID:  providerID,
+	}
+	if d.HTTPStatus == 401 {
+		// RFC 6750 §3: the realm names the protection space (the tenant);
+		// error="invalid_token" only when a token was presented (§3.1:
+		// a request lacking credentials gets no error code).
+		var b strings.Builder
+		b.WriteString(`Bearer realm="`)
+		b.WriteString(tenantID) // tenant ids are [A-Za-z0-9-]: no quoting needed
+		b.WriteString(`"`)
+		if tokenPresent {
+			b.WriteString(`, error="invalid_token", error_description="`)
+			b.WriteString(desc) // fixed texts without '"' or '\'
+			b.WriteString(`"`)
+		}
+		d.WWWAuthenticate = b.String()
+	}
+	d.Body, _ = json.Marshal(struct {
+		Error       Reason `json:"error"`
+		Description string `json:"error_description"`
+	}{reason, desc})
+	return d
+}

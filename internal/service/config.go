@@ -1,0 +1,174 @@
+package service
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/jwkscache"
+)
+
+// maxCABytes bounds jwks.ca_file: a CA bundle is kilobytes, the system
+// bundle about 200 KiB.
+const maxCABytes = 4 << 20
+
+// ConfigError is an invalid configuration: every problem, each naming its
+// YAML path (tenants[1].providers[0].jwks_url: must use https).
+type ConfigError struct {
+	Err error
+}
+
+// Error implements error with one problem per line.
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(Problems(e.Err), "\n  ")
+}
+
+// Unwrap returns the joined problems.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Problems returns the leaves of an errors.Join tree (ConfigError
+// included) as strings, one problem each.
+func Problems(err error) []string {
+	var ce *ConfigError
+	if errors.As(err, &ce) && ce.Err != err {
+		err = ce.Err
+	}
+	var out []string
+	for _, e := range tenants.Problems(err) {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// CheckConfig reads the configuration at path and validates it exactly as
+// the server would at start (cache settings included, against a registry
+// built from the file's jwks block) without serving or fetching anything.
+// It returns nil or a *ConfigError listing every problem.
+func CheckConfig(path string) error {
+	cfg, err := tenants.Load(path)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	return validate(cfg)
+}
+
+// validate checks cfg as CheckConfig does: tenants' rules, each provider's
+// cache registration against the registry cfg's jwks block describes, and
+// the contents of jwks.ca_file.
+func validate(cfg *tenants.Config) error {
+	var errs []error
+	if cfg.JWKS.CAFile != "" {
+		if _, err := os.Stat(cfg.JWKS.CAFile); err == nil { // a missing file is reported by Validate
+			if _, err := httpClient(cfg.JWKS.CAFile); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	// The registry is only asked to validate: no provider is registered,
+	// nothing is fetched.
+	reg, err := jwkscache.New(registryOptions(cfg, nil, slog.New(slog.DiscardHandler), nil))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("jwks: %w", err))
+		errs = append(errs, cfg.Validate(nil))
+	} else {
+		errs = append(errs, cfg.Validate(reg.Validate))
+		_ = reg.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &ConfigError{Err: err}
+	}
+	return nil
+}
+
+func registryOptions(cfg *tenants.Config, client *http.Client, log cacheLogger, obs jwkscache.Observer) jwkscache.Options {
+	return jwkscache.Options{
+		InsecureAllowHTTP:    cfg.JWKS.RequireHTTPS != nil && !*cfg.JWKS.RequireHTTPS,
+		AllowedDomains:       cfg.JWKS.AllowedDomains,
+		HTTPClient:           client,
+		MaxConcurrentFetches: cfg.JWKS.MaxConcurrentFetches,
+		Logger:               log,
+		Observer:             obs,
+	}
+}
+
+// cacheLogger is what jwkscache logs to (jwkscache.Options.Logger).
+type cacheLogger interface {
+	Warn(msg string, args ...any)
+	Info(msg string, args ...any)
+}
+
+// newRegistry builds the key cache from the registry-wide part of cfg: the
+// extra CA of jwks.ca_file, HTTPS required unless jwks.require_https is
+// false, and the concurrency bound. Per-provider settings arrive through
+// Register (tenants layers the jwks block into each registration).
+func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, coord jwkscache.Coordinator) (*jwkscache.Registry, error) {
+	client, err := httpClient(cfg.JWKS.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := registryOptions(cfg, client, log, obs)
+	opts.Coordinator = coord // jwks.redis: snapshots and leases shared with the other replicas
+	reg, err := jwkscache.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	return reg, nil
+}
+
+// httpClient returns the client the cache fetches JWKS documents with. The
+// CA bundle in caFile is trusted in addition to the system roots, so an
+// internal identity provider works without replacing the public ones.
+func httpClient(caFile string) (*http.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	t.ResponseHeaderTimeout = 10 * time.Second
+	if caFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool() // no system roots (e.g. scratch image): the CA file alone
+		}
+		f, err := os.Open(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwks.ca_file: %w", err)
+		}
+		defer f.Close()
+		pem, err := io.ReadAll(io.LimitReader(f, maxCABytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("jwks.ca_file: read %s: %w", caFile, err)
+		}
+		if len(pem) > maxCABytes {
+			return nil, fmt.Errorf("jwks.ca_file: %s is larger than %d bytes", caFile, maxCABytes)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("jwks.ca_file: %s holds no PEM certificate", caFile)
+		}
+		t.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: t}, nil
+}
+
+// newLogger returns the JSON (default) or text slog logger of cfg.Log, with
+// its level in a LevelVar so a reload can change it.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo // Validate has refused anything else
+	}
+	return l
+}

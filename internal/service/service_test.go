@@ -1,0 +1,528 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/extauthz/extauthz/internal/checkclient"
+	"github.com/extauthz/extauthz/internal/demo"
+)
+
+// fixture is a demo identity provider over real HTTPS and a config file
+// that trusts it, with the gRPC listener on a free port.
+type fixture struct {
+	idp     *demo.Server
+	caFile  string
+	cfgPath string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv, err := demo.Start("127.0.0.1:0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	dir := t.TempDir()
+	f := &fixture{idp: srv, caFile: filepath.Join(dir, "ca.pem"), cfgPath: filepath.Join(dir, "config.yaml")}
+	if err := os.WriteFile(f.caFile, srv.CA.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "")
+	return f
+}
+
+// write writes the demo configuration plus extra YAML appended to it.
+func (f *fixture) write(t *testing.T, extra string) {
+	t.Helper()
+	cfg := demo.Config(demo.ConfigParams{
+		GRPCAddr: "127.0.0.1:0",
+		Issuer:   f.idp.IdP.Issuer(),
+		JWKSURL:  f.idp.JWKSURL(),
+		CAFile:   f.caFile,
+	})
+	if err := os.WriteFile(f.cfgPath, append(cfg, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// running is a Service in Run, with its signal channel and client.
+type running struct {
+	svc     *Service
+	signals chan os.Signal
+	done    chan struct{} // closed when Run returned; runErr is then set
+	runErr  error
+	logs    *logtest.Buffer
+	authz   authv3.AuthorizationClient
+	health  healthpb.HealthClient
+}
+
+func runService(t *testing.T, opts Options) *running {
+	t.Helper()
+	logs := &logtest.Buffer{}
+	opts.LogOutput = logs
+	svc, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{svc: svc, signals: make(chan os.Signal, 2), done: make(chan struct{}), logs: logs}
+	go func() {
+		r.runErr = svc.Run(context.Background(), r.signals)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			r.signals <- syscall.SIGTERM
+			r.signals <- syscall.SIGTERM
+			<-r.done
+		}
+		if r.runErr != nil {
+			t.Errorf("Run: %v", r.runErr)
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	conn, err := checkclient.Dial(svc.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r.authz, r.health = authv3.NewAuthorizationClient(conn), healthpb.NewHealthClient(conn)
+	return r
+}
+
+func (r *running) check(t *testing.T, host, token string) checkclient.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := checkclient.Check(ctx, r.authz, checkclient.Request{Host: host, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (f *fixture) token(t *testing.T) string {
+	t.Helper()
+	tok, err := f.idp.IdP.Mint("alice", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+const extraTenant = `  - id: extra
+    hosts: [api.extra.test]
+    providers:
+      - id: second
+        issuer: %ISS%
+        jwks_url: %JWKS%
+        audiences: [demo-api]
+        algorithms: [ES256]
+`
+
+func (f *fixture) extraTenant(settings string) string {
+	s := strings.NewReplacer("%ISS%", f.idp.IdP.Issuer(), "%JWKS%", f.idp.JWKSURL()).Replace(extraTenant)
+	return s + settings
+}
+
+func TestReload_AddsChangesAndRemovesProviders(t *testing.T) {
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
+	tok := f.token(t)
+	if res := r.check(t, demo.Host, tok); !res.Allowed {
+		t.Fatalf("demo tenant: %s", res.Reason)
+	}
+	warm := f.idp.IdP.JWKSRequests()
+
+	// Add a tenant: it serves, and the demo provider's cache stays warm.
+	f.write(t, f.extraTenant(""))
+	if err := r.svc.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+		t.Fatalf("added tenant: %s", res.Reason)
+	}
+	if res := r.check(t, demo.Host, tok); !res.Allowed {
+		t.Fatalf("demo tenant after reload: %s", res.Reason)
+	}
+	if got := f.idp.IdP.JWKSRequests(); got != warm+1 { // only the new provider's first fetch
+		t.Errorf("JWKS requests %d, want %d: the unchanged provider was refetched", got, warm+1)
+	}
+	if _, ok := r.svc.Registry().Status("extra", "second"); !ok {
+		t.Error("added provider not registered")
+	}
+
+	// Change the provider's settings: it is registered anew, serving its
+	// old keys while its first (background) fetch runs.
+	f.write(t, f.extraTenant("        refresh_early: 45s\n"))
+	if err := r.svc.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+		t.Fatalf("changed tenant: %s", res.Reason)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for f.idp.IdP.JWKSRequests() != warm+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("JWKS requests %d after a settings change, want %d", f.idp.IdP.JWKSRequests(), warm+2)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Remove it: unknown again, and unregistered.
+	f.write(t, "")
+	if err := r.svc.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.check(t, "api.extra.test", tok); res.Reason != "tenant_unknown" {
+		t.Errorf("removed tenant: %s, want tenant_unknown", res.Reason)
+	}
+	if _, ok := r.svc.Registry().Status("extra", "second"); ok {
+		t.Error("removed provider still registered")
+	}
+}
+
+func TestReload_InvalidConfigRefusedAndLogged(t *testing.T) {
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
+	tok := f.token(t)
+	tests := []struct {
+		name  string
+		write func()
+		want  string
+	}{
+		{"unknown key", func() { f.write(t, "    surprise: true\n") }, "surprise"},
+		{"http jwks_url", func() {
+			f.write(t, strings.Replace(f.extraTenant(""), "jwks_url: https://", "jwks_url: http://", 1))
+		}, "tenants[1].providers[0].jwks_url"},
+		{"file gone", func() { os.Remove(f.cfgPath) }, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.write()
+			err := r.svc.Reload(context.Background())
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Reload: %v, want a ConfigError naming %q", err, tt.want)
+			}
+			if !strings.Contains(r.logs.String(), "config reload refused") {
+				t.Error("refusal not logged")
+			}
+			if res := r.check(t, demo.Host, tok); !res.Allowed {
+				t.Errorf("old config no longer serves: %s", res.Reason)
+			}
+		})
+	}
+}
+
+func TestRun_SIGHUPReloads(t *testing.T) {
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
+	f.write(t, f.extraTenant(""))
+	r.signals <- syscall.SIGHUP
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(r.logs.String(), "config reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if res := r.check(t, "api.extra.test", f.token(t)); !res.Allowed {
+		t.Errorf("tenant added by SIGHUP: %s", res.Reason)
+	}
+}
+
+// waitHealth polls grpc.health.v1 (the whole server) until it reports want.
+func (r *running) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := checkclient.Health(context.Background(), r.health, "")
+		if err == nil && st == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never %s: last %v %v", want, st, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestHealth_FollowsReadiness(t *testing.T) {
+	// Ready: the first fetch succeeded, so health turns SERVING by itself.
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
+	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	// Cold, with the identity provider gone: after the failed first fetch the
+	// watcher has evaluated readiness, and it keeps this replica out of
+	// rotation (NOT_SERVING) rather than letting it answer 503s.
+	down := newFixture(t)
+	_ = down.idp.Close()
+	rd := runService(t, Options{ConfigPath: down.cfgPath, DrainDelay: -1})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(rd.logs.String(), "jwks refresh failing") || !strings.Contains(rd.logs.String(), "readiness changed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed refresh and readiness evaluation logged:\n%s", rd.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st, err := checkclient.Health(context.Background(), rd.health, ""); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("cold and down: %v %v, want NOT_SERVING", st, err)
+	}
+	if strings.Contains(rd.logs.String(), "ready=true") {
+		t.Errorf("a replica without keys reported ready:\n%s", rd.logs.String())
+	}
+}
+
+func TestShutdown_HealthNotServingDuringDrainThenStops(t *testing.T) {
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: time.Hour})
+	ctx := context.Background()
+	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	r.signals <- syscall.SIGTERM
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := checkclient.Health(ctx, r.health, authv3.Authorization_ServiceDesc.ServiceName)
+		if err == nil && st == healthpb.HealthCheckResponse_NOT_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never NOT_SERVING: %v %v", st, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-r.done:
+		t.Fatalf("Run returned during the drain: %v", r.runErr)
+	default:
+	}
+	if res := r.check(t, demo.Host, f.token(t)); !res.Allowed {
+		t.Errorf("Check during the drain: %s", res.Reason)
+	}
+	r.signals <- syscall.SIGINT // cut the hour-long drain short
+	<-r.done
+	if r.runErr != nil {
+		t.Fatalf("Run: %v", r.runErr)
+	}
+	if !strings.Contains(r.logs.String(), "drain cut short") {
+		t.Error("the second signal did not cut the drain")
+	}
+}
+
+func TestRun_ContextCancelStops(t *testing.T) {
+	f := newFixture(t)
+	svc, err := New(context.Background(), Options{ConfigPath: f.cfgPath, DrainDelay: -1, LogOutput: &logtest.Buffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, nil) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestNew_InvalidConfigListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte(`log: {level: loud}
+tenants:
+  - id: acme
+    hosts: ["api.acme.test"]
+    providers:
+      - id: main
+        issuer: https://idp.acme.test/
+        jwks_url: http://idp.acme.test/jwks.json
+        retry_policy: {max_backoff: 1ms}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"New":         func() error { _, err := New(context.Background(), Options{ConfigPath: path}); return err }(),
+		"CheckConfig": CheckConfig(path),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("%v, want a *ConfigError", err)
+			}
+			problems := strings.Join(Problems(err), "\n")
+			for _, want := range []string{"log.level", "tenants[0].providers[0].jwks_url", "tenants[0].providers[0].retry_policy.max_backoff"} {
+				if !strings.Contains(problems, want) {
+					t.Errorf("problems lack %s:\n%s", want, problems)
+				}
+			}
+		})
+	}
+}
+
+func TestNew_BadLogFormatFlag(t *testing.T) {
+	f := newFixture(t)
+	if _, err := New(context.Background(), Options{ConfigPath: f.cfgPath, LogFormat: "xml"}); err == nil {
+		t.Error("log format xml accepted")
+	}
+}
+
+func TestHTTPClient_CAFile(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{"not PEM": notPEM, "missing": filepath.Join(dir, "nope.pem")} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := httpClient(path); err == nil || !strings.Contains(err.Error(), "jwks.ca_file") {
+				t.Errorf("httpClient(%s): %v, want a jwks.ca_file error", name, err)
+			}
+		})
+	}
+
+	// The CA file is trusted in addition to, not instead of, the system roots.
+	c, err := httpClient(f.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(f.idp.JWKSURL())
+	if err != nil {
+		t.Fatalf("the CA in ca_file is not trusted: %v", err)
+	}
+	resp.Body.Close()
+	plain, err := httpClient("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Get(f.idp.JWKSURL()); err == nil {
+		t.Error("the demo CA is trusted without ca_file")
+	}
+
+	// CheckConfig reports a ca_file that holds no certificate.
+	f.caFile = notPEM
+	f.write(t, "")
+	if err := CheckConfig(f.cfgPath); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("CheckConfig with a non-PEM ca_file: %v", err)
+	}
+}
+
+func TestProblems_FlattensJoinedErrors(t *testing.T) {
+	err := &ConfigError{Err: errors.Join(errors.New("a"), errors.Join(errors.New("b"), errors.New("c")))}
+	if got := strings.Join(Problems(err), ","); got != "a,b,c" {
+		t.Errorf("Problems = %s, want a,b,c", got)
+	}
+	if Problems(nil) != nil {
+		t.Error("Problems(nil) not nil")
+	}
+}
+
+func TestNew_ServesAuthorizationHealthAndReflection(t *testing.T) {
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
+	conn, err := checkclient.Dial(r.svc.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		got[s.GetName()] = true
+	}
+	for _, want := range []string{"envoy.service.auth.v3.Authorization", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		if !got[want] {
+			t.Errorf("reflection lists %v, missing %s", got, want)
+		}
+	}
+	_ = stream.CloseSend()
+	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	for _, name := range HealthServices {
+		if st, err := checkclient.Health(context.Background(), r.health, name); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health %q: %v %v", name, st, err)
+		}
+	}
+}
+
+// BenchmarkService_CheckOverGRPC measures one allowed Check through the
+// whole service over loopback gRPC (client marshalling, HTTP/2, server,
+// warm key cache, decision, response): the latency Envoy sees, minus the
+// network. BenchmarkCheck in authz measures the decision alone.
+func BenchmarkService_CheckOverGRPC(b *testing.B) {
+	srv, err := demo.Start("127.0.0.1:0", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	dir := b.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, srv.CA.PEM(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	svc, err := New(context.Background(), Options{
+		Config:     demo.Config(demo.ConfigParams{GRPCAddr: "127.0.0.1:0", Issuer: srv.IdP.Issuer(), JWKSURL: srv.JWKSURL(), CAFile: ca}),
+		DrainDelay: -1,
+		LogOutput:  &logtest.Buffer{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sigs := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(context.Background(), sigs) }()
+	b.Cleanup(func() {
+		sigs <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+	conn, err := checkclient.Dial(svc.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+	tok, err := srv.IdP.Mint("alice", time.Hour, map[string]any{"email": "alice@demo.test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := checkclient.Request{Host: demo.Host, Path: "/orders", Token: tok}.CheckRequest()
+	ctx := context.Background()
+	if resp, err := client.Check(ctx, req); err != nil || resp.GetStatus().GetCode() != 0 {
+		b.Fatalf("warm-up: %v %v", resp, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := client.Check(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
