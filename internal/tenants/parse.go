@@ -26,7 +26,7 @@ const (
 	DefaultRedisNamespace      = "jwks-cache"
 	// DefaultMaxRequestHeaderBytes, DefaultMaxConnections and
 	// DefaultMaxConcurrentStreams keep the worst case of half-sent maximal
-	// Checks (connections × streams × message bound, about 136 MiB) inside
+	// Checks (connections × streams × message bound, 144 MiB) inside
 	// the shipped Deployment's 256 MiB memory limit.
 	DefaultMaxRequestHeaderBytes = 32 << 10
 	DefaultMaxConnections        = 64
