@@ -150,16 +150,16 @@ func (e events) next(t *testing.T) jwkscache.RefreshEvent {
 // fixture is the admin API over a real registry on a fake clock, served by
 // a real HTTP server, every exchange checked against the OpenAPI document.
 type fixture struct {
-	idp     *scriptedIdP
-	clk     *clocktest.Clock
+	idp *scriptedIdP
+	clk *clocktest.Clock
 	// adminClk is the admin API's own clock (refresh spacing), apart from
 	// the cache's so stepping it fires no refresh.
 	adminClk *clocktest.Clock
-	reg     *jwkscache.Registry
-	events  events
-	handler *admin.Handler
-	srv     *httptest.Server
-	spec    *spec
+	reg      *jwkscache.Registry
+	events   events
+	handler  *admin.Handler
+	srv      *httptest.Server
+	spec     *spec
 }
 
 func newFixture(t *testing.T, mutate ...func(*admin.Options)) *fixture {
