@@ -79,6 +79,13 @@ func TestGRPC_MessageBoundFromLimits(t *testing.T) {
 			f.write(t, "limits: {max_token_bytes: "+strconv.Itoa(l.MaxTokenBytes)+", max_request_header_bytes: "+strconv.Itoa(l.MaxRequestHeaderBytes)+"}\n")
 			r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
 			bound := MaxCheckRequestBytes(l)
+			// The largest with no token: the path takes every header byte,
+			// and Envoy repeats it in its own field.
+			pathOnly := largestCheckRequest(t, tenants.Limits{MaxRequestHeaderBytes: l.MaxRequestHeaderBytes})
+			t.Logf("a CheckRequest whose path fills the headers: %d bytes", proto.Size(pathOnly))
+			if s := proto.Size(pathOnly); s > bound || s < bound*85/100 {
+				t.Fatalf("a CheckRequest whose path fills the headers is %d bytes; the bound %d should fit it closely", s, bound)
+			}
 			largest := largestCheckRequest(t, l)
 			size := proto.Size(largest)
 			if size > bound {
@@ -93,6 +100,9 @@ func TestGRPC_MessageBoundFromLimits(t *testing.T) {
 			}
 			if resp.GetStatus().GetCode() == 0 {
 				t.Fatal("a made-up token was allowed")
+			}
+			if _, err := r.authz.Check(ctx, pathOnly); err != nil {
+				t.Fatalf("the CheckRequest whose path fills the headers was refused: %v", err)
 			}
 
 			// One byte over the bound: a padding header sized to make it so.

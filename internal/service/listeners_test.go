@@ -259,3 +259,39 @@ func TestHTTPListeners_ConnectionBound(t *testing.T) {
 		t.Logf("the fourth client waited %s for a slot", waited)
 	}
 }
+
+func TestReadAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, content, want, wantErr string
+	}{
+		{"trimmed", "  0123456789abcdef-token\n", "0123456789abcdef-token", ""},
+		{"too short", "short\n", "", "holds 5 bytes of token, want at least 16"},
+		{"space inside", "0123456789 abcdef", "", "printable ASCII without spaces"},
+		{"control byte", "0123456789abcdef\x00", "", "printable ASCII"},
+		{"too long", strings.Repeat("a", 5000), "", "larger than 4096 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := dir + "/" + strings.ReplaceAll(tt.name, " ", "_")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readAdminToken(path)
+			switch {
+			case tt.wantErr == "" && (err != nil || string(got) != tt.want):
+				t.Fatalf("readAdminToken = %q, %v; want %q", got, err, tt.want)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("readAdminToken error %v, want %q", err, tt.wantErr)
+			case err != nil && strings.Contains(err.Error(), tt.content):
+				t.Fatalf("the error quotes the file's content: %v", err)
+			}
+		})
+	}
+	// -check reports a bad token file like every other problem.
+	f := newFixture(t)
+	short := dir + "/too_short"
+	f.write(t, "admin: {token_file: "+short+"}\n")
+	if err := CheckConfig(f.cfgPath); err == nil || !strings.Contains(err.Error(), "admin.token_file: "+short+" holds 5 bytes") {
+		t.Fatalf("CheckConfig: %v", err)
+	}
+}
