@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 )
 
 // BenchmarkForwardAuth measures the HTTP forward-auth path with a real
@@ -47,6 +49,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			}
 		})
 		b.Run("grpc_check/"+c.name, func(b *testing.B) {
+			grpc := grpcauthz.New(f.authz)
 			headers := map[string]string{"x-request-id": "bench"}
 			if c.token {
 				headers["authorization"] = "Bearer " + tok
@@ -58,7 +61,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			}}
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, err := f.authz.Check(b.Context(), req)
+				resp, err := grpc.Check(b.Context(), req)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 	"github.com/extauthz/extauthz/internal/logtest"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -354,7 +355,7 @@ func TestServeHTTP_SameAnswersAsGRPC(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("HTTP status %d, want %d (body %s)", w.Code, tt.wantStatus, w.Body)
 			}
-			resp, err := f.authz.Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			resp, err := grpcauthz.New(f.authz).Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 					Host: tt.host, Path: "/orders", Method: "GET", Headers: tt.headers,
 				}},

@@ -213,6 +213,11 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
 			v.add(ap, fmt.Sprintf("unknown algorithm %q (want RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", a))
 		}
 	}
+	for k, typ := range p.TokenTypes {
+		if !isMediaType(typ) {
+			v.add(fmt.Sprintf("%s.token_types[%d]", pp, k), fmt.Sprintf("%q is not a media type such as at+jwt or application/at+jwt (RFC 7515 §4.1.9)", typ))
+		}
+	}
 	if p.ClockSkew != nil {
 		if d := time.Duration(*p.ClockSkew); d < 0 || d > 10*time.Minute {
 			v.add(pp+".clock_skew", fmt.Sprintf("%s must be between 0s and 10m", d))
@@ -405,6 +410,17 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// isMediaType accepts a JWS typ value: an RFC 9110 §8.3.1 type "/" subtype
+// of tokens, or a subtype alone (RFC 7515 §4.1.9 lets "application/" be
+// omitted). Parameters are not accepted: no token type uses them.
+func isMediaType(s string) bool {
+	typ, sub, found := strings.Cut(s, "/")
+	if !found {
+		return isToken(s)
+	}
+	return isToken(typ) && isToken(sub)
 }
 
 // normalizePattern checks a host pattern ("api.acme.test" or "*.acme.test")
