@@ -278,24 +278,3 @@ func (s *Set) TenantForHost(host string) (*TenantRules, bool) {
 	}
 	return nil, false
 }
-
-// NormalizeHost returns the host of an HTTP Host/:authority value as it is
-// matched: port stripped (including "[v6]:port"), lowercase, without a
-// trailing dot.
-func NormalizeHost(host string) string {
-	switch {
-	case strings.HasPrefix(host, "["):
-		if end := strings.IndexByte(host, ']'); end > 0 {
-			host = host[1:end]
-		}
-	case strings.Count(host, ":") == 1:
-		host = host[:strings.IndexByte(host, ':')]
-	}
-	host = strings.TrimSuffix(host, ".")
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(host)
-		}
-	}
-	return host
-}
