@@ -79,10 +79,10 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 	if err != nil {
 		return p, nil, err
 	}
-	if err := checkHeader(p, tok); err != nil {
+	if err := checkHeader(p, &tok); err != nil {
 		return p, nil, err
 	}
-	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, tok)
+	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, &tok)
 	if err != nil {
 		return p, nil, err
 	}
@@ -97,36 +97,36 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 
 // parse checks raw's shape and decodes its header and claims (package doc,
 // steps 3 and 4).
-func (s *Server) parse(raw string) (*token, error) {
+func (s *Server) parse(raw string) (token, error) {
 	if !wellFormed(raw) {
-		return nil, refuse(ReasonTokenMalformed, errShape)
+		return token{}, refuse(ReasonTokenMalformed, errShape)
 	}
 	jws, _, err := s.parser.ParseUnverified(raw, jwt.MapClaims{})
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenUnverifiable) && jws != nil {
 			if _, ok := jws.Header["alg"].(string); ok {
 				// A syntactically fine alg golang-jwt does not know.
-				return nil, refuse(ReasonAlgorithmNotAllowed, err)
+				return token{}, refuse(ReasonAlgorithmNotAllowed, err)
 			}
 		}
-		return nil, refuse(ReasonTokenMalformed, err)
+		return token{}, refuse(ReasonTokenMalformed, err)
 	}
 	if _, ok := jws.Header["crit"]; ok {
-		return nil, refuse(ReasonTokenMalformed, errCrit)
+		return token{}, refuse(ReasonTokenMalformed, errCrit)
 	}
-	tok := &token{raw: raw, jws: jws, claims: jws.Claims.(jwt.MapClaims)}
+	tok := token{raw: raw, jws: jws, claims: jws.Claims.(jwt.MapClaims)}
 	if v, ok := jws.Header["kid"]; ok {
 		if tok.kid, ok = v.(string); !ok {
-			return nil, refuse(ReasonTokenMalformed, errKidType)
+			return token{}, refuse(ReasonTokenMalformed, errKidType)
 		}
 	}
 	if v, ok := jws.Header["typ"]; ok {
 		if tok.typ, ok = v.(string); !ok {
-			return nil, refuse(ReasonTokenMalformed, errTypType)
+			return token{}, refuse(ReasonTokenMalformed, errTypType)
 		}
 	}
 	if err := checkClaimTypes(tok.claims); err != nil {
-		return nil, refuse(ReasonTokenMalformed, err)
+		return token{}, refuse(ReasonTokenMalformed, err)
 	}
 	tok.iss, _ = tok.claims["iss"].(string)
 	return tok, nil

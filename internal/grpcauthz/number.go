@@ -15,6 +15,9 @@ func exactFloat(n string) (f float64, ok bool) {
 	if err != nil {
 		return 0, false
 	}
+	if smallInteger(n) {
+		return f, true // the common case (exp, iat): no allocation
+	}
 	want, ok := decimal(n)
 	if !ok {
 		return 0, false
@@ -58,4 +61,20 @@ func decimal(s string) (string, bool) {
 		sign = "-"
 	}
 	return sign + digits + "e" + strconv.Itoa(exp), true
+}
+
+// smallInteger reports whether n is an integer literal of at most 15
+// digits: every such integer is below 2^53, so float64 holds it exactly
+// and writes it back digit for digit.
+func smallInteger(n string) bool {
+	digits := strings.TrimPrefix(n, "-")
+	if digits == "" || len(digits) > 15 || (digits[0] == '0' && len(digits) > 1) {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
