@@ -165,3 +165,27 @@ tenants:
 		})
 	}
 }
+
+// Tenant isolation: an authority that is not host[:port] of a host name or
+// IP literal is tenant_unknown before any lookup, even when a part of it
+// names a tenant.
+func TestTenantIsolation_MalformedAuthorityIsTenantUnknown(t *testing.T) {
+	f := newFixture(t)
+	tok := rs256(t, acmeClaims())
+	for _, host := range []string{
+		"user@api.acme.test", "api.acme.test/x", "api.acme.test\x00", "[api.acme.test]:443",
+		"shöp.acme.test", "api.acme.test:443:1", "x_y.acme.test",
+	} {
+		r := acmeRequest(tok)
+		r.Host = host
+		if d := f.srv.Decide(context.Background(), r); d.Reason != ReasonTenantUnknown {
+			t.Errorf("host %q: %s for tenant %q, want tenant_unknown", host, d.Reason, d.TenantID)
+		}
+	}
+	if n := f.keys.Hits(); n != 0 {
+		t.Errorf("key source asked %d times", n)
+	}
+	if d := f.srv.Decide(context.Background(), acmeRequest(tok)); !d.Allowed {
+		t.Fatalf("well-formed host: %s", d.Reason)
+	}
+}

@@ -244,6 +244,26 @@ func TestProxies_SidecarPeerIsNotTrustedByDefault(t *testing.T) {
 	}
 }
 
+// TestTenantIsolation_ForwardedHostMustBeAHostName: a trusted gateway that
+// passes on a client's X-Forwarded-Host with userinfo, a path or a
+// bracketed name gets tenant_unknown, not the tenant a lookup of a part of
+// it would find.
+func TestTenantIsolation_ForwardedHostMustBeAHostName(t *testing.T) {
+	f := newFixture(t)
+	h := f.handler(t, Options{})
+	tok := f.token(t, "https://idp.acme.test/", nil)
+	for _, fh := range []string{"evil@" + acmeHost, acmeHost + "/x", "[" + acmeHost + "]", acmeHost + ":x"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, subrequest(t, "127.0.0.1:1", "GET", "/", "unknown.test",
+			"X-Forwarded-Host: "+fh, "Authorization: Bearer "+tok))
+		if w.Code != http.StatusForbidden {
+			t.Errorf("X-Forwarded-Host %q: status %d, want 403", fh, w.Code)
+			continue
+		}
+		assertReason(t, w, authz.ReasonTenantUnknown)
+	}
+}
+
 // TestServeHTTP_UntrustedPeerCannotMoveTheTenant: an untrusted client that
 // reaches the listener directly is judged by its own Host, whatever
 // X-Forwarded-Host it sends.
