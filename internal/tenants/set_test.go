@@ -215,6 +215,8 @@ tenants:
 		"-x.acme.test",            // '-' at a label end
 		"x..acme.test",            // empty label
 		"2001:db8::1",             // bare IPv6
+		"[2001:db8::1]x",          // junk after the brackets
+		"[2001:db8::1]:https",     // a port that is not a number
 		"010.1.2.3",               // not an IPv4 literal, and all-numeric at the end
 		"x.acme.test ",            // a space
 		"x.acme.test\t",           // a control character
