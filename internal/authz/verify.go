@@ -41,8 +41,15 @@ func (r *refusal) Unwrap() error { return r.cause }
 
 func refuse(reason Reason, cause error) error { return &refusal{reason: reason, cause: cause} }
 
+// refusedShape is the refusal of a token that is not three base64url
+// segments, made once: a flood of garbage tokens allocates nothing for it.
+var refusedShape = &refusal{reason: ReasonTokenMalformed, cause: errShape}
+
 // asRefusal returns err's refusal; any other error is token_malformed.
 func asRefusal(err error) *refusal {
+	if rf, ok := err.(*refusal); ok { // the steps return it unwrapped
+		return rf
+	}
 	var rf *refusal
 	if errors.As(err, &rf) {
 		return rf
@@ -99,7 +106,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 // steps 3 and 4).
 func (s *Server) parse(raw string) (token, error) {
 	if !wellFormed(raw) {
-		return token{}, refuse(ReasonTokenMalformed, errShape)
+		return token{}, refusedShape
 	}
 	jws, _, err := s.parser.ParseUnverified(raw, jwt.MapClaims{})
 	if err != nil {
