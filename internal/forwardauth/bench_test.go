@@ -15,7 +15,7 @@ import (
 // authz.Server and a warm key source: "inprocess" is mapping, decision and
 // answer (httptest.ResponseRecorder); "loopback" adds a real HTTP/1.1
 // keep-alive round trip over 127.0.0.1, as a gateway's subrequest pays;
-// "grpc_check" is the same decision through authz.Server.Check in process,
+// "grpc_check" is the same decision through grpcauthz.Server.Check in process,
 // the gRPC listener's path without the network, for a side-by-side figure.
 func BenchmarkForwardAuth(b *testing.B) {
 	f := newFixture(b)
