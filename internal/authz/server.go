@@ -60,7 +60,8 @@ type Decision struct {
 	Headers []Header
 	// RemoveHeaders are claim headers the token did not fill, to remove.
 	RemoveHeaders []string
-	// Claims are the verified token's claims (allow only).
+	// Claims are the verified token's claims (allow only), as encoding/json
+	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
 	// WWWAuthenticate is the challenge of a 401 (RFC 6750 §3).
 	WWWAuthenticate string
