@@ -207,3 +207,27 @@ func TestToResponse_MetadataWithoutClaims(t *testing.T) {
 		t.Errorf("metadata (-want +got):\n%s", diff)
 	}
 }
+
+// TestToResponse_ReadsTheReasonTable: the gRPC status of every reason is
+// the one authz's table gives, and a denial never carries OK.
+func TestToResponse_ReadsTheReasonTable(t *testing.T) {
+	want := map[authz.Reason]codes.Code{
+		authz.ReasonOK: codes.OK, authz.ReasonTenantUnknown: codes.PermissionDenied,
+		authz.ReasonJWKSUnavailable: codes.Unavailable,
+	}
+	for _, r := range authz.Reasons {
+		d := authz.Decision{Allowed: r == authz.ReasonOK, Reason: r, HTTPStatus: r.HTTPStatus()}
+		got := codes.Code(ToResponse(&d).GetStatus().GetCode())
+		w, ok := want[r]
+		if !ok {
+			w = codes.Unauthenticated
+		}
+		if got != w || got != r.GRPCCode() {
+			t.Errorf("%s: gRPC %v, want %v (table %v)", r, got, w, r.GRPCCode())
+		}
+	}
+	d := authz.Decision{Reason: authz.ReasonOK, HTTPStatus: 403} // a denial mislabelled ok
+	if got := codes.Code(ToResponse(&d).GetStatus().GetCode()); got == codes.OK {
+		t.Error("a denial answered OK")
+	}
+}
