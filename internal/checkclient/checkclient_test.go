@@ -11,6 +11,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/checkclient"
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 )
 
 func TestRequest_CheckRequestLooksLikeEnvoys(t *testing.T) {
@@ -36,7 +37,7 @@ func TestRequest_CheckRequestLooksLikeEnvoys(t *testing.T) {
 		t.Errorf("context extensions %v", req.GetAttributes().GetContextExtensions())
 	}
 	// Round trip through authz's own mapping: what we send is what it reads.
-	r := authz.RequestFromEnvoy(req)
+	r := grpcauthz.ToRequest(req)
 	if r.Host != "api.acme.test" || r.RequestID != "r1" || r.Headers["authorization"] != "Bearer abc.def.ghi" {
 		t.Errorf("authz reads %+v", r)
 	}
@@ -76,7 +77,7 @@ func TestInterpret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := checkclient.Interpret(authz.ToCheckResponse(&tt.d))
+			got := checkclient.Interpret(grpcauthz.ToResponse(&tt.d))
 			got.Metadata = nil // compared below for the allow case
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
@@ -89,7 +90,7 @@ func TestResult_Print(t *testing.T) {
 	var b bytes.Buffer
 	d := authz.Decision{Allowed: true, HTTPStatus: 200, Reason: authz.ReasonOK, TenantID: "acme", ProviderID: "main",
 		Headers: []authz.Header{{Name: "x-auth-subject", Value: "alice"}}, RemoveHeaders: []string{"x-b", "x-a"}}
-	if err := checkclient.Interpret(authz.ToCheckResponse(&d)).Print(&b); err != nil {
+	if err := checkclient.Interpret(grpcauthz.ToResponse(&d)).Print(&b); err != nil {
 		t.Fatal(err)
 	}
 	want := "decision: ALLOW\nhttp_status: 200\ngrpc_status: OK\nreason: ok\n" +

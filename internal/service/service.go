@@ -26,6 +26,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/admin"
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 	"github.com/extauthz/extauthz/internal/metrics"
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/tenants"
@@ -174,7 +175,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s.lis = limitListener(lis, cfg.Limits.MaxConnections)
 	s.grpc = grpc.NewServer(grpcServerOptions(cfg.Limits)...)
-	authv3.RegisterAuthorizationServer(s.grpc, s.authz)
+	authv3.RegisterAuthorizationServer(s.grpc, grpcauthz.New(s.authz))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if cfg.GRPC.Reflection || opts.Reflection {

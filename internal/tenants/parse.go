@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -89,7 +90,8 @@ func Load(path string) (*Config, error) {
 // limits 16 KiB tokens, 1024-byte claim headers, 2 s cold wait, 32 KiB
 // request headers, 64 connections per listener, 32 streams per gRPC
 // connection; admin.refresh_min_interval 30s;
-// jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
+// forward_auth.trusted_proxies 127.0.0.1/32 and ::1/128 when the key is
+// absent; jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
 // algorithms [RS256], clock_skew 60s, and, when the provider names no token
 // source at all, from_headers [{authorization, "Bearer "}].
 func Parse(data []byte) (*Config, error) {
@@ -153,6 +155,9 @@ func (c *Config) applyDefaults(adminSet bool) {
 	}
 	if c.Limits.ColdWait == 0 {
 		c.Limits.ColdWait = Duration(DefaultColdWait)
+	}
+	if c.ForwardAuth.TrustedProxies == nil { // absent; "[]" trusts no peer
+		c.ForwardAuth.TrustedProxies = slices.Clone(DefaultTrustedProxies)
 	}
 	if c.JWKS.MaxConcurrentFetches == 0 {
 		c.JWKS.MaxConcurrentFetches = DefaultMaxConcurrent
