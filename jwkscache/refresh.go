@@ -101,22 +101,21 @@ func (p *provider) run(c *call, t trigger) {
 }
 
 // fetchWithRetry runs up to 1 + max_retries attempts, waiting with backoff
-// on the Clock between them, all bounded by the policy's deadline. A
-// successful attempt is published (snapshot swapped) before first closes.
-//
-// Seam for the Redis issue: a coordinator asked at the top of each attempt
-// ("has another replica fetched this cycle?") can hand back a snapshot with
-// its own expires_at, which goes through adopt like a fetched one.
+// on the Clock between them. The policy's deadline is a budget for the
+// attempts and the waits between them, not for the wait for a fetch slot:
+// with 10,000 providers queued behind MaxConcurrentFetches slots, a provider
+// that waited its turn must still get its attempts, or a healthy identity
+// provider sees providers time out without trying and fetched again later.
+// A successful attempt is published (snapshot swapped) before first closes.
 func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	pol := p.reg.RetryPolicy
 	clk := p.deps.clock
-	start := clk.Now()
-	ctx, cancel := context.WithTimeout(p.ctx, pol.Deadline)
-	defer cancel()
+	var spent time.Duration // in attempts and backoff waits, on the Clock
 	b := newBackoff(pol)
 	var errs []error
 	for attempt := 0; ; attempt++ {
-		res, err := p.attempt(ctx)
+		res, took, err := p.attempt(p.ctx, min(pol.AttemptTimeout, pol.Deadline-spent))
+		spent += took
 		if err == nil {
 			c.closeFirst()
 			return res, attempt + 1, nil
@@ -127,27 +126,36 @@ func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 			return res, attempt + 1, errors.Join(errs...)
 		}
 		wait := b.next(attempt)
-		if clk.Now().Add(wait).Sub(start) >= pol.Deadline {
+		if spent+wait >= pol.Deadline {
 			errs = append(errs, fmt.Errorf("retry deadline %s reached", pol.Deadline))
 			return res, attempt + 1, errors.Join(errs...)
 		}
-		if !sleep(clk, wait, ctx.Done()) {
-			errs = append(errs, ctx.Err())
+		if !sleep(clk, wait, p.ctx.Done()) {
+			errs = append(errs, p.ctx.Err())
 			return res, attempt + 1, errors.Join(errs...)
 		}
+		spent += wait
 	}
 }
 
-// attempt fetches once (holding a fetch slot) and, on success, swaps in the
-// new snapshot.
-func (p *provider) attempt(ctx context.Context) (fetchResult, error) {
+// attempt waits for a fetch slot (bounded only by ctx), then fetches once
+// within timeout and, on success, swaps in the new snapshot. took is the
+// time the attempt held its slot.
+func (p *provider) attempt(ctx context.Context, timeout time.Duration) (fetchResult, time.Duration, error) {
 	select {
 	case p.deps.sem <- struct{}{}:
 	case <-ctx.Done():
-		return fetchResult{}, ctx.Err()
+		return fetchResult{}, 0, ctx.Err()
 	}
 	defer func() { <-p.deps.sem }()
-	actx, cancel := context.WithTimeout(ctx, p.reg.RetryPolicy.AttemptTimeout)
+	start := p.deps.clock.Now()
+	res, err := p.attemptOnce(ctx, timeout)
+	return res, p.deps.clock.Now().Sub(start), err
+}
+
+// attemptOnce is one fetch holding a slot.
+func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetchResult, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	old := p.snap.Load()
 	var etag, lastMod string

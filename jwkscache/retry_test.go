@@ -1,12 +1,16 @@
 package jwkscache_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/extauthz/extauthz/jwkscache"
+	"github.com/extauthz/extauthz/jwkscache/clocktest"
 )
 
 // failingFixture registers a provider whose server always answers 500.
@@ -142,6 +146,92 @@ func waitTimer(t *testing.T, f *fixture) time.Duration {
 		case <-changed:
 		case <-deadline:
 			t.Fatal("no timer armed")
+		}
+	}
+}
+
+// TestRetry_DeadlineExcludesWaitForFetchSlot registers providers while the
+// only fetch slot is held, moves the clock far past their retry deadline,
+// and frees the slot: each must still get its attempts (the first fails,
+// the retry succeeds) rather than give up without having tried.
+func TestRetry_DeadlineExcludesWaitForFetchSlot(t *testing.T) {
+	const queued = 20
+	doc := jwksDoc(t, jwkJSON(t, &newECKey(t).PublicKey, "k1", "ES256"))
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		n := hits[r.URL.Path]
+		mu.Unlock()
+		switch {
+		case r.URL.Path == "/block":
+			close(entered)
+			<-release
+		case n == 1:
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	clk := clocktest.New(t0)
+	evs := make(events, 100)
+	r, err := jwkscache.New(jwkscache.Options{HTTPClient: srv.Client(), Clock: clk, Observer: evs, MaxConcurrentFetches: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	ctx := t.Context()
+	if err := r.Register(ctx, r.NewRegistration("acme", "blocker", srv.URL+"/block")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	for i := range queued {
+		reg := r.NewRegistration("acme", fmt.Sprintf("p%d", i), fmt.Sprintf("%s/p%d", srv.URL, i))
+		reg.PrefetchJitter = 0
+		reg.RetryPolicy = jwkscache.RetryPolicy{MaxRetries: 1, AttemptTimeout: time.Second,
+			InitialBackoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Deadline: time.Second, Jitter: jwkscache.JitterNone}
+		if err := r.Register(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(time.Minute) // the queued providers wait, far past their deadline
+	close(release)
+	deadline := time.After(20 * time.Second)
+	for done := 0; done < queued+1; {
+		changed := clk.Changed()
+		select {
+		case ev := <-evs:
+			if ev.Err != nil {
+				t.Fatalf("%s: %v", ev.ProviderID, ev.Err)
+			}
+			done++
+			continue
+		default:
+		}
+		if d, ok := clk.Next(); ok && d <= 100*time.Millisecond {
+			clk.Advance(d)
+			continue
+		}
+		select {
+		case <-changed:
+		case ev := <-evs:
+			if ev.Err != nil {
+				t.Fatalf("%s: %v", ev.ProviderID, ev.Err)
+			}
+			done++
+		case <-deadline:
+			t.Fatal("refreshes did not complete")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range queued {
+		if n := hits[fmt.Sprintf("/p%d", i)]; n != 2 {
+			t.Errorf("p%d: %d requests, want 2 (a failed attempt and its retry)", i, n)
 		}
 	}
 }
