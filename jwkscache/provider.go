@@ -48,6 +48,7 @@ type deps struct {
 	observer Observer
 	logger   logger
 	coord    *coordination // nil without Options.Coordinator
+	avail    *availability
 }
 
 type logger interface {

@@ -206,8 +206,12 @@ func (p *provider) adopt(s *keySet) {
 	}
 	now := p.deps.clock.Now()
 	p.phaseTimers[0] = p.deps.clock.AfterFunc(s.expiresAt.Sub(now), func() { s.advance(phaseStale) })
-	p.phaseTimers[1] = p.deps.clock.AfterFunc(s.staleUntil.Sub(now), func() { s.advance(phaseUnusable) })
+	p.phaseTimers[1] = p.deps.clock.AfterFunc(s.staleUntil.Sub(now), func() {
+		s.advance(phaseUnusable)
+		p.deps.avail.note(p)
+	})
 	p.snap.Store(s)
+	p.deps.avail.note(p)
 }
 
 func (p *provider) reportSkipped(skipped []skippedKey) {

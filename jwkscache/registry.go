@@ -1,7 +1,6 @@
 package jwkscache
 
 import (
-	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -74,6 +73,7 @@ func New(opts Options) (*Registry, error) {
 		deps: deps{
 			clock:    opts.Clock,
 			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
+			avail:    newAvailability(),
 			observer: opts.Observer,
 		},
 	}}
@@ -110,57 +110,104 @@ func (r *Registry) NewRegistration(tenantID, providerID, jwksURL string) Registr
 // guards, and from nothing otherwise. ctx only bounds the call
 // itself: the first fetch belongs to the registry, not to the caller.
 func (r *Registry) Register(ctx context.Context, reg Registration) error {
+	return r.RegisterAll(ctx, []Registration{reg})
+}
+
+// RegisterAll registers every registration as Register does, publishing
+// them together: registering N providers costs O(N), where N calls to
+// Register would copy the provider table N times. When one registration
+// is invalid, none is registered and the error lists every problem. A
+// later registration for the same (tenant, provider) wins.
+func (r *Registry) RegisterAll(ctx context.Context, regs []Registration) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("jwkscache: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
+		return fmt.Errorf("jwkscache: register: %w", err)
 	}
-	if err := r.Validate(reg); err != nil {
-		return fmt.Errorf("jwkscache: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
+	var errs []error
+	for _, reg := range regs {
+		if err := r.Validate(reg); err != nil {
+			errs = append(errs, fmt.Errorf("jwkscache: register %s/%s: %w", reg.TenantID, reg.ProviderID, err))
+		}
 	}
-	reg = cloneRegistration(reg)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	im := &r.impl
-	k := providerKey{reg.TenantID, reg.ProviderID}
-	if old := (*im.providers.Load())[k]; old != nil && sameRegistration(old.reg, reg) {
+	cur := *im.providers.Load()
+	type pending struct {
+		p      *provider
+		shared *keySet
+		warm   bool // needs no refresh yet
+	}
+	var todo []pending
+	for _, reg := range regs {
+		reg = cloneRegistration(reg)
+		if old := cur[providerKey{reg.TenantID, reg.ProviderID}]; old != nil && sameRegistration(old.reg, reg) {
+			continue
+		}
+		// A shared snapshot (coordinate.go) is read before the lock, since
+		// it is a network call however bounded, and before the provider is
+		// published, so a warm start is Ready from the first lookup on.
+		p := im.newProvider(reg)
+		todo = append(todo, pending{p: p, shared: p.warmLoad(ctx)})
+	}
+	if len(todo) == 0 {
 		return nil
 	}
-	// A shared snapshot (coordinate.go) is read before the lock, since it
-	// is a network call however bounded, and before the provider is
-	// published, so a warm start is Ready from the first lookup on.
-	p := im.newProvider(reg)
-	shared := p.warmLoad(ctx)
+	var retired []*provider
 	im.mu.Lock()
 	if im.closed {
 		im.mu.Unlock()
-		p.close()
+		for _, t := range todo {
+			t.p.close()
+		}
 		return errors.New("jwkscache: register: registry closed")
 	}
-	cur := *im.providers.Load()
-	old := cur[k]
-	if old != nil && sameRegistration(old.reg, reg) {
-		im.mu.Unlock()
-		p.close()
-		return nil
+	cur = *im.providers.Load()
+	next := make(map[providerKey]*provider, len(cur)+len(todo))
+	maps.Copy(next, cur)
+	var started []pending
+	now := im.deps.clock.Now()
+	for _, t := range todo {
+		p, reg := t.p, t.p.reg
+		k := providerKey{reg.TenantID, reg.ProviderID}
+		old := next[k]
+		if old != nil && sameRegistration(old.reg, reg) {
+			retired = append(retired, p)
+			continue
+		}
+		if old != nil && sameSource(old.reg, reg) {
+			// Same document under the same guards: the replacement serves
+			// the old keys while its first fetch (conditional, so usually
+			// a 304) runs. A request never waits for a fetch while a usable
+			// set exists, not even across a reload that changed a timing
+			// setting.
+			if s := old.snap.Load(); s != nil {
+				p.adopt(s.carried(now, reg.StaleWhileError))
+			}
+		}
+		t.warm = p.warmStart(t.shared)
+		if old != nil {
+			im.deps.avail.remove(old)
+			retired = append(retired, old)
+		}
+		next[k] = p
+		im.deps.avail.add(p)
+		started = append(started, t)
 	}
-	if old != nil && sameSource(old.reg, reg) {
-		// Same document under the same guards: the replacement serves the
-		// old keys while its first fetch (conditional, so usually a 304)
-		// runs. A request never waits for a fetch while a usable set
-		// exists, not even across a reload that changed a timing setting.
-		if s := old.snap.Load(); s != nil {
-			p.adopt(s.carried(im.deps.clock.Now(), reg.StaleWhileError))
+	im.providers.Store(&next)
+	for _, t := range started {
+		if next[providerKey{t.p.reg.TenantID, t.p.reg.ProviderID}] != t.p {
+			continue // replaced later in this same batch
+		}
+		if t.warm {
+			t.p.schedule(im.deps.clock.Now())
+		} else {
+			t.p.startRefresh(triggerFirst)
 		}
 	}
-	warm := p.warmStart(shared)
-	next := maps.Clone(cur)
-	next[k] = p
-	im.providers.Store(&next)
-	if warm {
-		p.schedule(im.deps.clock.Now())
-	} else {
-		p.startRefresh(triggerFirst)
-	}
 	im.mu.Unlock()
-	if old != nil {
-		old.close()
+	for _, p := range retired {
+		p.close()
 	}
 	return nil
 }
@@ -199,9 +246,39 @@ func (r *Registry) Unregister(tenantID, providerID string) bool {
 	next := maps.Clone(cur)
 	delete(next, k)
 	im.providers.Store(&next)
+	im.deps.avail.remove(p)
 	im.mu.Unlock()
 	p.close()
 	return true
+}
+
+// Retain unregisters, in one step, every provider for which keep returns
+// false, and returns how many it removed. A configuration reload uses it
+// to drop the providers it no longer lists at O(N) cost.
+func (r *Registry) Retain(keep func(tenantID, providerID string) bool) int {
+	im := &r.impl
+	im.mu.Lock()
+	cur := *im.providers.Load()
+	var gone []*provider
+	next := make(map[providerKey]*provider, len(cur))
+	for k, p := range cur {
+		if keep(k.tenant, k.provider) {
+			next[k] = p
+			continue
+		}
+		gone = append(gone, p)
+		im.deps.avail.remove(p)
+	}
+	if len(gone) > 0 {
+		im.providers.Store(&next)
+	}
+	im.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range gone {
+		wg.Go(p.close)
+	}
+	wg.Wait()
+	return len(gone)
 }
 
 // Key returns the public key (*rsa.PublicKey, *ecdsa.PublicKey or
@@ -259,9 +336,7 @@ func (r *Registry) Statuses() []Status {
 	for _, p := range m {
 		out = append(out, p.status())
 	}
-	slices.SortFunc(out, func(a, b Status) int {
-		return cmp.Or(cmp.Compare(a.TenantID, b.TenantID), cmp.Compare(a.ProviderID, b.ProviderID))
-	})
+	sortStatuses(out)
 	return out
 }
 
@@ -278,6 +353,9 @@ func (r *Registry) Close() error {
 	cur := *im.providers.Load()
 	empty := map[providerKey]*provider{}
 	im.providers.Store(&empty)
+	for _, p := range cur {
+		im.deps.avail.remove(p)
+	}
 	im.mu.Unlock()
 	im.cancel()
 	var wg sync.WaitGroup

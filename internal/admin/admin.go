@@ -31,6 +31,10 @@ import (
 // *jwkscache.Registry satisfies it.
 type Registry interface {
 	Statuses() []jwkscache.Status
+	// Availability and UnusableStatuses answer readiness at a cost that
+	// does not grow with the number of usable providers.
+	Availability() jwkscache.Availability
+	UnusableStatuses() []jwkscache.Status
 	Status(tenantID, providerID string) (jwkscache.Status, bool)
 	Refresh(ctx context.Context, tenantID, providerID string) error
 }

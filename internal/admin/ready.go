@@ -38,18 +38,15 @@ type NotReadyProvider struct {
 
 // Readiness computes the readiness report now: ready when a configuration
 // is loaded, the service is not shutting down, and at least
-// MinAvailableShare of the providers have usable keys.
+// MinAvailableShare of the providers have usable keys. It reads the
+// registry's running counts and lists only the providers that are not
+// ready, so it costs nothing per usable provider.
 func (h *Handler) Readiness() Readiness {
-	r := Readiness{
-		ConfigLoaded: h.opts.ConfigLoaded == nil || h.opts.ConfigLoaded(),
-		ShuttingDown: h.draining.Load(),
-		NotReady:     []NotReadyProvider{},
-	}
-	for _, st := range h.opts.Registry.Statuses() {
-		r.Providers++
+	r := h.readiness(h.opts.Registry.Availability())
+	r.NotReady = []NotReadyProvider{}
+	for _, st := range h.opts.Registry.UnusableStatuses() {
 		if available(st) {
-			r.Available++
-			continue
+			continue // became usable since it was listed
 		}
 		v := newProviderStatus(st)
 		r.NotReady = append(r.NotReady, NotReadyProvider{
@@ -57,14 +54,27 @@ func (h *Handler) Readiness() Readiness {
 			ErrorCount: v.ErrorCount, LastError: v.LastError, ExpiresAt: v.ExpiresAt,
 		})
 	}
+	return r
+}
+
+// readiness is the report without its NotReady list.
+func (h *Handler) readiness(a jwkscache.Availability) Readiness {
+	r := Readiness{
+		ConfigLoaded: h.opts.ConfigLoaded == nil || h.opts.ConfigLoaded(),
+		ShuttingDown: h.draining.Load(),
+		Providers:    a.Providers,
+		Available:    a.Usable,
+	}
 	// The epsilon keeps 0.7 × 10 at 7, not 8, despite binary floats.
 	r.Required = int(math.Ceil(h.opts.MinAvailableShare*float64(r.Providers) - 1e-9))
 	r.Ready = r.ConfigLoaded && !r.ShuttingDown && r.Available >= r.Required
 	return r
 }
 
-// Ready reports Readiness().Ready; the service drives gRPC health from it.
-func (h *Handler) Ready() bool { return h.Readiness().Ready }
+// Ready reports Readiness().Ready without listing anything: the service
+// drives gRPC health from it after every refresh, so it costs the same
+// whatever the number of providers.
+func (h *Handler) Ready() bool { return h.readiness(h.opts.Registry.Availability()).Ready }
 
 func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	r := h.Readiness()

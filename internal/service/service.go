@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -160,11 +159,11 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		OpenProbes:         cfg.Admin.OpenProbes,
 		RefreshMinInterval: time.Duration(cfg.Admin.RefreshMinInterval),
 	})
-	for _, reg := range cfg.Registrations() {
-		if err := s.registry.Register(ctx, reg); err != nil {
-			_ = s.closeRegistry()
-			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
-		}
+	// One batch: registering N providers costs O(N), not N copies of the
+	// provider table.
+	if err := s.registry.RegisterAll(ctx, cfg.Registrations()); err != nil {
+		_ = s.closeRegistry()
+		return nil, fmt.Errorf("service: %w", err)
 	}
 	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics})
 
@@ -319,29 +318,21 @@ func (s *Service) reload(ctx context.Context) error {
 	s.warnRestartOnly(old, cfg)
 
 	regs := cfg.Registrations()
-	var registered []jwkscache.Registration
-	for _, reg := range regs {
-		if err := s.registry.Register(ctx, reg); err != nil {
-			// Validate accepted it, so this is a closed registry or a
-			// cancelled ctx. Providers registered so far are unreachable
-			// through the old set (or replaced in place); report and keep it.
-			return fmt.Errorf("service: reload: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
-		}
-		registered = append(registered, reg)
+	if err := s.registry.RegisterAll(ctx, regs); err != nil {
+		// Validate accepted them, so this is a closed registry or a
+		// cancelled ctx: nothing was registered; keep the running set.
+		return fmt.Errorf("service: reload: %w", err)
 	}
 	s.authz.Update(set)
-	removed := 0
-	for _, reg := range old.Registrations() {
-		if !slices.ContainsFunc(regs, func(r jwkscache.Registration) bool {
-			return r.TenantID == reg.TenantID && r.ProviderID == reg.ProviderID
-		}) {
-			s.registry.Unregister(reg.TenantID, reg.ProviderID)
-			removed++
-		}
+	type id struct{ tenant, provider string }
+	listed := make(map[id]bool, len(regs))
+	for _, reg := range regs {
+		listed[id{reg.TenantID, reg.ProviderID}] = true
 	}
+	removed := s.registry.Retain(func(tenantID, providerID string) bool { return listed[id{tenantID, providerID}] })
 	s.level.Set(parseLevel(cfg.Log.Level))
 	s.cfg = cfg
-	s.log.Info("config reloaded", "tenants", len(cfg.Tenants), "providers", len(registered), "providers_removed", removed)
+	s.log.Info("config reloaded", "tenants", len(cfg.Tenants), "providers", len(regs), "providers_removed", removed)
 	return nil
 }
 
