@@ -214,11 +214,16 @@ type Options struct {
 	// AllowedDomains, when set, must contain every registration's JWKS host.
 	AllowedDomains []string
 	// HTTPClient is used for fetches (custom CA for internal identity
-	// providers). Its Transport is cloned per provider to add SPKI pinning;
-	// its CheckRedirect is replaced by the cache's own redirect guard.
+	// providers). An *http.Transport is cloned once and shared by every
+	// provider (one more clone per distinct set of SPKI pins), bounded to
+	// MaxConcurrentFetches connections per host and 4× that many idle in
+	// all, closed after 90 s unused (tighter limits set on it stay), so
+	// 10,000 providers on one host use a handful of connections. Its
+	// CheckRedirect is replaced by each provider's own redirect guard.
 	HTTPClient *http.Client
 	// MaxConcurrentFetches bounds fetches running at once (default 16), so
-	// registering 10,000 providers does not open 10,000 connections.
+	// registering 10,000 providers does not open 10,000 connections; it
+	// also bounds the connections held per host.
 	MaxConcurrentFetches int
 	Clock                Clock    // default: the real clock
 	Observer             Observer // optional

@@ -186,6 +186,12 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	s.fetchedAt = now
 	s.setExpiry(now, expires, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.cacheHeader, s.source = res.etag, res.lastModified, res.cacheHeader, SourceIdentityProvider
+	if p.deps.coord == nil {
+		// The document is kept only to share it with other replicas; alone,
+		// the parsed keys are all a provider needs (it was a third of a
+		// provider's memory).
+		s.raw = nil
+	}
 	p.adopt(s)
 	return res, nil
 }

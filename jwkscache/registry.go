@@ -21,11 +21,12 @@ type providerKey struct{ tenant, provider string }
 
 // registryImpl is the state behind Registry.
 type registryImpl struct {
-	opts   Options
-	deps   deps
-	client *http.Client
-	ctx    context.Context
-	cancel context.CancelFunc
+	opts       Options
+	deps       deps
+	client     *http.Client
+	transports *transports
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	// providers is immutable once published; writers copy it under mu and
 	// swap the pointer, so lookups read it without a lock.
@@ -68,8 +69,9 @@ func New(opts Options) (*Registry, error) {
 	}
 	opts.AllowedDomains = slices.Clone(opts.AllowedDomains)
 	r := &Registry{impl: registryImpl{
-		opts:   opts,
-		client: opts.HTTPClient,
+		opts:       opts,
+		client:     opts.HTTPClient,
+		transports: newTransports(opts.HTTPClient.Transport, opts.MaxConcurrentFetches),
 		deps: deps{
 			clock:    opts.Clock,
 			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
@@ -215,7 +217,7 @@ func (r *Registry) RegisterAll(ctx context.Context, regs []Registration) error {
 func (im *registryImpl) newProvider(reg Registration) *provider {
 	pins := decodePins(reg.PinnedSPKI)
 	guard := redirectGuard(reg.MaxRedirects, reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains)
-	client, closeIdle := providerClient(im.client, guard, pins)
+	client, closeIdle := im.transports.clientFor(im.client, guard, pins)
 	display := reg.JWKSURL
 	if u, err := url.Parse(reg.JWKSURL); err == nil {
 		display = redactURL(u)
@@ -363,6 +365,7 @@ func (r *Registry) Close() error {
 		wg.Go(p.close)
 	}
 	wg.Wait()
+	im.transports.closeIdle()
 	return nil
 }
 
