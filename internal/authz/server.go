@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,9 @@ type Decision struct {
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
+	// Cache says whether the token's verification came from the
+	// verified-token cache (limits.token_cache_entries).
+	Cache CacheResult
 	// WWWAuthenticate is the challenge of a 401 (RFC 6750 §3).
 	WWWAuthenticate string
 	// Body is the JSON body of a denial.
@@ -74,6 +78,9 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	// TokenCacheObserver, optional, is told about evictions from the
+	// verified-token cache.
+	TokenCacheObserver TokenCacheObserver
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
@@ -85,6 +92,12 @@ type Server struct {
 	observer Observer
 	parser   *jwt.Parser // read-only after New
 	state    atomic.Pointer[state]
+	// tokens is the verified-token cache; nil when
+	// limits.token_cache_entries is 0.
+	tokens   atomic.Pointer[tokenCache]
+	tokenObs TokenCacheObserver
+	tokensMu sync.Mutex // serialises changes to tokens
+	closed   bool       // under tokensMu
 }
 
 // state is one tenant set with its compiled claim validators.
@@ -101,6 +114,7 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		now:      opts.Now,
 		log:      opts.Logger,
 		observer: opts.Observer,
+		tokenObs: opts.TokenCacheObserver,
 		// Strict decoding refuses base64 with non-zero trailing bits, so one
 		// token has exactly one encoding.
 		// json.Number keeps 64-bit integer claims (user, account and org
@@ -129,6 +143,40 @@ func (s *Server) Update(set *tenants.Set) {
 		}
 	}
 	s.state.Store(st)
+	s.updateTokenCache(set)
+}
+
+// Close stops the verified-token cache's background clean-up. The Server
+// keeps answering (without the cache) afterwards.
+func (s *Server) Close() {
+	s.tokensMu.Lock()
+	defer s.tokensMu.Unlock()
+	if tc := s.tokens.Swap(nil); tc != nil {
+		tc.c.StopAllGoroutines()
+	}
+	s.closed = true
+}
+
+// updateTokenCache sizes the verified-token cache for set, creating or
+// dropping it, and empties it: entries are tied to the state that verified
+// them, so none of them can be used under the new one.
+func (s *Server) updateTokenCache(set *tenants.Set) {
+	s.tokensMu.Lock()
+	defer s.tokensMu.Unlock()
+	size := 0
+	if set != nil && set.Limits().TokenCacheEntries != nil && !s.closed {
+		size = *set.Limits().TokenCacheEntries
+	}
+	cur := s.tokens.Load()
+	switch {
+	case size == 0:
+		s.tokens.Store(nil)
+	case cur == nil:
+		s.tokens.Store(newTokenCache(size, s.tokenObs))
+	default:
+		cur.resize(size)
+		cur.c.InvalidateAll()
+	}
 }
 
 // Set returns the current tenant set (nil if none).
@@ -187,13 +235,17 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	if len(raw) > limits.MaxTokenBytes {
 		return deny(ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
-	p, claims, err := s.verify(ctx, st, t, route, raw, src)
+	p, claims, cached, err := s.verify(ctx, st, t, route, raw, src)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
-		return deny(rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
+		d := deny(rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing)
+		d.Cache = cached
+		return d, rf.cause
 	}
-	return allow(st.set, t, p, claims), nil
+	d := allow(st.set, t, p, claims)
+	d.Cache = cached
+	return d, nil
 }
 
 // allow builds the allow for a token p verified: its claim headers, the

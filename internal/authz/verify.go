@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,29 +78,48 @@ type token struct {
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource) (*tenants.ProviderRules, jwt.MapClaims, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource) (*tenants.ProviderRules, jwt.MapClaims, CacheResult, error) {
+	tc := s.tokens.Load()
+	var sum [sha256.Size]byte
+	result := CacheNotUsed
+	if tc != nil && wellFormed(raw) {
+		sum, result = sha256.Sum256([]byte(raw)), CacheMiss
+		if e, ok := tc.get(sum); ok {
+			if p, ok, err := s.reuse(ctx, st, t, route, src, e); ok {
+				if err != nil {
+					return p, nil, CacheHit, err
+				}
+				return p, e.claims, CacheHit, nil
+			}
+		}
+	}
 	tok, err := s.parse(raw)
 	if err != nil {
-		return route, nil, err
+		return route, nil, result, err
 	}
 	p, err := chooseProvider(t, route, tok.iss, src)
 	if err != nil {
-		return p, nil, err
+		return p, nil, result, err
 	}
 	if err := checkHeader(p, &tok); err != nil {
-		return p, nil, err
+		return p, nil, result, err
 	}
-	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, &tok)
+	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, tok.kid, tok.jws.Method.Alg())
 	if err != nil {
-		return p, nil, err
+		return p, nil, result, err
 	}
 	if err := tok.verifySignature(key); err != nil {
-		return p, nil, err
+		return p, nil, result, err
 	}
 	if err := checkClaims(st.validators[p], p, tok.claims); err != nil {
-		return p, nil, err
+		return p, nil, result, err
 	}
-	return p, tok.claims, nil
+	if tc != nil {
+		if e, ok := newTokenEntry(p, &tok, key); ok {
+			tc.put(sum, e, s.now())
+		}
+	}
+	return p, tok.claims, result, nil
 }
 
 // parse checks raw's shape and decodes its header and claims (package doc,
@@ -155,13 +175,13 @@ func checkHeader(p *tenants.ProviderRules, tok *token) error {
 // key finds the verification key in p's JWKS by kid and alg; jku, x5u, jwk
 // and x5c are never looked at (RFC 8725 §3.10). A lookup that waits for a
 // first fetch is bounded by coldWait (0: unbounded but for ctx).
-func (s *Server) key(ctx context.Context, coldWait time.Duration, p *tenants.ProviderRules, tok *token) (crypto.PublicKey, error) {
+func (s *Server) key(ctx context.Context, coldWait time.Duration, p *tenants.ProviderRules, kid, alg string) (crypto.PublicKey, error) {
 	if coldWait > 0 {
 		cw := newColdWait(ctx, coldWait)
 		defer cw.stop()
 		ctx = cw
 	}
-	key, err := s.keys.Key(ctx, p.TenantID, p.ID, tok.kid, tok.jws.Method.Alg())
+	key, err := s.keys.Key(ctx, p.TenantID, p.ID, kid, alg)
 	switch {
 	case err == nil && key == nil:
 		return nil, refuse(ReasonKeyNotFound, errNilKey)

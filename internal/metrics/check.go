@@ -35,8 +35,10 @@ type checkKey struct {
 
 // checkSeries are the resolved series of one checkKey.
 type checkSeries struct {
-	count    prometheus.Counter
-	duration prometheus.Observer
+	count     prometheus.Counter
+	duration  prometheus.Observer
+	tokenHit  prometheus.Counter
+	tokenMiss prometheus.Counter
 }
 
 // checkCache maps a checkKey to its series, so the hot path skips the
@@ -56,6 +58,17 @@ func (m *Metrics) CheckDone(d *authz.Decision, elapsed time.Duration) {
 	s := v.(*checkSeries)
 	s.count.Inc()
 	s.duration.Observe(elapsed.Seconds())
+	switch d.Cache {
+	case authz.CacheHit:
+		s.tokenHit.Inc()
+	case authz.CacheMiss:
+		s.tokenMiss.Inc()
+	}
+}
+
+// TokenEvicted implements authz.TokenCacheObserver.
+func (m *Metrics) TokenEvicted(tenantID, providerID string) {
+	m.tokenEvicted.WithLabelValues(tenantID, providerID).Inc()
 }
 
 func (m *Metrics) resolve(k checkKey) *checkSeries {
@@ -75,7 +88,9 @@ func (m *Metrics) resolve(k checkKey) *checkSeries {
 		decision = DecisionAllow
 	}
 	return &checkSeries{
-		count:    m.checks.WithLabelValues(tenant, provider, decision, reason),
-		duration: m.checkDuration.WithLabelValues(decision),
+		count:     m.checks.WithLabelValues(tenant, provider, decision, reason),
+		duration:  m.checkDuration.WithLabelValues(decision),
+		tokenHit:  m.tokenCache.WithLabelValues(tenant, provider, "hit"),
+		tokenMiss: m.tokenCache.WithLabelValues(tenant, provider, "miss"),
 	}
 }

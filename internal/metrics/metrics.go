@@ -66,6 +66,8 @@ type Metrics struct {
 	lastReloadOK  prometheus.Gauge
 	reasons       map[authz.Reason]bool // read-only after New
 	checkCache    checkCache
+	tokenCache    *prometheus.CounterVec // by tenant, provider, result (hit, miss)
+	tokenEvicted  *prometheus.CounterVec // by tenant, provider
 }
 
 // New returns the metrics of one service, without cache series until
@@ -81,6 +83,14 @@ func New() *Metrics {
 		Help:    "Time to make one authorization decision, by decision (allow, deny).",
 		Buckets: checkBuckets,
 	}, []string{"decision"})
+	m.tokenCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "extauthz_token_cache_requests_total",
+		Help: "Look-ups in the verified-token cache, by tenant, provider and result (hit: the token's verification was reused; miss: verified in full).",
+	}, []string{"tenant", "provider", "result"})
+	m.tokenEvicted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "extauthz_token_cache_evictions_total",
+		Help: "Verified tokens dropped from the cache for lack of room (limits.token_cache_entries), by tenant and provider.",
+	}, []string{"tenant", "provider"})
 	m.refresh = newRefreshDurations()
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "extauthz_config_reload_total",
@@ -96,7 +106,7 @@ func New() *Metrics {
 	m.reloads.WithLabelValues(ReloadFailure)
 
 	m.reg.MustRegister(
-		m.checks, m.checkDuration, m.reloads, m.lastReloadOK,
+		m.checks, m.checkDuration, m.reloads, m.lastReloadOK, m.tokenCache, m.tokenEvicted,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

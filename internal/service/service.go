@@ -165,7 +165,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		_ = s.closeRegistry()
 		return nil, fmt.Errorf("service: %w", err)
 	}
-	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics})
+	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics, TokenCacheObserver: s.metrics})
 
 	lis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -280,6 +280,7 @@ func (s *Service) Shutdown(hurry <-chan os.Signal) error {
 	if s.stopListeners != nil {
 		s.stopListeners()
 	}
+	s.authz.Close()
 	err := s.closeRegistry()
 	s.log.Info("stopped")
 	return err

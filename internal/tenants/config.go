@@ -89,6 +89,10 @@ type Limits struct {
 	// MaxConcurrentStreams bounds the concurrent Checks on one gRPC
 	// connection (default 32).
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// TokenCacheEntries bounds the verified-token cache (default 10000;
+	// 0 turns it off): a token seen again is answered without parsing or
+	// verifying its signature until it expires. Absent means the default.
+	TokenCacheEntries *int `yaml:"token_cache_entries"`
 }
 
 // CacheSettings are the cache spec's per-provider fields. In the jwks block

@@ -32,7 +32,10 @@ const (
 	DefaultMaxRequestHeaderBytes = 32 << 10
 	DefaultMaxConnections        = 64
 	DefaultMaxConcurrentStreams  = 32
-	DefaultRefreshMinInterval    = 30 * time.Second
+	// DefaultTokenCacheEntries sizes the verified-token cache: about 1 KiB
+	// each for a typical token's claims, so 10 MiB at most.
+	DefaultTokenCacheEntries  = 10000
+	DefaultRefreshMinInterval = 30 * time.Second
 )
 
 // maxConfigBytes bounds a configuration file: a config is a few KiB, and a
@@ -149,6 +152,10 @@ func (c *Config) applyDefaults(adminSet bool) {
 	}
 	if c.Limits.MaxConcurrentStreams == 0 {
 		c.Limits.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.Limits.TokenCacheEntries == nil {
+		n := DefaultTokenCacheEntries
+		c.Limits.TokenCacheEntries = &n
 	}
 	if c.Admin.RefreshMinInterval == 0 {
 		c.Admin.RefreshMinInterval = Duration(DefaultRefreshMinInterval)

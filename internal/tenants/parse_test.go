@@ -51,7 +51,7 @@ func TestParse_AppliesDefaults(t *testing.T) {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
 	wantLimits := Limits{MaxTokenBytes: 16384, MaxHeaderValueBytes: 1024, ColdWait: Duration(2 * time.Second),
-		MaxRequestHeaderBytes: 32768, MaxConnections: 64, MaxConcurrentStreams: 32}
+		MaxRequestHeaderBytes: 32768, MaxConnections: 64, MaxConcurrentStreams: 32, TokenCacheEntries: new(DefaultTokenCacheEntries)}
 	if diff := cmp.Diff(wantLimits, c.Limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
 	}

@@ -233,6 +233,9 @@ func (c *Config) validateGlobal(v *validator) {
 	if n := c.Limits.MaxConcurrentStreams; n < 1 || n > 1024 {
 		v.add("limits.max_concurrent_streams", fmt.Sprintf("%d must be between 1 and 1024", n))
 	}
+	if n := c.Limits.TokenCacheEntries; n != nil && (*n < 0 || *n > 1<<20) {
+		v.add("limits.token_cache_entries", fmt.Sprintf("%d must be between 0 (off) and 1048576", *n))
+	}
 	if f := c.Readiness.MinAvailableShare; !(f > 0 && f <= 1) {
 		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in (0, 1]", f))
 	}

@@ -99,6 +99,7 @@ func TestValidate_Rules(t *testing.T) {
 		{"request header limit below the token", func(c *Config) { c.Limits.MaxTokenBytes = 64 << 10 }, []string{"limits.max_request_header_bytes: 32768 must leave room for limits.max_token_bytes (65536)"}},
 		{"no connections", func(c *Config) { c.Limits.MaxConnections = -1 }, []string{"limits.max_connections: -1 must be between"}},
 		{"too many streams", func(c *Config) { c.Limits.MaxConcurrentStreams = 5000 }, []string{"limits.max_concurrent_streams: 5000 must be between"}},
+		{"negative token cache", func(c *Config) { c.Limits.TokenCacheEntries = new(-1) }, []string{"limits.token_cache_entries: -1 must be between 0 (off) and 1048576"}},
 		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, []string{`log.level: "loud" must be one of`}},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, []string{`log.format: "xml" must be json or text`}},
 		{"token limit", func(c *Config) { c.Limits.MaxTokenBytes = 10 }, []string{"limits.max_token_bytes: 10 must be between"}},

@@ -1,0 +1,174 @@
+package authz
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/maypok86/otter/v2"
+
+	"github.com/extauthz/extauthz/internal/tenants"
+)
+
+// CacheResult says whether a Check was answered from the verified-token
+// cache.
+type CacheResult uint8
+
+// The cache results.
+const (
+	CacheNotUsed CacheResult = iota // cache off, or the Check ended before a token was looked up
+	CacheHit                        // the token's verification was reused
+	CacheMiss                       // looked up and verified in full
+)
+
+// TokenCacheObserver is told when the verified-token cache drops a token
+// for lack of room (metrics). It must not block.
+type TokenCacheObserver interface {
+	TokenEvicted(tenantID, providerID string)
+}
+
+// tokenCache remembers tokens that passed every token step (package doc,
+// steps 3 to 7), so a client sending the same token for its whole lifetime
+// costs a SHA-256 and a few map lookups per Check instead of a parse and a
+// signature verification. It is keyed by the SHA-256 of the token: the
+// token itself is never stored, so the cache holds nothing a client could
+// replay, and nothing of it is ever logged.
+//
+// An entry is used only under the exact conditions that verified it: the
+// same provider chosen for this request (providers are rebuilt by every
+// reload, so its settings, issuer, audiences and skew are those that
+// checked it), and the same key object from the key
+// cache (a rotation or removal of the key, or a key set fetched anew,
+// yields another object or none). exp, nbf and iat are checked against the
+// clock on every hit, with the provider's skew, and the entry is dropped
+// when exp (plus skew) has passed. Everything that depends on the request
+// rather than the token — tenant, route, token source, claim headers — is
+// evaluated on every Check.
+//
+// The cache is otter (github.com/maypok86/otter/v2): bounded by entry count
+// with S3-FIFO eviction, which keeps a hot working set against a scan of
+// one-off tokens; reads take no lock shared with writers, so a cache hit
+// scales across cores; entries expire on a per-entry deadline (the token's
+// exp); and deletions report their cause, which gives the eviction metric.
+type tokenCache struct {
+	c *otter.Cache[[sha256.Size]byte, *tokenEntry]
+}
+
+// tokenEntry is what verification established about one token.
+type tokenEntry struct {
+	provider *tenants.ProviderRules
+	iss      string
+	kid, alg string
+	key      crypto.PublicKey // the key that verified the signature
+	claims   jwt.MapClaims    // read-only once cached
+	// times holds exp, nbf and iat (and iss, aud) for the validator's
+	// per-hit checks, decoded once.
+	times jwt.RegisteredClaims
+	// until is when the entry stops being useful: exp plus skew.
+	until time.Time
+}
+
+func newTokenCache(size int, obs TokenCacheObserver) *tokenCache {
+	opts := &otter.Options[[sha256.Size]byte, *tokenEntry]{
+		MaximumSize: size,
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[[sha256.Size]byte, *tokenEntry]) time.Duration {
+			return time.Until(e.Value.until)
+		}),
+	}
+	if obs != nil {
+		opts.OnDeletion = func(e otter.DeletionEvent[[sha256.Size]byte, *tokenEntry]) {
+			if e.Cause == otter.CauseOverflow {
+				obs.TokenEvicted(e.Value.provider.TenantID, e.Value.provider.ID)
+			}
+		}
+	}
+	return &tokenCache{c: otter.Must(opts)}
+}
+
+// resize sets the bound (limits.token_cache_entries after a reload).
+func (tc *tokenCache) resize(size int) { tc.c.SetMaximum(uint64(size)) }
+
+func (tc *tokenCache) get(sum [sha256.Size]byte) (*tokenEntry, bool) { return tc.c.GetIfPresent(sum) }
+
+// put remembers a verified token, unless it has expired already.
+func (tc *tokenCache) put(sum [sha256.Size]byte, e *tokenEntry, now time.Time) {
+	if !now.Before(e.until) {
+		return
+	}
+	// The cache's own clock is the real one; exp is checked against ours on
+	// every hit anyway, so a test clock cannot make an entry outlive it.
+	e.until = time.Now().Add(e.until.Sub(now))
+	tc.c.Set(sum, e)
+}
+
+// newTokenEntry records a verified token. It reports false when the
+// claims cannot be held in RegisteredClaims form (then nothing is cached).
+func newTokenEntry(p *tenants.ProviderRules, tok *token, key crypto.PublicKey) (*tokenEntry, bool) {
+	e := &tokenEntry{provider: p, iss: tok.iss, kid: tok.kid, alg: tok.jws.Method.Alg(), key: key, claims: tok.claims}
+	var err error
+	if e.times.ExpiresAt, err = tok.claims.GetExpirationTime(); err != nil || e.times.ExpiresAt == nil {
+		return nil, false
+	}
+	if e.times.NotBefore, err = tok.claims.GetNotBefore(); err != nil {
+		return nil, false
+	}
+	if e.times.IssuedAt, err = tok.claims.GetIssuedAt(); err != nil {
+		return nil, false
+	}
+	if e.times.Issuer, err = tok.claims.GetIssuer(); err != nil {
+		return nil, false
+	}
+	if e.times.Audience, err = tok.claims.GetAudience(); err != nil {
+		return nil, false
+	}
+	e.until = e.times.ExpiresAt.Add(p.ClockSkew)
+	return e, true
+}
+
+// reuse answers a token from its cache entry when the entry applies to this
+// request: the provider this request's tenant, route and source choose for
+// the token's issuer is the very one that verified it (providers are built
+// anew with every tenant set, so this also means "under the same
+// configuration"), and the same key is still in the key cache. ok false means the entry does not apply and the token must be
+// verified in full; otherwise err is the refusal (a time claim no longer
+// valid, or a key lookup failure) or nil.
+func (s *Server) reuse(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, src tenants.TokenSource, e *tokenEntry) (p *tenants.ProviderRules, ok bool, err error) {
+	p, err = chooseProvider(t, route, e.iss, src)
+	if err != nil || p != e.provider {
+		return nil, false, nil // the full path gives the same refusal
+	}
+	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, e.kid, e.alg)
+	if err != nil {
+		return p, true, err
+	}
+	if !sameKey(key, e.key) {
+		return nil, false, nil
+	}
+	if err := st.validators[p].Validate(&e.times); err != nil {
+		return p, true, refuse(claimsReason(err), err)
+	}
+	return p, true, nil
+}
+
+// sameKey reports whether a and b are the same key object (not merely equal
+// values): the key cache builds new objects for every key set it parses,
+// so identity means "the key set that verified this token".
+func sameKey(a, b crypto.PublicKey) bool {
+	switch x := a.(type) {
+	case *rsa.PublicKey:
+		y, ok := b.(*rsa.PublicKey)
+		return ok && x == y
+	case *ecdsa.PublicKey:
+		y, ok := b.(*ecdsa.PublicKey)
+		return ok && x == y
+	case ed25519.PublicKey:
+		y, ok := b.(ed25519.PublicKey)
+		return ok && len(x) > 0 && len(x) == len(y) && &x[0] == &y[0]
+	}
+	return false
+}
