@@ -3,6 +3,7 @@ package grpcauthz
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,9 +20,16 @@ import (
 func BenchmarkCheck(b *testing.B) {
 	k := authztest.Keys()
 	discard := authz.Options{Now: func() time.Time { return authztest.Now }, Logger: slog.New(slog.DiscardHandler)}
-	fake := New(authz.New(authztest.Set(b, authztest.Config), authztest.NewFakeKeys(), discard))
+	// Uncached unless named "cached": every Check verifies the token in
+	// full; "cached" repeats the token, as clients do, and hits the
+	// verified-token cache.
+	uncached := authztest.Set(b, strings.Replace(authztest.Config, "limits: {", "limits: {token_cache_entries: 0, ", 1))
+	fake := New(authz.New(uncached, authztest.NewFakeKeys(), discard))
 	set, reg, _ := authztest.RealRegistry(b, "5s")
-	real := New(authz.New(set, reg, discard))
+	real := New(authz.New(uncached, reg, discard))
+	cachedAuthz := authz.New(set, reg, discard)
+	b.Cleanup(cachedAuthz.Close)
+	cached := New(cachedAuthz)
 	algs := []struct {
 		name   string
 		method jwt.SigningMethod
@@ -35,7 +43,7 @@ func BenchmarkCheck(b *testing.B) {
 	sources := []struct {
 		name string
 		srv  *Server
-	}{{"fake", fake}, {"registry", real}}
+	}{{"fake", fake}, {"registry", real}, {"registry-cached", cached}}
 	for _, a := range algs {
 		tok := authztest.Sign(b, a.method, a.key, a.kid, authztest.AcmeClaims(), nil)
 		for _, src := range sources {
