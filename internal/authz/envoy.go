@@ -67,6 +67,9 @@ func fillFromEnvoy(r *Request, req *authv3.CheckRequest) {
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
 	}
+	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa.GetAddress() != "" {
+		r.ClientAddress = sa.GetAddress()
+	}
 	r.RequestID = r.Headers["x-request-id"]
 	if r.RequestID == "" {
 		r.RequestID = h.GetId()

@@ -51,7 +51,7 @@ func FuzzParseToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		st := fx.srv.state.Load()
 		acme, _ := st.set.Tenant("acme")
-		_, _, reason, _ := fx.srv.verify(context.Background(), st, acme, nil, tok, acme.Sources[0], 0)
+		_, _, reason, _ := fx.srv.verify(context.Background(), st, acme, nil, tok, acme.Sources[0], 0, new(string))
 		if reason == "" {
 			t.Fatal("empty reason")
 		}

@@ -39,6 +39,10 @@ type Request struct {
 	Headers map[string]string
 	// ContextExtensions are Envoy's per-route values ("tenant", "provider").
 	ContextExtensions map[string]string
+	// ClientAddress is the downstream client's address as the gateway gives
+	// it (Envoy's source address; forward-auth's trusted X-Forwarded-For or
+	// peer), for the audit log.
+	ClientAddress string
 }
 
 // Header is one header to set on the upstream request.
@@ -65,6 +69,9 @@ type Decision struct {
 	WWWAuthenticate string
 	// Body is the JSON body of a denial.
 	Body []byte
+	// KeyID is the token's kid, as the client sent it, cut to 128 bytes
+	// (for traces); empty when the token was not parsed that far.
+	KeyID string
 }
 
 // Options are a Server's optional parts.
@@ -72,6 +79,8 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	Tracer   Tracer           // optional: a span per decision
+	Recorder Recorder         // optional: the audit log
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
@@ -81,6 +90,8 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observer Observer
+	tracer   Tracer
+	recorder Recorder
 	parser   *jwt.Parser // read-only after New
 	state    atomic.Pointer[state]
 }
@@ -99,6 +110,8 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		now:      opts.Now,
 		log:      opts.Logger,
 		observer: opts.Observer,
+		tracer:   opts.Tracer,
+		recorder: opts.Recorder,
 		// Strict decoding refuses base64 with non-zero trailing bits, so one
 		// token has exactly one encoding.
 		parser: jwt.NewParser(jwt.WithStrictDecoding()),
@@ -151,6 +164,10 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 	if r == nil {
 		r = &Request{}
 	}
+	var end func(*Decision)
+	if s.tracer != nil {
+		ctx, end = s.startCheck(ctx, r)
+	}
 	d, err := s.decide(ctx, r)
 	elapsed := time.Since(start)
 	s.logDecision(ctx, r, &d, err, elapsed)
@@ -159,6 +176,9 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 		// heap: without an observer, d stays on the stack.
 		od := d
 		s.observer.CheckDone(&od, elapsed)
+	}
+	if end != nil || s.recorder != nil {
+		s.finishCheck(ctx, r, d, end)
 	}
 	return d
 }
@@ -189,10 +209,13 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	if len(raw) > limits.MaxTokenBytes {
 		return deny(ReasonTokenTooLarge, t.ID, providerID(fixed), true), nil
 	}
-	claims, p, reason, err := s.verify(ctx, st, t, fixed, raw, src, time.Duration(limits.ColdWait))
+	var kid string
+	claims, p, reason, err := s.verify(ctx, st, t, fixed, raw, src, time.Duration(limits.ColdWait), &kid)
 	if reason != ReasonOK {
 		// token_missing here means "not in a source of its provider".
-		return deny(reason, t.ID, providerID(p), reason != ReasonTokenMissing), err
+		d := deny(reason, t.ID, providerID(p), reason != ReasonTokenMissing)
+		d.KeyID = boundKeyID(kid)
+		return d, err
 	}
 	d := Decision{
 		Allowed:    true,
@@ -201,6 +224,7 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 		TenantID:   t.ID,
 		ProviderID: p.ID,
 		Claims:     claims,
+		KeyID:      boundKeyID(kid),
 	}
 	d.Headers, d.RemoveHeaders = claimHeaders(t, p, claims, limits.MaxHeaderValueBytes)
 	if h := st.set.TenantHeader(); h != "" {

@@ -29,7 +29,8 @@ var (
 )
 
 // verify checks raw and returns its claims and provider, or the reason it is
-// refused with the cause for the log.
+// refused with the cause for the log. It sets *kidOut to the token's kid
+// once the header is parsed.
 //
 // golang-jwt's ParseUnverified, SigningMethod.Verify and Validator are used
 // as separate steps rather than Parser.ParseWithClaims because the provider
@@ -37,7 +38,7 @@ var (
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, fixed *tenants.ProviderRules, raw string, src tenants.TokenSource, coldWait time.Duration) (jwt.MapClaims, *tenants.ProviderRules, Reason, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, fixed *tenants.ProviderRules, raw string, src tenants.TokenSource, coldWait time.Duration, kidOut *string) (jwt.MapClaims, *tenants.ProviderRules, Reason, error) {
 	p := fixed
 	if !wellFormed(raw) {
 		return nil, p, ReasonTokenMalformed, errShape
@@ -60,6 +61,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 		if kid, ok = v.(string); !ok {
 			return nil, p, ReasonTokenMalformed, errKidType
 		}
+		*kidOut = kid
 	}
 	claims := tok.Claims.(jwt.MapClaims)
 	if err := checkClaimTypes(claims); err != nil {

@@ -61,6 +61,7 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		req.Headers[k] = strings.Join(vals, sep)
 	}
 	req.RequestID = req.Headers["x-request-id"]
+	req.ClientAddress = peerHost(r.RemoteAddr)
 	if !trusted {
 		if len(ignored) > 0 {
 			// Names only: X-Forwarded-Uri may carry a token in its query.
@@ -80,6 +81,11 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		}
 		*dst = v
 		return true
+	}
+	if xff := strings.TrimSpace(r.Header.Get(hForwardedFor)); xff != "" {
+		// The proxy's X-Forwarded-For, as it sent it: the client address
+		// first, then the proxies (audit log only; never a decision input).
+		req.ClientAddress = xff
 	}
 	pick(&req.Host, hForwardedHost, true)
 	if !pick(&req.Path, hForwardedURI, false) {
@@ -139,6 +145,14 @@ func (h *Handler) ownTarget(r *http.Request) string {
 		return "/" + rest
 	}
 	return t // "/extauthzfoo" is not under the prefix "/extauthz"
+}
+
+// peerHost is the address part of remoteAddr ("ip:port"), or remoteAddr.
+func peerHost(remoteAddr string) string {
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		return ap.Addr().String()
+	}
+	return remoteAddr
 }
 
 // trusts reports whether the peer at remoteAddr ("ip:port") is loopback or

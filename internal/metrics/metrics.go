@@ -78,9 +78,9 @@ func New() *Metrics {
 	}, []string{"tenant", "provider", "decision", "reason"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "extauthz_check_duration_seconds",
-		Help:    "Time to make one authorization decision, by decision (allow, deny).",
+		Help:    "Time to make one authorization decision, by tenant and decision (allow, deny).",
 		Buckets: checkBuckets,
-	}, []string{"decision"})
+	}, []string{"tenant", "decision"})
 	m.refresh = newRefreshDurations()
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "extauthz_config_reload_total",

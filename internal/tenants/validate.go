@@ -146,6 +146,7 @@ func (c *Config) validateGlobal(v *validator) {
 		v.add("listen.admin", err.Error())
 	}
 	c.validateForwardAuth(v)
+	c.validateObserve(v)
 	if err := checkAddr(c.Listen.HTTP, true); err != nil {
 		v.add("listen.http", err.Error())
 	}
