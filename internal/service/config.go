@@ -109,13 +109,14 @@ type cacheLogger interface {
 // extra CA of jwks.ca_file, HTTPS required unless jwks.require_https is
 // false, and the concurrency bound. Per-provider settings arrive through
 // Register (tenants layers the jwks block into each registration).
-func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, coord jwkscache.Coordinator) (*jwkscache.Registry, error) {
+func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, coord jwkscache.Coordinator, tracer jwkscache.Tracer) (*jwkscache.Registry, error) {
 	client, err := httpClient(cfg.JWKS.CAFile)
 	if err != nil {
 		return nil, err
 	}
 	opts := registryOptions(cfg, client, log, obs)
 	opts.Coordinator = coord // jwks.redis: snapshots and leases shared with the other replicas
+	opts.Tracer = tracer     // tracing: refresh and wait spans
 	reg, err := jwkscache.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)

@@ -98,14 +98,7 @@ func Start(ctx context.Context, cfg tenants.Tracing, version string) (*Tracing, 
 	if name == "" {
 		name = tenants.DefaultTracingServiceName
 	}
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
-		sdktrace.WithResource(resource.NewSchemaless(
-			attribute.String("service.name", name),
-			attribute.String("service.version", version),
-		)),
-	)
+	tp := newSDKProvider(sdktrace.WithBatcher(exp), ratio, name, version)
 	t := New(tp)
 	t.shutdown = tp.Shutdown
 	return t, nil
@@ -122,4 +115,17 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracing: shutdown: %w", err)
 	}
 	return nil
+}
+
+// newSDKProvider is the SDK provider of Start, exporting through export:
+// new traces sampled at ratio, a caller's decision followed.
+func newSDKProvider(export sdktrace.TracerProviderOption, ratio float64, name, version string) *sdktrace.TracerProvider {
+	return sdktrace.NewTracerProvider(
+		export,
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithResource(resource.NewSchemaless(
+			attribute.String("service.name", name),
+			attribute.String("service.version", version),
+		)),
+	)
 }
