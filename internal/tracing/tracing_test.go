@@ -33,6 +33,7 @@ const (
 // an in-memory exporter.
 type fixture struct {
 	idp     *demo.IdP
+	set     *tenants.Set
 	authz   *authz.Server
 	reg     *jwkscache.Registry
 	exp     *tracetest.InMemoryExporter
@@ -55,7 +56,7 @@ func (startNotifier) OnEnd(sdktrace.ReadOnlySpan)      {}
 func (startNotifier) Shutdown(context.Context) error   { return nil }
 func (startNotifier) ForceFlush(context.Context) error { return nil }
 
-func newFixture(t *testing.T, ratio float64, gated bool) *fixture {
+func newFixture(t testing.TB, ratio float64, gated bool) *fixture {
 	t.Helper()
 	f := &fixture{exp: tracetest.NewInMemoryExporter(), started: make(chan string, 64)}
 	if gated {
@@ -113,6 +114,7 @@ tenants:
 			t.Fatal(err)
 		}
 	}
+	f.set = set
 	f.authz = authz.New(set, f.reg, authz.Options{Tracer: tr})
 	return f
 }
