@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tracing"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -68,6 +69,13 @@ func validate(cfg *tenants.Config) error {
 	if cfg.JWKS.CAFile != "" {
 		if _, err := os.Stat(cfg.JWKS.CAFile); err == nil { // a missing file is reported by Validate
 			if _, err := httpClient(cfg.JWKS.CAFile); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if f := cfg.Tracing.HeadersFile; f != "" {
+		if _, err := os.Stat(f); err == nil { // a missing file is reported by Validate
+			if err := tracing.CheckHeadersFile(f); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -1,7 +1,11 @@
 package service
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/extauthz/extauthz/internal/tenants"
@@ -36,5 +40,30 @@ func TestObserveChanged(t *testing.T) {
 				t.Errorf("observeChanged = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCheckConfig_TracingHeadersFile: -check reads tracing.headers_file
+// as the service would and names the bad line, never its value.
+func TestCheckConfig_TracingHeadersFile(t *testing.T) {
+	f := newFixture(t)
+	headers := filepath.Join(t.TempDir(), "otlp-headers")
+	for _, tt := range []struct {
+		content, want string
+	}{
+		{"authorization: Bearer s3cret\n", ""},
+		{"# ok\nauthorization Bearer s3cret\n", "tracing.headers_file: line 2"},
+	} {
+		if err := os.WriteFile(headers, []byte(tt.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.write(t, fmt.Sprintf("tracing: {endpoint: \"127.0.0.1:4317\", insecure: true, headers_file: %q}\n", headers))
+		err := CheckConfig(f.cfgPath)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("CheckConfig: %v", err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret")):
+			t.Errorf("CheckConfig: %v, want an error naming %q without the value", err, tt.want)
+		}
 	}
 }

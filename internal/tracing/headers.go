@@ -12,6 +12,13 @@ import (
 // maxHeadersBytes bounds tracing.headers_file: a few credentials.
 const maxHeadersBytes = 64 << 10
 
+// CheckHeadersFile reads path as tracing.headers_file and reports what is
+// wrong with it (the -check flag), never a value.
+func CheckHeadersFile(path string) error {
+	_, err := readHeaders(path)
+	return err
+}
+
 // readHeaders reads the export headers of path (none when path is ""): one
 // "name: value" a line, blank lines and lines starting with # skipped.
 // Errors name the line, never its value (a credential).
