@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/extauthz/extauthz/internal/authz"
 )
@@ -252,5 +253,35 @@ func TestOpen_BadPath(t *testing.T) {
 	_, err := Open(filepath.Join(t.TempDir(), "missing", "audit.log"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "audit.path") {
 		t.Errorf("error %v, want one naming audit.path", err)
+	}
+}
+
+// TestRecord_TraceIDWithTracingOff: without a span in the context the
+// record still names the caller's trace, from the gRPC metadata or the
+// request's own headers.
+func TestRecord_TraceIDWithTracingOff(t *testing.T) {
+	const tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+	tp := "00-" + tid + "-00f067aa0ba902b7-01"
+	tests := []struct {
+		name string
+		ctx  context.Context
+		hdr  map[string]string
+		want string
+	}{
+		{"gRPC metadata", metadata.NewIncomingContext(context.Background(), metadata.Pairs("traceparent", tp)), nil, tid},
+		{"request header", context.Background(), map[string]string{"traceparent": tp}, tid},
+		{"b3", context.Background(), map[string]string{"b3": tid + "-00f067aa0ba902b7-1"}, tid},
+		{"none", context.Background(), nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := request()
+			for k, v := range tt.hdr {
+				r.Headers[k] = v
+			}
+			if got := NewRecord(tt.ctx, t0, r, deny()).TraceID; got != tt.want {
+				t.Errorf("trace_id %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/tracing"
 )
 
 // Bounds of a record's request fields: each is the client's (or the
@@ -64,7 +65,11 @@ func NewRecord(ctx context.Context, now time.Time, r *authz.Request, d *authz.De
 		rec.Iss = claim(d.Claims, "iss")
 		rec.JTI = claim(d.Claims, "jti")
 	}
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	sc := trace.SpanContextFromContext(ctx) // the decision's span, when traced
+	if !sc.IsValid() {
+		sc = tracing.Caller(ctx, r) // tracing off: the caller's traceparent or b3
+	}
+	if sc.IsValid() {
 		rec.TraceID = sc.TraceID().String()
 	}
 	return rec

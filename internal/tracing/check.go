@@ -46,7 +46,7 @@ type checkKey struct{}
 // the request's own headers (inside the CheckRequest, or forward-auth's
 // HTTP request).
 func (t *Tracing) StartCheck(ctx context.Context, r *authz.Request) (context.Context, func(*authz.Decision)) {
-	ctx = t.parent(ctx, r)
+	ctx = t.parent(ctx, r, ctx)
 	ctx, span := t.tracer.Start(ctx, SpanCheck, trace.WithSpanKind(trace.SpanKindServer))
 	if !span.IsRecording() {
 		// Unsampled: the span context still flows (to the waits' spans and
@@ -104,10 +104,10 @@ func lookedUp(r authz.Reason) bool {
 }
 
 // parent returns ctx with the caller's span context: from the gRPC
-// metadata when it has a valid one, else from the request headers, else ctx
-// as it is.
-func (t *Tracing) parent(ctx context.Context, r *authz.Request) context.Context {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
+// metadata of incoming when it has a valid one, else from the request
+// headers, else ctx as it is.
+func (t *Tracing) parent(ctx context.Context, r *authz.Request, incoming context.Context) context.Context {
+	if md, ok := metadata.FromIncomingContext(incoming); ok {
 		if p := t.prop.Extract(ctx, mdCarrier(md)); trace.SpanContextFromContext(p).IsRemote() {
 			return p
 		}
@@ -118,6 +118,17 @@ func (t *Tracing) parent(ctx context.Context, r *authz.Request) context.Context 
 	// Header names are lowercase in a Request, as the propagators look
 	// them up.
 	return t.prop.Extract(ctx, propagation.MapCarrier(r.Headers))
+}
+
+// callerProp is Caller's propagator: stateless, shared.
+var callerProp = Propagator()
+
+// Caller returns the caller's span context as StartCheck finds it (gRPC
+// metadata first, then the request headers), or an invalid one. The audit
+// log uses it to name the caller's trace when tracing is off.
+func Caller(ctx context.Context, r *authz.Request) trace.SpanContext {
+	t := Tracing{prop: callerProp}
+	return trace.SpanContextFromContext(t.parent(context.Background(), r, ctx))
 }
 
 // mdCarrier reads gRPC metadata (lowercase keys) for a propagator.
