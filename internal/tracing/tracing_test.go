@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,13 +39,15 @@ type fixture struct {
 	reg     *jwkscache.Registry
 	exp     *tracetest.InMemoryExporter
 	started chan string   // names of the spans started
+	ended   chan string   // names of the spans ended (sampled ones only)
+	ratio   float64       // the sampler's ratio for new traces
 	gate    chan struct{} // when not nil, JWKS requests wait until it is closed
 	tp      *sdktrace.TracerProvider
 }
 
-// startNotifier tells a channel the name of every span started, so a test
-// waits on the event instead of sleeping.
-type startNotifier struct{ ch chan string }
+// startNotifier tells channels the name of every span started and ended,
+// so a test waits on the event instead of sleeping.
+type startNotifier struct{ ch, ended chan string }
 
 func (n startNotifier) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	select {
@@ -52,13 +55,18 @@ func (n startNotifier) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	default:
 	}
 }
-func (startNotifier) OnEnd(sdktrace.ReadOnlySpan)      {}
+func (n startNotifier) OnEnd(s sdktrace.ReadOnlySpan) {
+	select {
+	case n.ended <- s.Name():
+	default:
+	}
+}
 func (startNotifier) Shutdown(context.Context) error   { return nil }
 func (startNotifier) ForceFlush(context.Context) error { return nil }
 
 func newFixture(t testing.TB, ratio float64, gated bool) *fixture {
 	t.Helper()
-	f := &fixture{exp: tracetest.NewInMemoryExporter(), started: make(chan string, 64)}
+	f := &fixture{exp: tracetest.NewInMemoryExporter(), started: make(chan string, 64), ended: make(chan string, 64), ratio: ratio}
 	if gated {
 		f.gate = make(chan struct{})
 	}
@@ -80,8 +88,9 @@ func newFixture(t testing.TB, ratio float64, gated bool) *fixture {
 	t.Cleanup(f.open) // before srv.Close: a gated request must end
 
 	f.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithSpanProcessor(startNotifier{f.started}),
 		sdktrace.WithSyncer(f.exp),
+		// After the exporter: a span's end is told once it is exported.
+		sdktrace.WithSpanProcessor(startNotifier{f.started, f.ended}),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	)
 	tr := New(f.tp)
@@ -115,7 +124,7 @@ tenants:
 		}
 	}
 	f.set = set
-	f.authz = authz.New(set, f.reg, authz.Options{Tracer: tr})
+	f.authz = authz.New(set, f.reg, authz.Options{Tracer: tr, Logger: slog.New(slog.DiscardHandler)})
 	return f
 }
 
@@ -146,7 +155,7 @@ func (f *fixture) waitStarted(t *testing.T, name string) {
 	}
 }
 
-func (f *fixture) token(t *testing.T) string {
+func (f *fixture) token(t testing.TB) string {
 	t.Helper()
 	tok, err := f.idp.Mint("alice", time.Hour, nil)
 	if err != nil {
@@ -155,11 +164,23 @@ func (f *fixture) token(t *testing.T) string {
 	return tok
 }
 
-// warm makes one decision so the first fetch is done, and forgets its spans.
-func (f *fixture) warm(t *testing.T) {
+// warm makes one decision so the first fetch is done, and forgets its spans
+// once the first refresh's has ended too (it ends after the lookups it
+// served were let go).
+func (f *fixture) warm(t testing.TB) {
 	t.Helper()
 	if d := f.decide(context.Background(), f.token(t), nil); !d.Allowed {
 		t.Fatalf("warm-up denied: %s", d.Reason)
+	}
+	timeout := time.After(10 * time.Second)
+	// At ratio 0 the refresh (a new trace) is not sampled: nothing to wait for.
+	for done := f.ratio == 0; !done; {
+		select {
+		case n := <-f.ended:
+			done = n == SpanRefresh
+		case <-timeout:
+			t.Fatal("the first refresh's span never ended")
+		}
 	}
 	f.exp.Reset()
 }
@@ -180,8 +201,8 @@ func (f *fixture) spans(t *testing.T) map[string]tracetest.SpanStub {
 	t.Helper()
 	out := map[string]tracetest.SpanStub{}
 	for _, s := range f.exp.GetSpans() {
-		if _, dup := out[s.Name]; dup {
-			t.Fatalf("two %s spans", s.Name)
+		if prev, dup := out[s.Name]; dup {
+			t.Fatalf("two %s spans: %v and %v", s.Name, prev.Attributes, s.Attributes)
 		}
 		out[s.Name] = s
 	}
