@@ -129,11 +129,13 @@ func (c *Config) Validate(check RegistrationCheck) error {
 				v.add(pp+".jwks_url", "required")
 			}
 			c.validateProvider(v, pp, p)
+			c.validatePayloadHeader(v, pp, p)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
+		t.validateRequirements(v, tp)
 	}
 	return v.err()
 }
@@ -252,8 +254,8 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
 	for _, claim := range claims {
 		h := p.ClaimsToHeaders[claim]
 		cp := fmt.Sprintf("%s.claims_to_headers.%s", pp, claim)
-		if claim == "" {
-			v.add(cp, "claim name must not be empty")
+		if err := checkClaimPath(claim); err != nil {
+			v.add(cp, err.Error())
 			continue
 		}
 		if err := checkHeaderName(h); err != nil {
