@@ -76,13 +76,14 @@ func fillFromEnvoy(r *Request, req *authv3.CheckRequest) {
 // ToCheckResponse maps a Decision to Envoy's CheckResponse: OkHttpResponse
 // with the claim headers (append_action OVERWRITE_IF_EXISTS_OR_ADD, set
 // explicitly because Envoy 1.37 changed the meaning of an unset append),
-// headers_to_remove, and dynamic metadata {tenant, provider, claims}; or
+// headers_to_remove, query_parameters_to_remove, and dynamic metadata
+// {tenant, provider, claims, requirement, anonymous, would_deny}; or
 // DeniedHttpResponse with status, WWW-Authenticate, JSON body and
 // content-type, and rpc status UNAUTHENTICATED, PERMISSION_DENIED or
 // UNAVAILABLE.
 func ToCheckResponse(d *Decision) *authv3.CheckResponse {
 	if d.Allowed {
-		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders}
+		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders, QueryParametersToRemove: d.RemoveQueryParams}
 		if len(d.Headers) > 0 {
 			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Headers))
 		}
@@ -96,11 +97,13 @@ func ToCheckResponse(d *Decision) *authv3.CheckResponse {
 		}
 	}
 	code := codes.Unauthenticated
-	switch d.Reason {
-	case ReasonTenantUnknown:
+	switch d.HTTPStatus {
+	case 403:
 		code = codes.PermissionDenied
-	case ReasonJWKSUnavailable:
+	case 503:
 		code = codes.Unavailable
+	case 400:
+		code = codes.InvalidArgument
 	}
 	denied := &authv3.DeniedHttpResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.HTTPStatus)},
@@ -135,6 +138,15 @@ func metadata(d *Decision) *structpb.Struct {
 		if c, err := structpb.NewStruct(d.Claims); err == nil {
 			fields["claims"] = structpb.NewStructValue(c)
 		}
+	}
+	if d.Requirement != "" {
+		fields["requirement"] = structpb.NewStringValue(d.Requirement)
+	}
+	if d.Anonymous {
+		fields["anonymous"] = structpb.NewBoolValue(true)
+	}
+	if d.WouldDeny != "" {
+		fields["would_deny"] = structpb.NewStringValue(string(d.WouldDeny))
 	}
 	return &structpb.Struct{Fields: fields}
 }

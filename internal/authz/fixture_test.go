@@ -45,6 +45,10 @@ tenants:
         from_cookies: [session]
         from_params: [access_token]
         claims_to_headers: {sub: x-partner-subject}
+    requirements:
+      orders-write:
+        providers: [main]
+        claims: [{claim: scope, all_of: ["orders:write"]}]
   - id: globex
     hosts: ["globex.test"]
     providers:
@@ -52,6 +56,9 @@ tenants:
         issuer: https://idp.globex.test/
         jwks_url: https://idp.globex.test/jwks.json
         claims_to_headers: {sub: x-auth-subject}
+    routes: [{path_prefix: /admin/, requirement: admins}]
+    requirements:
+      admins: {claims: [{claim: groups, any_of: [admins]}]}
 `
 
 // testKeys are generated once per test binary: RSA generation is slow.

@@ -20,6 +20,10 @@ const (
 	ReasonAudienceMismatch    Reason = "audience_mismatch"     // 401: none of the provider's audiences in aud
 	ReasonTenantUnknown       Reason = "tenant_unknown"        // 403: no tenant for the request
 	ReasonJWKSUnavailable     Reason = "jwks_unavailable"      // 503: the provider has no usable keys (identity provider down, nothing cached)
+	ReasonProviderNotAllowed  Reason = "provider_not_allowed"  // 401: a valid token from a provider the route's requirement does not accept
+	ReasonInsufficientScope   Reason = "insufficient_scope"    // 403: a valid token that fails a claim matcher of the route's requirement (RFC 6750 §3.1)
+	ReasonRequirementUnknown  Reason = "requirement_unknown"   // 403: context_extensions names a requirement the tenant does not have
+	ReasonPathInvalid         Reason = "path_invalid"          // 400: the path carries %2F, %5C, %00 or '\', or is not an origin-form path; routes cannot be matched
 )
 
 // Reasons lists every reason code, allow first.
@@ -28,6 +32,8 @@ var Reasons = []Reason{
 	ReasonAlgorithmNotAllowed, ReasonKeyNotFound, ReasonSignatureInvalid,
 	ReasonTokenExpired, ReasonTokenNotYetValid, ReasonIssuerUnknown,
 	ReasonAudienceMismatch, ReasonTenantUnknown, ReasonJWKSUnavailable,
+	ReasonProviderNotAllowed, ReasonInsufficientScope, ReasonRequirementUnknown,
+	ReasonPathInvalid,
 }
 
 // HTTPStatus returns the HTTP status a decision with this reason carries.
@@ -35,8 +41,10 @@ func (r Reason) HTTPStatus() int {
 	switch r {
 	case ReasonOK:
 		return http.StatusOK
-	case ReasonTenantUnknown:
+	case ReasonTenantUnknown, ReasonInsufficientScope, ReasonRequirementUnknown:
 		return http.StatusForbidden
+	case ReasonPathInvalid:
+		return http.StatusBadRequest
 	case ReasonJWKSUnavailable:
 		return http.StatusServiceUnavailable
 	default:
@@ -71,6 +79,14 @@ func (r Reason) description() string {
 		return "no tenant for this request"
 	case ReasonJWKSUnavailable:
 		return "the identity provider's keys are unavailable; try again later"
+	case ReasonProviderNotAllowed:
+		return "tokens of this issuer are not accepted on this route"
+	case ReasonInsufficientScope:
+		return "the token lacks the scopes or claims this route requires"
+	case ReasonRequirementUnknown:
+		return "the route names an unknown requirement"
+	case ReasonPathInvalid:
+		return "the request path is ambiguous or not a valid path"
 	}
 	return ""
 }

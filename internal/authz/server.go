@@ -37,7 +37,8 @@ type Request struct {
 	RequestID string
 	// Headers are the request headers with lowercase names.
 	Headers map[string]string
-	// ContextExtensions are Envoy's per-route values ("tenant", "provider").
+	// ContextExtensions are Envoy's per-route values ("tenant", "provider",
+	// "requirement").
 	ContextExtensions map[string]string
 }
 
@@ -57,8 +58,21 @@ type Decision struct {
 	ProviderID  string
 	// Headers are the claim headers to set, overwriting client values.
 	Headers []Header
-	// RemoveHeaders are claim headers the token did not fill, to remove.
+	// RemoveHeaders are claim headers the token did not fill, and the
+	// token's header under forward_token: false, to remove.
 	RemoveHeaders []string
+	// RemoveQueryParams are query parameters to remove (a token found in
+	// one under forward_token: false).
+	RemoveQueryParams []string
+	// Requirement names the requirement the request was held to ("" for
+	// the baseline: any valid token of the tenant's providers).
+	Requirement string
+	// Anonymous is an allow without a valid token: allow_missing, or a
+	// shadow-mode denial.
+	Anonymous bool
+	// WouldDeny is, in shadow mode, the reason the request would have been
+	// denied; the decision itself is an allow.
+	WouldDeny Reason
 	// Claims are the verified token's claims (allow only).
 	Claims map[string]any
 	// WWWAuthenticate is the challenge of a 401 (RFC 6750 §3).
@@ -169,11 +183,24 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	if t == nil {
 		return deny(ReasonTenantUnknown, "", "", false), nil
 	}
+	d, err := s.decideTenant(ctx, st, t, r)
+	if t.Shadow && !d.Allowed {
+		d = shadow(st, t, d)
+	}
+	return d, err
+}
+
+// decideTenant decides r for tenant t, as if t were in enforce mode.
+func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantRules, r *Request) (Decision, error) {
+	req, reason, err := selectRequirement(t, r)
+	if reason != ReasonOK {
+		return deny(reason, t.ID, "", false), err
+	}
 	var fixed *tenants.ProviderRules
 	if id, ok := r.ContextExtensions["provider"]; ok && id != "" {
 		p, ok := t.Provider(id)
 		if !ok {
-			return deny(ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), nil
+			return denyFor(req, ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), nil
 		}
 		fixed = p
 	}
@@ -183,26 +210,43 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	}
 	raw, src := findToken(sources, r)
 	if raw == "" {
-		return deny(ReasonTokenMissing, t.ID, providerID(fixed), false), nil
+		if req != nil && req.AllowMissing {
+			d := allowWithoutToken(st, t)
+			d.Requirement = req.Name
+			return d, nil
+		}
+		return denyFor(req, ReasonTokenMissing, t.ID, providerID(fixed), false), nil
 	}
 	limits := st.set.Limits()
 	if len(raw) > limits.MaxTokenBytes {
-		return deny(ReasonTokenTooLarge, t.ID, providerID(fixed), true), nil
+		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(fixed), true), nil
 	}
 	claims, p, reason, err := s.verify(ctx, st, t, fixed, raw, src, time.Duration(limits.ColdWait))
 	if reason != ReasonOK {
 		// token_missing here means "not in a source of its provider".
-		return deny(reason, t.ID, providerID(p), reason != ReasonTokenMissing), err
+		return denyFor(req, reason, t.ID, providerID(p), reason != ReasonTokenMissing), err
 	}
 	d := Decision{
-		Allowed:    true,
-		HTTPStatus: ReasonOK.HTTPStatus(),
-		Reason:     ReasonOK,
-		TenantID:   t.ID,
-		ProviderID: p.ID,
-		Claims:     claims,
+		Allowed:     true,
+		HTTPStatus:  ReasonOK.HTTPStatus(),
+		Reason:      ReasonOK,
+		TenantID:    t.ID,
+		ProviderID:  p.ID,
+		Claims:      claims,
+		Requirement: requirementName(req),
+	}
+	if req != nil {
+		if reason := meets(req, p, claims); reason != ReasonOK {
+			if !t.Shadow {
+				return denyRequirement(reason, t, p, req), nil
+			}
+			// Shadow mode: the token is valid, so its claim headers go
+			// upstream; the denial is reported, not enforced.
+			d.WouldDeny = reason
+		}
 	}
 	d.Headers, d.RemoveHeaders = claimHeaders(t, p, claims, limits.MaxHeaderValueBytes)
+	upstreamToken(&d, p, src, raw, r)
 	if h := st.set.TenantHeader(); h != "" {
 		// The upstream reads the tenant from this header: it must name the
 		// tenant this decision was made for, not what the client sent
@@ -211,6 +255,13 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
 	}
 	return d, nil
+}
+
+// denyFor is deny for a request held to req.
+func denyFor(req *tenants.RequirementRules, reason Reason, tenantID, providerID string, tokenPresent bool) Decision {
+	d := deny(reason, tenantID, providerID, tokenPresent)
+	d.Requirement = requirementName(req)
+	return d
 }
 
 // withHeader inserts h into hs, which is sorted by name, keeping the order.
