@@ -178,3 +178,52 @@ func TestRequirements_PerRoute(t *testing.T) {
 		}
 	})
 }
+
+// TestNginx_RequirementPerLocation runs the documented nginx snippet, whose
+// /admin/ location names the requirement "orders-admin" in its auth URL.
+func TestNginx_RequirementPerLocation(t *testing.T) {
+	acme := newIdP(t, "ES256")
+	authAddr, _ := nginxStartExtauthz(t, "",
+		tenant{id: "acme", host: "api.acme.test", idp: acme, extra: `    requirements:
+      orders-admin: {claims: [{claim: groups, any_of: [admins]}]}
+      public: {allow_missing: true}
+`})
+	echo := nginxStartEcho(t)
+	base := nginxStart(t, authAddr, echo.srv.Listener.Addr().String())
+
+	ops := acme.token(t, "bob", map[string]any{"groups": []string{"ops"}})
+	admin := acme.token(t, "alice", map[string]any{"groups": []string{"admins"}})
+	tests := []struct {
+		name, path, tok string
+		want            int
+	}{
+		{"plain location: any valid token", "/orders", ops, http.StatusOK},
+		{"requirement location: not met", "/admin/users", ops, http.StatusForbidden},
+		{"requirement location: met", "/admin/users", admin, http.StatusOK},
+		{"requirement location: no token", "/admin/users", "", http.StatusUnauthorized},
+		// The auth locations are internal: a client cannot ask for a
+		// requirement of its choosing.
+		{"client cannot call the auth URL", "/_extauthz/requirement/public", "", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{}
+			if tt.tok != "" {
+				h["Authorization"] = "Bearer " + tt.tok
+			}
+			before := echo.hits.Load()
+			r := nginxGet(t, base, "api.acme.test", tt.path, h)
+			if r.status != tt.want {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.want, r.body)
+			}
+			if reached := echo.hits.Load() > before; reached != (tt.want == http.StatusOK) {
+				t.Errorf("upstream reached: %v", reached)
+			}
+			if tt.want == http.StatusOK {
+				if got := r.upstreamSaw(t).Get("X-Auth-Subject"); got == "" {
+					t.Error("upstream saw no X-Auth-Subject")
+				}
+			}
+		})
+	}
+}
