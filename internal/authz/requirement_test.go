@@ -421,3 +421,30 @@ func hasString(ss []string, s string) bool {
 	}
 	return false
 }
+
+// BenchmarkMeets is the requirement check alone: three matchers over
+// decoded claims. It must not allocate.
+func BenchmarkMeets(b *testing.B) {
+	set := testSet(b, strings.Replace(testConfig, "    requirements:\n", benchRequirement, 1))
+	acme, _ := set.Tenant("acme")
+	p, _ := acme.Provider("main")
+	req := acme.Requirements["bench"]
+	claims := map[string]any(goodClaims(func(c jwt.MapClaims) { c["scope"] = "profile orders:read" }))
+	b.ReportAllocs()
+	for b.Loop() {
+		if meets(req, p, claims) != ReasonOK {
+			b.Fatal("not met")
+		}
+	}
+}
+
+func TestMeets_DoesNotAllocate(t *testing.T) {
+	set := testSet(t, strings.Replace(testConfig, "    requirements:\n", benchRequirement, 1))
+	acme, _ := set.Tenant("acme")
+	p, _ := acme.Provider("main")
+	req := acme.Requirements["bench"]
+	claims := map[string]any(goodClaims())
+	if n := testing.AllocsPerRun(100, func() { meets(req, p, claims) }); n != 0 {
+		t.Errorf("meets allocates %v times", n)
+	}
+}
