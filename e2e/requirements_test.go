@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -225,5 +227,46 @@ func TestNginx_RequirementPerLocation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRequirements_CheckNamesEveryProblem: -check validates every part of
+// the requirements and names the path of each problem.
+func TestRequirements_CheckNamesEveryProblem(t *testing.T) {
+	acme := newIdP(t, "ES256")
+	cfg := config("127.0.0.1:9191", caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme, extra: `        payload_header: authorization
+    requirements:
+      orders-read:
+        providers: [main, partners]
+        claims:
+          - {claim: scope, all_of: ['orders "read"']}
+          - {claim: groups}
+    routes:
+      - {path_prefix: /admin/../x, methods: [post], requirement: orders-admin}
+    default_requirement: nope
+    mode: audit
+`})
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "-config", path, "-check")
+	if code == 0 {
+		t.Fatal("-check accepted the config")
+	}
+	for _, p := range []string{
+		"tenants[0].providers[0].payload_header",
+		"tenants[0].requirements.orders-read.providers[1]",
+		"tenants[0].requirements.orders-read.claims[0].all_of[0]",
+		"tenants[0].requirements.orders-read.claims[1]",
+		"tenants[0].routes[0].path_prefix",
+		"tenants[0].routes[0].methods[0]",
+		"tenants[0].routes[0].requirement",
+		"tenants[0].default_requirement",
+		"tenants[0].mode",
+	} {
+		if !strings.Contains(stderr, p+":") {
+			t.Errorf("-check output lacks %s:\n%s", p, stderr)
+		}
 	}
 }
