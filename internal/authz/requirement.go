@@ -3,6 +3,7 @@ package authz
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/extauthz/extauthz/internal/tenants"
@@ -180,7 +181,7 @@ func allowWithoutToken(st *state, t *tenants.TenantRules) Decision {
 		Reason:        ReasonOK,
 		TenantID:      t.ID,
 		Anonymous:     true,
-		RemoveHeaders: t.ClaimHeaders,
+		RemoveHeaders: slices.Clone(t.ClaimHeaders),
 	}
 	if h := st.set.TenantHeader(); h != "" {
 		d.Headers = []Header{{Name: h, Value: t.ID}}

@@ -239,10 +239,25 @@ func TestRequirement_Denials(t *testing.T) {
 		t.Fatalf("%+v, want provider_not_allowed 401 from partner", d)
 	}
 	checkDenialShape(t, &d, true)
-	// And a main token on the partners-only route.
+	// On the partners-only route only partner's sources are read: a main
+	// token in the header does not hide the partner token in the cookie.
+	d = srv.Decide(ctx, &Request{Host: "api.acme.test", Method: "GET", Path: "/partners/x", Headers: map[string]string{
+		"authorization": "Bearer " + rs256(t, goodClaims()), "cookie": "session=" + rs256(t, partnerClaims()),
+	}})
+	if !d.Allowed || d.ProviderID != "partner" {
+		t.Errorf("partner cookie beside a main header on partners-only: %+v", d)
+	}
+	// And a main token alone on the partners-only route: judged, and
+	// refused for its provider rather than taken for no token.
 	d = srv.Decide(ctx, &Request{Host: "api.acme.test", Method: "GET", Path: "/partners/x", Headers: bearer(rs256(t, goodClaims()))})
 	if d.Reason != ReasonProviderNotAllowed {
-		t.Errorf("main token on partners-only: %s", d.Reason)
+		t.Errorf("main token alone on partners-only: %s", d.Reason)
+	}
+	// A main token where partner reads it too (the query is partner's, the
+	// token's issuer main's): provider_not_allowed.
+	d = srv.Decide(ctx, &Request{Host: "api.acme.test", Method: "GET", Path: "/partners/x?access_token=" + rs256(t, goodClaims())})
+	if d.Reason != ReasonTokenMissing {
+		t.Errorf("main token in partner's query parameter on partners-only: %s", d.Reason)
 	}
 }
 

@@ -205,10 +205,21 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 		fixed = p
 	}
 	sources := t.Sources
-	if fixed != nil {
+	switch {
+	case fixed != nil:
 		sources = fixed.Sources
+	case req != nil && req.Sources != nil:
+		// Only the accepted providers' tokens count: a token in a source
+		// that only another provider reads must not hide one that is.
+		sources = req.Sources
 	}
 	raw, src := findToken(sources, r)
+	if raw == "" && fixed == nil && req != nil && req.Sources != nil {
+		// No token of an accepted provider: one of another provider is
+		// still judged (and refused as provider_not_allowed), never
+		// mistaken for no token at all.
+		raw, src = findToken(t.Sources, r)
+	}
 	if raw == "" {
 		if req != nil && req.AllowMissing {
 			d := allowWithoutToken(st, t)

@@ -187,7 +187,11 @@ type ClaimRule struct {
 type RequirementRules struct {
 	Name string
 	// Providers accepted; nil means every provider of the tenant.
-	Providers    []*ProviderRules
+	Providers []*ProviderRules
+	// Sources are the token sources of Providers, in provider order (nil
+	// with Providers): a token in a source only other providers read is
+	// not looked at.
+	Sources      []TokenSource
 	Claims       []ClaimRule
 	AllowMissing bool
 	// Scope is the space-separated scope values the claim matchers on
@@ -362,7 +366,13 @@ func compileRequirements(tr *TenantRules, t Tenant) {
 	for name, r := range t.Requirements {
 		rr := &RequirementRules{Name: name, AllowMissing: r.AllowMissing}
 		for _, id := range r.Providers {
-			rr.Providers = append(rr.Providers, tr.byID[id])
+			p := tr.byID[id]
+			rr.Providers = append(rr.Providers, p)
+			for _, src := range p.Sources {
+				if !slices.Contains(rr.Sources, src) {
+					rr.Sources = append(rr.Sources, src)
+				}
+			}
 		}
 		var scopes []string
 		for _, m := range r.Claims {
