@@ -40,6 +40,17 @@ func selectRequirement(t *tenants.TenantRules, r *Request) (*tenants.Requirement
 	return t.Default, ReasonOK, nil
 }
 
+// requirementSources is where to look for the token: the provider a route
+// pins, else the providers req accepts (a token in a source only other
+// providers read must not hide an accepted one), else every provider of
+// the tenant.
+func requirementSources(t *tenants.TenantRules, route *tenants.ProviderRules, req *tenants.RequirementRules) []tenants.TokenSource {
+	if route == nil && req != nil && req.Sources != nil {
+		return req.Sources
+	}
+	return sourcesFor(t, route)
+}
+
 // requirementName is req's name, "" for the baseline.
 func requirementName(req *tenants.RequirementRules) string {
 	if req == nil {
@@ -173,7 +184,7 @@ func denyRequirement(reason Reason, t *tenants.TenantRules, p *tenants.ProviderR
 
 // allowWithoutToken is the allow of a request that has no valid token:
 // allow_missing without a token, or a shadow-mode denial. No claim header
-// is set and every one the tenant maps is removed.
+// is set and every one any tenant maps is removed.
 func allowWithoutToken(st *state, t *tenants.TenantRules) Decision {
 	d := Decision{
 		Allowed:       true,
@@ -181,7 +192,7 @@ func allowWithoutToken(st *state, t *tenants.TenantRules) Decision {
 		Reason:        ReasonOK,
 		TenantID:      t.ID,
 		Anonymous:     true,
-		RemoveHeaders: slices.Clone(t.ClaimHeaders),
+		RemoveHeaders: slices.Clone(st.set.ClaimHeaders()),
 	}
 	if h := st.set.TenantHeader(); h != "" {
 		d.Headers = []Header{{Name: h, Value: t.ID}}

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/logtest"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
@@ -156,7 +157,7 @@ func reqFixture(t testing.TB, cfg string) (*Server, *logtest.Buffer) {
 	t.Helper()
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return New(testSet(t, cfg), newFakeKeys(), Options{Now: func() time.Time { return testNow }, Logger: log}), logs
+	return New(testSet(t, cfg), authztest.NewFakeKeys(), Options{Now: func() time.Time { return testNow }, Logger: log}), logs
 }
 
 func goodClaims(edit ...func(jwt.MapClaims)) jwt.MapClaims {
@@ -279,10 +280,6 @@ func TestRequirement_AllowMissing(t *testing.T) {
 	if diff := cmp.Diff(want, d.RemoveHeaders); diff != "" {
 		t.Errorf("every configured claim header must be removed (-want +got):\n%s", diff)
 	}
-	md := ToCheckResponse(&d).GetDynamicMetadata().AsMap()
-	if md["anonymous"] != true || md["requirement"] != "public" {
-		t.Errorf("metadata %v", md)
-	}
 
 	d = pub(bearer(rs256(t, goodClaims())))
 	if !d.Allowed || d.Anonymous || d.ProviderID != "main" {
@@ -315,10 +312,6 @@ func TestRequirement_Shadow(t *testing.T) {
 	}
 	if !hasHeaderValue(d.Headers, "x-auth-subject", "user-1") {
 		t.Errorf("valid token in shadow mode must keep its claim headers: %+v", d.Headers)
-	}
-	md := ToCheckResponse(&d).GetDynamicMetadata().AsMap()
-	if md["would_deny"] != "insufficient_scope" {
-		t.Errorf("metadata %v", md)
 	}
 	var line string
 	for _, l := range strings.Split(logs.String(), "\n") {
@@ -411,10 +404,6 @@ func TestUpstream_ClaimsTokenAndPayload(t *testing.T) {
 			if tt.wantCookie != "-" && tt.wantCookie != "" && !hasHeaderValue(d.Headers, "cookie", tt.wantCookie) {
 				t.Errorf("cookie not rewritten to %q: %+v", tt.wantCookie, d.Headers)
 			}
-			resp := ToCheckResponse(&d).GetOkResponse()
-			if diff := cmp.Diff(tt.wantParams, resp.GetQueryParametersToRemove()); diff != "" {
-				t.Errorf("CheckResponse query_parameters_to_remove (-want +got):\n%s", diff)
-			}
 		})
 	}
 }
@@ -461,5 +450,52 @@ func TestMeets_DoesNotAllocate(t *testing.T) {
 	claims := map[string]any(goodClaims())
 	if n := testing.AllocsPerRun(100, func() { meets(req, p, claims) }); n != 0 {
 		t.Errorf("meets allocates %v times", n)
+	}
+}
+
+// benchRequirement adds the three-matcher requirement "bench" to acme in
+// testConfig, and a route to it.
+const benchRequirement = `    routes: [{path_prefix: /bench/, requirement: bench}]
+    requirements:
+      bench:
+        claims:
+          - {claim: scope, all_of: ["orders:read"]}
+          - {claim: groups, any_of: [admins, ops]}
+          - {claim: org.tier, equals: gold}
+`
+
+// TestRequirement_NumbersFromARealToken: claims come out of the token as
+// json.Number; equals on a number, and on a 64-bit ID float64 would round,
+// matches exactly, and a string never equals a number.
+func TestRequirement_NumbersFromARealToken(t *testing.T) {
+	cfg := strings.Replace(reqConfig, "      public: {allow_missing: true}\n", `      public: {allow_missing: true}
+      numbers:
+        claims:
+          - {claim: level, equals: 3}
+          - {claim: org.uid, equals: 1234567890123456789}
+`, 1)
+	srv, _ := reqFixture(t, cfg)
+	ext := map[string]string{"requirement": "numbers"}
+	for _, tt := range []struct {
+		name  string
+		level any
+		uid   any
+		want  Reason
+	}{
+		{"exact", 3, int64(1234567890123456789), ReasonOK},
+		{"ID off by one", 3, int64(1234567890123456788), ReasonInsufficientScope},
+		{"ID float64 would round to", 3, float64(1234567890123456800), ReasonInsufficientScope},
+		{"level as a string", "3", int64(1234567890123456789), ReasonInsufficientScope},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := rs256(t, goodClaims(func(c jwt.MapClaims) {
+				c["level"] = tt.level
+				c["org"] = map[string]any{"uid": tt.uid}
+			}))
+			d := srv.Decide(context.Background(), &Request{Host: "api.acme.test", Path: "/", Headers: bearer(tok), ContextExtensions: ext})
+			if d.Reason != tt.want {
+				t.Errorf("reason %s, want %s", d.Reason, tt.want)
+			}
+		})
 	}
 }

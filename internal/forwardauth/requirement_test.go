@@ -28,26 +28,26 @@ func TestRequest_RequirementFromAuthURL(t *testing.T) {
 		headers []string
 		want    map[string]string
 	}{
-		{"nginx location", Options{}, "127.0.0.1:1", "/_extauthz/requirement/orders-admin",
+		{"nginx location", Options{TrustedProxies: loopback}, "127.0.0.1:1", "/_extauthz/requirement/orders-admin",
 			[]string{"X-Forwarded-Host: api.acme.test", "X-Original-URI: /admin/x", "X-Original-Method: POST"},
 			map[string]string{"requirement": "orders-admin"}},
-		{"Traefik address", Options{}, "[::1]:1", "/requirement/public",
+		{"Traefik address", Options{TrustedProxies: loopback}, "[::1]:1", "/requirement/public",
 			[]string{"X-Forwarded-Host: api.acme.test", "X-Forwarded-Uri: /public/x"},
 			map[string]string{"requirement": "public"}},
-		{"query of the auth URL ignored", Options{}, "127.0.0.1:1", "/requirement/public?x=1",
+		{"query of the auth URL ignored", Options{TrustedProxies: loopback}, "127.0.0.1:1", "/requirement/public?x=1",
 			[]string{"X-Forwarded-Uri: /public/x"},
 			map[string]string{"requirement": "public"}},
-		{"plain auth URL names none", Options{}, "127.0.0.1:1", "/_extauthz",
+		{"plain auth URL names none", Options{TrustedProxies: loopback}, "127.0.0.1:1", "/_extauthz",
 			[]string{"X-Original-URI: /admin/x"}, nil},
-		{"empty name", Options{}, "127.0.0.1:1", "/requirement/",
+		{"empty name", Options{TrustedProxies: loopback}, "127.0.0.1:1", "/requirement/",
 			[]string{"X-Original-URI: /admin/x"}, nil},
-		{"segment must be whole", Options{}, "127.0.0.1:1", "/norequirement/public",
+		{"segment must be whole", Options{TrustedProxies: loopback}, "127.0.0.1:1", "/norequirement/public",
 			[]string{"X-Original-URI: /admin/x"}, nil},
-		{"Envoy http_service: the path is the client's", Options{PathPrefix: "/extauthz"}, "192.0.2.1:1",
+		{"Envoy http_service: the path is the client's", Options{PathPrefix: "/extauthz", TrustedProxies: loopback}, "192.0.2.1:1",
 			"/extauthz/requirement/public", nil, nil},
-		{"trusted peer without a forwarded target: the path is the client's", Options{}, "127.0.0.1:1",
+		{"trusted peer without a forwarded target: the path is the client's", Options{TrustedProxies: loopback}, "127.0.0.1:1",
 			"/requirement/public", nil, nil},
-		{"untrusted peer: forwarded headers ignored, so is the path", Options{}, "203.0.113.9:1",
+		{"untrusted peer: forwarded headers ignored, so is the path", Options{TrustedProxies: loopback}, "203.0.113.9:1",
 			"/requirement/public", []string{"X-Original-URI: /admin/x"}, nil},
 	}
 	for _, tt := range tests {
@@ -84,7 +84,7 @@ func TestServeHTTP_InsufficientScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.authz.Update(set)
-	h := f.handler(t, Options{Logger: slog.New(slog.DiscardHandler)})
+	h := f.handler(t, Options{TrustedProxies: loopback, Logger: slog.New(slog.DiscardHandler)})
 	for _, tt := range []struct {
 		scope  string
 		status int

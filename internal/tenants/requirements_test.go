@@ -164,7 +164,7 @@ func TestProviderUpstream_Invalid(t *testing.T) {
 		{"payload header envoy", "payload_header: x-jwt-payload", "payload_header: x-envoy-payload", `providers[1].payload_header: header "x-envoy-payload" is reserved for Envoy`},
 		{"payload header invalid", "payload_header: x-jwt-payload", `payload_header: "x y"`, `providers[1].payload_header: "x y" is not a valid header name`},
 		{"payload header is a claim header", "payload_header: x-jwt-payload", "payload_header: x-jwt-payload\n        claims_to_headers: {sub: X-JWT-Payload}", `providers[1].payload_header: header "x-jwt-payload" is already set from claim "sub"`},
-		{"payload header is a token source", "payload_header: x-jwt-payload", "payload_header: x-token\n        from_headers: [{name: x-token}]", `providers[1].payload_header: header "x-token" carries the token`},
+		{"payload header is a token source", "payload_header: x-jwt-payload", "payload_header: x-token\n        from_headers: [{name: x-token}]", `providers[1].payload_header: header "x-token" carries a token at tenants[0].providers[1].from_headers[0]`},
 		{"claims_to_headers empty segment", "{sub: x-auth-subject, org.id: x-org-id}", "{sub: x-auth-subject, org..id: x-org-id}", `providers[0].claims_to_headers.org..id: claim path "org..id" has an empty segment`},
 	}
 	for _, tt := range tests {
