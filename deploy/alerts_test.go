@@ -24,6 +24,7 @@ var wantAlerts = []string{
 	"ExtauthzJWKSUnavailable",
 	"ExtauthzProviderUnavailable",
 	"ExtauthzServingStaleKeys",
+	"ExtauthzShadowWouldDeny",
 	"ExtauthzTenantDenialRateJump",
 }
 
@@ -49,6 +50,7 @@ func exposedMetrics(t *testing.T) map[string]bool {
 	// Vectors without a series yet are not gathered; these are declared.
 	names["extauthz_check_total"] = true
 	names["extauthz_check_duration_seconds"] = true
+	names["extauthz_shadow_would_deny_total"] = true
 	return names
 }
 

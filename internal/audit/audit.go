@@ -116,10 +116,13 @@ type nopCloser struct{ io.Writer }
 func (nopCloser) Close() error { return nil }
 
 // Record implements authz.Recorder: it queues the record of d unless d is
-// an allow left out by sampling. It never blocks: with the buffer full,
+// an allow left out by sampling (never a shadow-mode allow that would
+// have been denied). It never blocks: with the buffer full,
 // the record is dropped and counted (Dropped).
 func (l *Log) Record(ctx context.Context, r *authz.Request, d *authz.Decision) {
-	if d.Allowed && (l.ratio <= 0 || (l.ratio < 1 && rand.Float64() >= l.ratio)) {
+	// A shadow-mode allow that enforce mode would deny is written like a
+	// denial: it is what onboarding a tenant looks for.
+	if d.Allowed && d.WouldDeny == "" && (l.ratio <= 0 || (l.ratio < 1 && rand.Float64() >= l.ratio)) {
 		return
 	}
 	select {

@@ -285,3 +285,18 @@ func TestRecord_TraceIDWithTracingOff(t *testing.T) {
 		})
 	}
 }
+
+func TestRecord_ShadowWouldDenyAlwaysWritten(t *testing.T) {
+	l, path := openLog(t, 0) // no plain allow is written
+	d := allow()
+	d.Requirement, d.WouldDeny = "orders-write", authz.ReasonInsufficientScope
+	l.Record(context.Background(), request(), d)
+	l.Record(context.Background(), request(), allow())
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, path)
+	if len(recs) != 1 || recs[0].Decision != "allow" || recs[0].WouldDeny != "insufficient_scope" || recs[0].Requirement != "orders-write" {
+		t.Errorf("records %+v, want the shadow allow alone, with would_deny and requirement", recs)
+	}
+}

@@ -32,6 +32,8 @@ type Record struct {
 	Decision      string    `json:"decision"` // allow or deny
 	Reason        string    `json:"reason"`
 	Status        int       `json:"status"`
+	Requirement   string    `json:"requirement,omitempty"` // the route's requirement, a configured name
+	WouldDeny     string    `json:"would_deny,omitempty"`  // shadow mode: the reason enforce mode would give
 	Sub           string    `json:"sub,omitempty"`
 	Iss           string    `json:"iss,omitempty"`
 	JTI           string    `json:"jti,omitempty"`
@@ -53,6 +55,8 @@ func NewRecord(ctx context.Context, now time.Time, r *authz.Request, d *authz.De
 		Decision:      "deny",
 		Reason:        string(d.Reason),
 		Status:        d.HTTPStatus,
+		Requirement:   d.Requirement,
+		WouldDeny:     string(d.WouldDeny),
 		RequestID:     bounded(r.RequestID, maxID),
 		Method:        bounded(r.Method, maxMethod),
 		Host:          bounded(r.Host, maxHost),

@@ -26,6 +26,10 @@ const (
 	AttrCached     = attribute.Key("extauthz.jwks.cached") // the key lookup waited for no fetch
 	AttrStatusCode = attribute.Key("http.response.status_code")
 	AttrMethod     = attribute.Key("http.request.method")
+	// AttrRequirement names the route's requirement; AttrWouldDeny is, in
+	// shadow mode, the reason enforce mode would have given.
+	AttrRequirement = attribute.Key("extauthz.requirement")
+	AttrWouldDeny   = attribute.Key("extauthz.would_deny")
 )
 
 // maxKIDAttr bounds the kid attribute: the kid is the client's.
@@ -77,6 +81,12 @@ func (st *checkState) end(d *authz.Decision, method string) {
 	if d.KeyID != "" {
 		attrs = append(attrs, AttrKID.String(bounded(d.KeyID, maxKIDAttr)))
 	}
+	if d.Requirement != "" {
+		attrs = append(attrs, AttrRequirement.String(d.Requirement)) // a configured name
+	}
+	if d.WouldDeny != "" {
+		attrs = append(attrs, AttrWouldDeny.String(string(d.WouldDeny)))
+	}
 	switch {
 	case st.waited.Load():
 		attrs = append(attrs, AttrCached.Bool(false))
@@ -97,7 +107,8 @@ func (st *checkState) end(d *authz.Decision, method string) {
 func lookedUp(r authz.Reason) bool {
 	switch r {
 	case authz.ReasonOK, authz.ReasonKeyNotFound, authz.ReasonSignatureInvalid,
-		authz.ReasonTokenExpired, authz.ReasonTokenNotYetValid, authz.ReasonAudienceMismatch:
+		authz.ReasonTokenExpired, authz.ReasonTokenNotYetValid, authz.ReasonAudienceMismatch,
+		authz.ReasonProviderNotAllowed, authz.ReasonInsufficientScope:
 		return true
 	}
 	return false
