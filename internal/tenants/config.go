@@ -20,7 +20,16 @@ type Config struct {
 	Limits       Limits      `yaml:"limits"`
 	Readiness    Readiness   `yaml:"readiness"`
 	JWKS         JWKS        `yaml:"jwks"`
-	Tenants      []Tenant    `yaml:"tenants"`
+	// SenderSettings at the top level are every provider's defaults.
+	SenderSettings `yaml:",inline"`
+	DPoPReplay     DPoPReplay `yaml:"dpop_replay"`
+	// TrustForwardedClientCert makes the Hash of the closest hop's
+	// x-forwarded-client-cert element stand for the client certificate
+	// (RFC 8705 binding) when the request has no peer certificate of its
+	// own. Off by default: only a proxy that sanitises the header may be
+	// believed (on listen.http, only from forward_auth.trusted_proxies).
+	TrustForwardedClientCert bool     `yaml:"trust_forwarded_client_cert"`
+	Tenants                  []Tenant `yaml:"tenants"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -105,6 +114,8 @@ type Tenant struct {
 	ID        string     `yaml:"id"`
 	Hosts     []string   `yaml:"hosts"` // exact or "*.suffix"; port stripped, case-insensitive
 	Providers []Provider `yaml:"providers"`
+	// SenderSettings in a tenant are its providers' defaults.
+	SenderSettings `yaml:",inline"`
 }
 
 // Provider is one identity provider of a tenant.
@@ -120,6 +131,7 @@ type Provider struct {
 	FromParams      []string          `yaml:"from_params"`
 	ClaimsToHeaders map[string]string `yaml:"claims_to_headers"`
 	CacheSettings   `yaml:",inline"`
+	SenderSettings  `yaml:",inline"`
 }
 
 // HeaderSource names a header that carries the token, and the prefix

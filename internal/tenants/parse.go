@@ -79,7 +79,8 @@ func Load(path string) (*Config, error) {
 // Defaults: listen.grpc 127.0.0.1:9191; listen.admin 127.0.0.1:9193 when the
 // key is absent (an explicit "" turns the admin listener off); log json/info;
 // limits 16 KiB tokens, 1024-byte claim headers, 2 s cold wait;
-// jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
+// jwks.max_concurrent_fetches 16; redis namespace jwks-cache; dpop_replay
+// 100000 entries, deny on Redis errors; per provider
 // algorithms [RS256], clock_skew 60s, and, when the provider names no token
 // source at all, from_headers [{authorization, "Bearer "}].
 func Parse(data []byte) (*Config, error) {
@@ -137,6 +138,12 @@ func (c *Config) applyDefaults(adminSet bool) {
 	}
 	if c.JWKS.Redis != nil && c.JWKS.Redis.Namespace == "" {
 		c.JWKS.Redis.Namespace = DefaultRedisNamespace
+	}
+	if c.DPoPReplay.MaxEntries == 0 {
+		c.DPoPReplay.MaxEntries = DefaultDPoPReplayEntries
+	}
+	if c.DPoPReplay.OnRedisError == "" {
+		c.DPoPReplay.OnRedisError = DefaultDPoPOnRedisError
 	}
 	for i := range c.Tenants {
 		for j := range c.Tenants[i].Providers {

@@ -69,6 +69,8 @@ var reservedHeaders = map[string]bool{
 func (c *Config) Validate(check RegistrationCheck) error {
 	v := &validator{}
 	c.validateGlobal(v)
+	validateSender(v, "", c.SenderSettings)
+	c.validateDPoPReplay(v)
 	if len(c.Tenants) == 0 {
 		v.add("tenants", "at least one tenant is required")
 	}
@@ -100,6 +102,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			}
 			hostOwner[n] = hp
 		}
+		validateSender(v, tp+".", t.SenderSettings)
 		if len(t.Providers) == 0 {
 			v.add(tp+".providers", "at least one provider is required")
 		}
@@ -129,6 +132,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 				v.add(pp+".jwks_url", "required")
 			}
 			c.validateProvider(v, pp, p)
+			validateSender(v, pp+".", p.SenderSettings)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
