@@ -61,7 +61,7 @@ func TestFromXFCC_ClosestHop(t *testing.T) {
 	other := hex.EncodeToString(make([]byte, 32))
 	for _, tc := range []struct {
 		name, header, want string
-		err             error
+		err                error
 	}{
 		{"one element", `By=spiffe://acme/gw;Hash=` + h + `;Subject="CN=client"`, Thumbprint(der), nil},
 		{"closest hop is the last", `Hash=` + other + `,By=x;Hash=` + h, Thumbprint(der), nil},
