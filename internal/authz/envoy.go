@@ -45,6 +45,8 @@ func fillFromEnvoy(r *Request, req *authv3.CheckRequest) {
 		Method:            h.GetMethod(),
 		Headers:           h.GetHeaders(),
 		ContextExtensions: attrs.GetContextExtensions(),
+		Scheme:            h.GetScheme(),
+		PeerCertificate:   attrs.GetSource().GetCertificate(),
 	}
 	if len(r.Headers) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
 		r.Headers = make(map[string]string, len(h.GetHeaderMap().GetHeaders()))
@@ -67,6 +69,7 @@ func fillFromEnvoy(r *Request, req *authv3.CheckRequest) {
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
 	}
+	r.ForwardedClientCert = r.Headers["x-forwarded-client-cert"]
 	r.RequestID = r.Headers["x-request-id"]
 	if r.RequestID == "" {
 		r.RequestID = h.GetId()
@@ -99,7 +102,7 @@ func ToCheckResponse(d *Decision) *authv3.CheckResponse {
 	switch d.Reason {
 	case ReasonTenantUnknown:
 		code = codes.PermissionDenied
-	case ReasonJWKSUnavailable:
+	case ReasonJWKSUnavailable, ReasonDPoPReplayUnavailable:
 		code = codes.Unavailable
 	}
 	denied := &authv3.DeniedHttpResponse{

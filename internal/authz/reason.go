@@ -20,6 +20,14 @@ const (
 	ReasonAudienceMismatch    Reason = "audience_mismatch"     // 401: none of the provider's audiences in aud
 	ReasonTenantUnknown       Reason = "tenant_unknown"        // 403: no tenant for the request
 	ReasonJWKSUnavailable     Reason = "jwks_unavailable"      // 503: the provider has no usable keys (identity provider down, nothing cached)
+
+	ReasonDPoPProofMissing      Reason = "dpop_proof_missing"      // 401: a DPoP-bound token without a DPoP header, or presented as Bearer
+	ReasonDPoPProofInvalid      Reason = "dpop_proof_invalid"      // 401: the DPoP proof breaks a rule of RFC 9449 §4.3
+	ReasonDPoPProofReplayed     Reason = "dpop_proof_replayed"     // 401: the DPoP proof was used before
+	ReasonDPoPBindingMismatch   Reason = "dpop_binding_mismatch"   // 401: the proof's key is not the token's cnf.jkt, or the token is not DPoP-bound
+	ReasonDPoPReplayUnavailable Reason = "dpop_replay_unavailable" // 503: the replay check could not answer (Redis down, cache full); fail closed
+	ReasonCertificateMissing    Reason = "certificate_missing"     // 401: a certificate-bound token without a client certificate
+	ReasonCertificateMismatch   Reason = "certificate_mismatch"    // 401: the client certificate is not the token's cnf["x5t#S256"], or the token is not certificate-bound
 )
 
 // Reasons lists every reason code, allow first.
@@ -28,6 +36,9 @@ var Reasons = []Reason{
 	ReasonAlgorithmNotAllowed, ReasonKeyNotFound, ReasonSignatureInvalid,
 	ReasonTokenExpired, ReasonTokenNotYetValid, ReasonIssuerUnknown,
 	ReasonAudienceMismatch, ReasonTenantUnknown, ReasonJWKSUnavailable,
+	ReasonDPoPProofMissing, ReasonDPoPProofInvalid, ReasonDPoPProofReplayed,
+	ReasonDPoPBindingMismatch, ReasonDPoPReplayUnavailable,
+	ReasonCertificateMissing, ReasonCertificateMismatch,
 }
 
 // HTTPStatus returns the HTTP status a decision with this reason carries.
@@ -37,7 +48,7 @@ func (r Reason) HTTPStatus() int {
 		return http.StatusOK
 	case ReasonTenantUnknown:
 		return http.StatusForbidden
-	case ReasonJWKSUnavailable:
+	case ReasonJWKSUnavailable, ReasonDPoPReplayUnavailable:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusUnauthorized
@@ -71,6 +82,29 @@ func (r Reason) description() string {
 		return "no tenant for this request"
 	case ReasonJWKSUnavailable:
 		return "the identity provider's keys are unavailable; try again later"
+	case ReasonDPoPProofMissing:
+		return "the token is DPoP-bound: send it with the DPoP scheme and one DPoP proof"
+	case ReasonDPoPProofInvalid:
+		return "the DPoP proof is invalid"
+	case ReasonDPoPProofReplayed:
+		return "the DPoP proof was already used"
+	case ReasonDPoPBindingMismatch:
+		return "the DPoP proof does not match the token's key binding"
+	case ReasonDPoPReplayUnavailable:
+		return "the DPoP proof cannot be checked right now; try again later"
+	case ReasonCertificateMissing:
+		return "the token is bound to a client certificate, and none was presented"
+	case ReasonCertificateMismatch:
+		return "the client certificate does not match the token's binding"
 	}
 	return ""
+}
+
+// isDPoP reports whether r is a DPoP proof denial (RFC 9449 §7.1 challenge).
+func (r Reason) isDPoP() bool {
+	switch r {
+	case ReasonDPoPProofMissing, ReasonDPoPProofInvalid, ReasonDPoPProofReplayed, ReasonDPoPBindingMismatch:
+		return true
+	}
+	return false
 }

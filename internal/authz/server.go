@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
@@ -39,6 +40,18 @@ type Request struct {
 	Headers map[string]string
 	// ContextExtensions are Envoy's per-route values ("tenant", "provider").
 	ContextExtensions map[string]string
+	// Scheme is the request's URI scheme ("https"): Envoy's
+	// attributes.request.http.scheme, or a trusted proxy's
+	// X-Forwarded-Proto. A DPoP proof's htu is checked against
+	// Scheme://Host/Path; empty matches no proof.
+	Scheme string
+	// PeerCertificate is the client certificate of a mutual-TLS
+	// connection as Envoy sends it (attributes.source.certificate,
+	// URL-encoded PEM); "" without one.
+	PeerCertificate string
+	// ForwardedClientCert is an x-forwarded-client-cert header the front
+	// end may pass on; it is believed only with trust_forwarded_client_cert.
+	ForwardedClientCert string
 }
 
 // Header is one header to set on the upstream request.
@@ -72,6 +85,9 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	// DPoPReplay remembers accepted DPoP proofs (default: this replica's
+	// own cache of tenants.DefaultDPoPReplayEntries).
+	DPoPReplay dpop.ReplayCache
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
@@ -82,6 +98,7 @@ type Server struct {
 	log      *slog.Logger
 	observer Observer
 	parser   *jwt.Parser // read-only after New
+	dpop     *dpop.Checker
 	state    atomic.Pointer[state]
 }
 
@@ -109,6 +126,11 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	replay := opts.DPoPReplay
+	if replay == nil {
+		replay = dpop.NewMemoryReplay(tenants.DefaultDPoPReplayEntries, s.now)
+	}
+	s.dpop = dpop.NewChecker(replay, s.now)
 	s.Update(set)
 	return s
 }
@@ -193,6 +215,9 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	if reason != ReasonOK {
 		// token_missing here means "not in a source of its provider".
 		return deny(reason, t.ID, providerID(p), reason != ReasonTokenMissing), err
+	}
+	if reason, err := s.checkSender(ctx, st, r, p, claims, raw, src); reason != ReasonOK {
+		return denySender(reason, t.ID, p), err
 	}
 	d := Decision{
 		Allowed:    true,
