@@ -28,6 +28,11 @@
 //  6. alg in the provider's list; key from the KeySource by (kid, alg) —
 //     never from jku, x5u, jwk or x5c (RFC 8725 §3.10); signature.
 //  7. exp required; exp, nbf and iat with clock_skew; iss exact; aud any-of.
+//  8. Sender constraint (the provider's sender_constraint): a token with
+//     cnf.jkt needs the DPoP scheme and a valid, unreplayed DPoP proof of
+//     that key (RFC 9449 §4.3, §7.1; package dpop); one with
+//     cnf["x5t#S256"] needs that client certificate (RFC 8705 §3; package
+//     certbind). The "Bearer " authorization source also takes "DPoP ".
 //
 // # Reason codes
 //
@@ -47,11 +52,20 @@
 //	audience_mismatch      401   UNAUTHENTICATED    none of the provider's audiences is in aud
 //	tenant_unknown         403   PERMISSION_DENIED  no tenant for this request
 //	jwks_unavailable       503   UNAVAILABLE        the provider has no usable keys (identity provider down, nothing cached): not the client's fault
+//	dpop_proof_missing     401   UNAUTHENTICATED    a DPoP-bound token without a DPoP header, or not under the DPoP scheme
+//	dpop_proof_invalid     401   UNAUTHENTICATED    the DPoP proof breaks a rule of RFC 9449 §4.3
+//	dpop_proof_replayed    401   UNAUTHENTICATED    the DPoP proof was accepted before
+//	dpop_binding_mismatch  401   UNAUTHENTICATED    the proof's key is not cnf.jkt, or the token is not DPoP-bound
+//	dpop_replay_unavailable 503  UNAVAILABLE        the replay check could not answer: fail closed
+//	certificate_missing    401   UNAUTHENTICATED    a certificate-bound token without a client certificate
+//	certificate_mismatch   401   UNAUTHENTICATED    the client certificate is not cnf["x5t#S256"], or the token is not certificate-bound
 //
 // A denial's body is JSON {"error": "<reason>", "error_description": "..."}.
 // 401 answers carry WWW-Authenticate: Bearer realm="<tenant>", plus
 // error="invalid_token" and error_description when a token was present
-// (RFC 6750 §3). Descriptions are fixed texts: they never echo the token.
+// (RFC 6750 §3); the dpop_* 401s carry RFC 9449 §7.1's DPoP challenge
+// instead, with error="invalid_dpop_proof" and the provider's proof algs.
+// Descriptions are fixed texts: they never echo the token.
 //
 // # Claim headers
 //
