@@ -3,6 +3,7 @@ package dpop
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -84,4 +85,19 @@ func TestFallbackReplay(t *testing.T) {
 			t.Fatalf("%v %v, want the shared replay refusal", ok, err)
 		}
 	})
+}
+
+// BenchmarkMemoryReplay_Once records distinct keys into a cache large
+// enough to hold them all: the cost a fresh proof adds without Redis.
+func BenchmarkMemoryReplay_Once(b *testing.B) {
+	m := NewMemoryReplay(1<<30, nil)
+	ctx := context.Background()
+	var i int
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := m.Once(ctx, strconv.Itoa(i), time.Minute); !ok {
+			b.Fatal("refused")
+		}
+		i++
+	}
 }
