@@ -31,10 +31,12 @@ func isAuthorizationBearer(src tenants.TokenSource) bool {
 	return src.Kind == tenants.SourceHeader && src.Name == "authorization" && strings.EqualFold(src.Prefix, "Bearer ")
 }
 
-// presentedWithDPoP reports whether the token came as "Authorization: DPoP".
+// presentedWithDPoP reports whether the token came as "Authorization: DPoP"
+// (through a Bearer source, or one configured with the DPoP prefix).
 func presentedWithDPoP(r *Request, src tenants.TokenSource) bool {
 	v := r.Headers["authorization"]
-	return isAuthorizationBearer(src) && len(v) >= len(dpopScheme) && strings.EqualFold(v[:len(dpopScheme)], dpopScheme)
+	return src.Kind == tenants.SourceHeader && src.Name == "authorization" &&
+		len(v) >= len(dpopScheme) && strings.EqualFold(v[:len(dpopScheme)], dpopScheme)
 }
 
 // confirmation reads the token's cnf claim (RFC 7800 §3.1): jkt (RFC 9449

@@ -297,6 +297,17 @@ func TestCheck_DPoPReplayUnavailableIs503(t *testing.T) {
 	}
 }
 
+// TestDecide_DPoPOnlySource: a provider that reads only "DPoP " tokens.
+func TestDecide_DPoPOnlySource(t *testing.T) {
+	k := senderKeys()
+	jkt, _ := jktOf(t, k.client)
+	tok := rs256(t, acmeClaims(cnf(map[string]any{"jkt": jkt})))
+	srv := newSenderServer(t, strings.Replace(senderConfig, `value_prefix: "Bearer "`, `value_prefix: "DPoP "`, 1), nil)
+	if d := srv.Decide(context.Background(), dpopRequest(t, "api.acme.test", tok, k.client)); !d.Allowed {
+		t.Fatalf("DPoP-prefixed source: %s", d.Reason)
+	}
+}
+
 func TestDecide_TrustedXFCC(t *testing.T) {
 	k := senderKeys()
 	certTok := rs256(t, acmeClaims(cnf(map[string]any{"x5t#S256": certbind.Thumbprint(k.cert)})))
