@@ -107,6 +107,10 @@ func (c *Checker) Check(ctx context.Context, pol *Policy, r *Request) error {
 		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "dpop+jwt") {
 			return nil, errors.New("typ is not dpop+jwt")
 		}
+		// No extension is understood (RFC 7515 §4.1.11).
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("crit header: no extension is understood")
+		}
 		// §4.3 check 5: an asymmetric alg the server supports; the
 		// configured list holds only those.
 		if !slices.Contains(pol.Algorithms, t.Method.Alg()) {

@@ -143,6 +143,7 @@ func TestCheck_EveryRuleRefuses(t *testing.T) {
 			p.method, p.key = jwt.SigningMethodES384, mustEC(t, elliptic.P384())
 			p.header["jwk"], _ = publicJWK(t, p.key)
 		}, ErrInvalidProof},
+		{"unknown crit", func(p *proof, r *Request) { p.header["crit"] = []any{"x"}; p.header["x"] = 1 }, ErrInvalidProof},
 		{"jwk missing", func(p *proof, r *Request) { delete(p.header, "jwk") }, ErrInvalidProof},
 		{"jwk not an object", func(p *proof, r *Request) { p.header["jwk"] = "key" }, ErrInvalidProof},
 		{"jwk with private member", func(p *proof, r *Request) { p.header["jwk"] = privateJWK }, ErrInvalidProof},
