@@ -88,6 +88,7 @@ func TestValidate_SenderSettings(t *testing.T) {
 		{"HS256 proof", func(c *Config) { c.Tenants[0].DPoP = &DPoP{Algorithms: []string{"ES256", "HS256"}} }, `tenants[0].dpop.algorithms[1]: "HS256" is not an asymmetric JWS algorithm`},
 		{"none proof", func(c *Config) { c.DPoP = &DPoP{Algorithms: []string{"none"}} }, `dpop.algorithms[0]: "none" is not an asymmetric`},
 		{"empty algorithms", func(c *Config) { c.DPoP = &DPoP{Algorithms: []string{}} }, "dpop.algorithms: must not be empty when set"},
+		{"claim into the DPoP header", func(c *Config) { c.Tenants[0].Providers[0].ClaimsToHeaders = map[string]string{"sub": "DPoP"} }, `claims_to_headers.sub: header "DPoP" is reserved`},
 		{"replay entries", func(c *Config) { c.DPoPReplay.MaxEntries = -1 }, "dpop_replay.max_entries: -1 must be between 1 and 10000000"},
 		{"replay on error", func(c *Config) { c.DPoPReplay.OnRedisError = "allow" }, `dpop_replay.on_redis_error: "allow" must be deny or per_replica`},
 	} {
