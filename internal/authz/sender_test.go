@@ -209,3 +209,15 @@ func TestDecide_TrustedXFCC(t *testing.T) {
 		}
 	}
 }
+
+// TestDecide_ShadowReportsSenderFailures: a shadow tenant allows a
+// DPoP-bound token sent as Bearer, reporting what enforce mode would say.
+func TestDecide_ShadowReportsSenderFailures(t *testing.T) {
+	k := authztest.SenderKeys()
+	tok := rs256(t, acmeClaims(cnf(map[string]any{"jkt": k.Client.JKT})))
+	srv := newSenderServer(t, strings.Replace(senderConfig, "  - id: acme\n", "  - id: acme\n    mode: shadow\n", 1), nil)
+	d := srv.Decide(context.Background(), acmeRequestFor("api.acme.test", tok))
+	if !d.Allowed || d.WouldDeny != ReasonDPoPProofMissing {
+		t.Fatalf("Allowed %v, WouldDeny %q; want an allow that would deny %s", d.Allowed, d.WouldDeny, ReasonDPoPProofMissing)
+	}
+}
