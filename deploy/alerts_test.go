@@ -21,6 +21,8 @@ const alertsFile = "deploy/prometheus/alerts.yaml"
 // The alerts operating.md promises, one per failure an operator must see.
 var wantAlerts = []string{
 	"ExtauthzAuditRecordsDropped",
+	"ExtauthzDPoPProofsReplayed",
+	"ExtauthzDPoPReplayCheckUnavailable",
 	"ExtauthzJWKSUnavailable",
 	"ExtauthzProviderUnavailable",
 	"ExtauthzServingStaleKeys",

@@ -184,7 +184,11 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
 		}
 	}
-	s.authz = authz.New(set, s.registry, s.authzHooks(authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics}))
+	s.authz = authz.New(set, s.registry, s.authzHooks(authz.Options{
+		Logger:     s.log.With("component", "authz"),
+		Observer:   s.metrics,
+		DPoPReplay: dpopReplay(cfg, s.redis),
+	}))
 
 	lis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -384,6 +388,7 @@ func (s *Service) warnRestartOnly(old, cfg *tenants.Config) {
 	changed("jwks.max_concurrent_fetches", old.JWKS.MaxConcurrentFetches, cfg.JWKS.MaxConcurrentFetches)
 	changed("jwks.redis", old.JWKS.Redis, cfg.JWKS.Redis)
 	changed("readiness", old.Readiness, cfg.Readiness)
+	changed("dpop_replay", old.DPoPReplay, cfg.DPoPReplay)
 	for _, name := range observeChanged(old, cfg) {
 		s.log.Warn("setting changed on reload takes effect only after a restart", "setting", name)
 	}
