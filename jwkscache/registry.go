@@ -77,6 +77,7 @@ func New(opts Options) (*Registry, error) {
 			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
 			avail:    newAvailability(),
 			observer: opts.Observer,
+			tracer:   opts.Tracer,
 		},
 	}}
 	if opts.Logger != nil {

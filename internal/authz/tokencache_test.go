@@ -81,6 +81,11 @@ func TestTokenCache_SameDecisionsAsUncached(t *testing.T) {
 			return r
 		},
 		func(tok string) *Request { return &Request{Host: "globex.test", Path: "/", Headers: bearer(tok)} },
+		// Routes with requirements: evaluated on every Check, cached or not.
+		func(tok string) *Request { return &Request{Host: "globex.test", Path: "/admin/x", Headers: bearer(tok)} },
+		func(tok string) *Request {
+			return &Request{Host: "api.acme.test", Path: "/orders/1", Method: "POST", Headers: bearer(tok)}
+		},
 		func(tok string) *Request {
 			r := acmeRequest(tok)
 			r.ContextExtensions = map[string]string{"tenant": "globex"}
@@ -89,12 +94,14 @@ func TestTokenCache_SameDecisionsAsUncached(t *testing.T) {
 	}
 	// globex gets a provider with partner's issuer but other keys: a token
 	// verified for acme/partner must not pass there.
-	base := strings.Replace(testConfig, "        from_cookies: [session]", "        audiences: [partner-a]\n        from_cookies: [session]", 1) + `      - id: partner
+	base := strings.Replace(testConfig, "        from_cookies: [session]", "        audiences: [partner-a]\n        from_cookies: [session]", 1)
+	base = strings.Replace(base, "claims_to_headers: {sub: x-auth-subject, org: x-globex-org}\n", `claims_to_headers: {sub: x-auth-subject, org: x-globex-org}
+      - id: partner
         issuer: https://partner.test/
         jwks_url: https://partner.globex.test/jwks.json
         audiences: [partner-g]
         algorithms: [ES256]
-`
+`, 1)
 	configs := []string{
 		base,
 		strings.Replace(base, "audiences: [orders, billing]", "audiences: [billing]", 1),
