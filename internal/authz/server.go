@@ -95,6 +95,11 @@ type Decision struct {
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
+	// ClaimsMemo, when set, is shared by every Decision whose Claims come
+	// from the same verified-token cache entry: a front end keeps its
+	// rendering of Claims there (the gRPC one, its dynamic metadata) so a
+	// repeated token does not pay for it again. Claims are read-only.
+	ClaimsMemo *Memo
 	// Cache says whether the token's verification came from the
 	// verified-token cache (limits.token_cache_entries).
 	Cache CacheResult
@@ -318,7 +323,8 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
 	var kid string
-	p, claims, cached, err := s.verify(ctx, st, t, route, raw, src, &kid)
+	var memo *Memo
+	p, claims, cached, err := s.verify(ctx, st, t, route, raw, src, &kid, &memo)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
@@ -353,6 +359,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 	d.Requirement = requirementName(req)
 	d.WouldDeny = wouldDeny
 	d.Cache = cached
+	d.ClaimsMemo = memo
 	upstreamToken(&d, p, src, raw, r)
 	return d, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -59,6 +60,18 @@ type tokenCache struct {
 	c *otter.Cache[[sha256.Size]byte, *tokenEntry]
 }
 
+// Memo holds one value derived from a cached token's claims, built once.
+type Memo struct {
+	once sync.Once
+	v    any
+}
+
+// Get returns the value, building it with build the first time.
+func (m *Memo) Get(build func() any) any {
+	m.once.Do(func() { m.v = build() })
+	return m.v
+}
+
 // tokenEntry is what verification established about one token.
 type tokenEntry struct {
 	provider *tenants.ProviderRules
@@ -71,6 +84,7 @@ type tokenEntry struct {
 	times jwt.RegisteredClaims
 	// until is when the entry stops being useful: exp plus skew.
 	until time.Time
+	memo  Memo // for Decision.ClaimsMemo
 }
 
 func newTokenCache(size int, obs TokenCacheObserver) *tokenCache {

@@ -82,7 +82,9 @@ func TestTokenCache_SameDecisionsAsUncached(t *testing.T) {
 		},
 		func(tok string) *Request { return &Request{Host: "globex.test", Path: "/", Headers: bearer(tok)} },
 		// Routes with requirements: evaluated on every Check, cached or not.
-		func(tok string) *Request { return &Request{Host: "globex.test", Path: "/admin/x", Headers: bearer(tok)} },
+		func(tok string) *Request {
+			return &Request{Host: "globex.test", Path: "/admin/x", Headers: bearer(tok)}
+		},
 		func(tok string) *Request {
 			return &Request{Host: "api.acme.test", Path: "/orders/1", Method: "POST", Headers: bearer(tok)}
 		},

@@ -79,7 +79,7 @@ type token struct {
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string) (*tenants.ProviderRules, jwt.MapClaims, CacheResult, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, memo **Memo) (*tenants.ProviderRules, jwt.MapClaims, CacheResult, error) {
 	tc := s.tokens.Load()
 	var sum [sha256.Size]byte
 	result := CacheNotUsed
@@ -91,6 +91,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 				if err != nil {
 					return p, nil, CacheHit, err
 				}
+				*memo = &e.memo
 				return p, e.claims, CacheHit, nil
 			}
 		}
@@ -120,6 +121,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, 
 	if tc != nil {
 		if e, ok := newTokenEntry(p, &tok, key); ok {
 			tc.put(sum, e, s.now())
+			*memo = &e.memo
 		}
 	}
 	return p, tok.claims, result, nil

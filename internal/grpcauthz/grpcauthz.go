@@ -176,7 +176,16 @@ func metadata(d *authz.Decision) *structpb.Struct {
 		"provider": structpb.NewStringValue(d.ProviderID),
 	}
 	if d.Claims != nil {
-		fields["claims"] = structpb.NewStructValue(claimsStruct(d.Claims))
+		var cs *structpb.Struct
+		if d.ClaimsMemo != nil {
+			// The same token's claims, from the verified-token cache: built
+			// once and shared (only ever read, as gRPC marshals it).
+			claims := d.Claims
+			cs = d.ClaimsMemo.Get(func() any { return claimsStruct(claims) }).(*structpb.Struct)
+		} else {
+			cs = claimsStruct(d.Claims)
+		}
+		fields["claims"] = structpb.NewStructValue(cs)
 	}
 	if d.Requirement != "" {
 		fields["requirement"] = structpb.NewStringValue(d.Requirement)

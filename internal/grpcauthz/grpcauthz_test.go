@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
+	protov2 "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -257,5 +260,52 @@ func TestToResponse_ReadsTheReasonTable(t *testing.T) {
 	d := authz.Decision{Reason: authz.ReasonOK, HTTPStatus: 403} // a denial mislabelled ok
 	if got := codes.Code(ToResponse(&d).GetStatus().GetCode()); got == codes.OK {
 		t.Error("a denial answered OK")
+	}
+}
+
+// TestCheck_CachedTokenMetadataSharedAndUnchanged checks Checks answered
+// from the verified-token cache, concurrently and marshalled as gRPC does:
+// each response equals the uncached server's, and the claims metadata is
+// built once and shared.
+func TestCheck_CachedTokenMetadataSharedAndUnchanged(t *testing.T) {
+	opts := authz.Options{Now: func() time.Time { return authztest.Now }, Logger: slog.New(slog.DiscardHandler)}
+	cachedAuthz := authz.New(authztest.Set(t, authztest.Config), authztest.NewFakeKeys(), opts)
+	t.Cleanup(cachedAuthz.Close)
+	cached := New(cachedAuthz)
+	uncached := New(authz.New(authztest.Set(t, strings.Replace(authztest.Config, "limits: {", "limits: {token_cache_entries: 0, ", 1)), authztest.NewFakeKeys(), opts))
+	req := checkRequest("api.acme.test", "/orders", authztest.Bearer(authztest.RS256(t, authztest.AcmeClaims())), nil)
+	want, err := uncached.Check(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cached.Check(t.Context(), req); err != nil { // fills the cache
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	resps := make([]*authv3.CheckResponse, 8)
+	for i := range resps {
+		wg.Go(func() {
+			resp, err := cached.Check(context.Background(), req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := protov2.Marshal(resp); err != nil {
+				t.Error(err)
+			}
+			resps[i] = resp
+		})
+	}
+	wg.Wait()
+	for i, resp := range resps {
+		if !protov2.Equal(want, resp) {
+			t.Fatalf("response %d differs from the uncached one:\n%v\n%v", i, resp, want)
+		}
+	}
+	claims := func(r *authv3.CheckResponse) *structpb.Struct {
+		return r.GetDynamicMetadata().GetFields()["claims"].GetStructValue()
+	}
+	if claims(resps[0]) == nil || claims(resps[0]) != claims(resps[1]) {
+		t.Fatal("cached Checks rebuilt the claims metadata")
 	}
 }
