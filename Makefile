@@ -1,5 +1,5 @@
 # Each target is one command; `make test` is what CI runs (.ci/run).
-.PHONY: build build-static docker test e2e bench lint demo
+.PHONY: build build-static docker test e2e bench bench-load lint demo
 
 build: ## build the static binary into bin/extauthz
 	CGO_ENABLED=0 go build -trimpath -o bin/extauthz ./cmd/extauthz
@@ -18,6 +18,12 @@ e2e: ## end-to-end tests only: the real binary against HTTPS identity providers
 
 bench: ## every benchmark (BenchmarkCheck, the cache, the HTTP path), with allocations
 	go test -run "^$$" -bench . -benchmem -benchtime 1s ./...
+
+bench-load: ## load test over gRPC with ghz: no-op server, uncached, cached, 10,000 providers (Linux; see docs/benchmarks.md)
+	CGO_ENABLED=0 go build -trimpath -o bin/extauthz ./cmd/extauthz
+	go build -o bin/noop-authz ./scripts/benchload/noop
+	GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@v0.120.0
+	go run ./scripts/benchload -extauthz bin/extauthz -noop bin/noop-authz -ghz bin/ghz $(BENCH_LOAD_FLAGS)
 
 lint: ## formatting and go vet
 	test -z "$$(gofmt -l .)" && go vet ./...
