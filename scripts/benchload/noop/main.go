@@ -19,7 +19,9 @@ import (
 	"google.golang.org/grpc/reflection"
 )
 
-type allowAll struct{ authv3.UnimplementedAuthorizationServer }
+type allowAll struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (allowAll) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{
