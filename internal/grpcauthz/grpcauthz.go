@@ -130,11 +130,15 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 func ToResponse(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allowed {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders, QueryParametersToRemove: d.RemoveQueryParams}
-		if len(d.Headers) > 0 {
-			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Headers))
-		}
-		for _, h := range d.Headers {
-			ok.Headers = append(ok.Headers, headerOption(h.Name, h.Value))
+		if n := len(d.Headers); n > 0 {
+			// Three allocations for all the header options, not two per header.
+			ok.Headers = make([]*corev3.HeaderValueOption, n)
+			opts, values := make([]corev3.HeaderValueOption, n), make([]corev3.HeaderValue, n)
+			for i, h := range d.Headers {
+				values[i].Key, values[i].Value = h.Name, h.Value
+				opts[i].Header, opts[i].AppendAction = &values[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+				ok.Headers[i] = &opts[i]
+			}
 		}
 		return &authv3.CheckResponse{
 			Status:          &status.Status{Code: int32(codes.OK)},
