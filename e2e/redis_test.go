@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,17 +99,25 @@ func (r *redisIdP) since(i int) []time.Time {
 // redisFleet is the replicas of one test, their Redis and their identity
 // provider.
 type redisFleet struct {
-	t     *testing.T
-	acme  *redisIdP
-	redis *redistest.Server
-	ca    string
-	procs []*proc
+	t       *testing.T
+	acme    *redisIdP
+	redis   *redistest.Server
+	ca      string
+	keyFile string // jwks.redis.hmac_key_file, shared by the replicas
+	procs   []*proc
 }
+
+// redisHMACKey is the fleet's snapshot key in the e2e tests.
+const redisHMACKey = "e2e-fleet-snapshot-key-0123456789abcdef"
 
 func redisNewFleet(t *testing.T) *redisFleet {
 	t.Helper()
 	acme := redisNewIdP(t)
-	return &redisFleet{t: t, acme: acme, redis: redistest.Start(t), ca: caFile(t, acme.srv)}
+	keyFile := filepath.Join(t.TempDir(), "redis-hmac.keys")
+	if err := os.WriteFile(keyFile, []byte(redisHMACKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &redisFleet{t: t, acme: acme, redis: redistest.Start(t), ca: caFile(t, acme.srv), keyFile: keyFile}
 }
 
 // start starts one more replica and waits until it serves. With admin
@@ -119,7 +129,7 @@ func (f *redisFleet) start(admin string) *proc {
 		id: "acme", host: "api.acme.test", idp: f.acme.idp,
 		extra: fmt.Sprintf("        prefetch_jitter: %s\n", redisJitter),
 	})
-	cfg = strings.Replace(cfg, "jwks:\n", fmt.Sprintf("jwks:\n  redis: {url: %q, namespace: e2e}\n", f.redis.URL()), 1)
+	cfg = strings.Replace(cfg, "jwks:\n", fmt.Sprintf("jwks:\n  redis: {url: %q, namespace: e2e, hmac_key_file: %q}\n", f.redis.URL(), f.keyFile), 1)
 	if admin != "" {
 		cfg = strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", admin), 1)
 	}

@@ -23,6 +23,11 @@ type SharedSnapshot struct {
 	ETag, LastModified   string
 	ExpiresAt            time.Time
 	PersistedAt          time.Time // when the document was fetched or revalidated
+	// Fingerprint is the trust fingerprint of the writer's registration
+	// (see fingerprint). A replica adopts only a snapshot fetched under
+	// settings whose fingerprint equals its own; the coordinator must
+	// authenticate it together with the rest of the snapshot.
+	Fingerprint string
 }
 
 // ErrNoSnapshot is what Coordinator.Load returns (wrapped) when there is no
@@ -30,6 +35,38 @@ type SharedSnapshot struct {
 // error means the coordinator itself failed, and the registry carries on
 // alone.
 var ErrNoSnapshot = errors.New("jwkscache: no shared snapshot")
+
+// SnapshotRejectedError is a Coordinator.Load error for a snapshot that is
+// stored but must not be trusted (a failed MAC, a malformed value). It
+// matches ErrNoSnapshot, so the registry fetches for itself, and its
+// Reason is counted in Status.SnapshotsRejected.
+type SnapshotRejectedError struct {
+	Reason string // short snake_case label, e.g. "bad_mac"
+	Err    error
+}
+
+// Error implements error.
+func (e *SnapshotRejectedError) Error() string {
+	return fmt.Sprintf("jwkscache: shared snapshot rejected (%s): %v", e.Reason, e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrNoSnapshot) true and exposes the cause.
+func (e *SnapshotRejectedError) Unwrap() []error { return []error{ErrNoSnapshot, e.Err} }
+
+// The reasons the registry itself rejects a shared snapshot (besides those
+// its Coordinator reports).
+const (
+	RejectFingerprint = "fingerprint_mismatch"  // fetched under other trust settings (jwks_url, issuer, pins...)
+	RejectFuture      = "fetched_in_future"     // persisted_at later than now (beyond maxSnapshotSkew)
+	RejectLifetime    = "lifetime_over_max_ttl" // expires_at beyond persisted_at + max_ttl, or before persisted_at
+	RejectForeign     = "foreign"               // another tenant's or provider's
+	RejectTooLarge    = "too_large"             // JWKS over max_response_bytes
+	RejectInvalidJWKS = "invalid_jwks"          // the JWKS does not parse or holds no usable key
+)
+
+// maxSnapshotSkew is how far in the future a snapshot's persisted_at may
+// be: the clocks of two replicas differ a little, never by more.
+const maxSnapshotSkew = 2 * time.Second
 
 // Coordinator lets the replicas of a fleet behave like one cache (the
 // Redis issue): they share the key sets they fetch and agree, through a
@@ -241,6 +278,7 @@ func (p *provider) share() {
 		LastModified: s.lastModified,
 		ExpiresAt:    s.expiresAt,
 		PersistedAt:  s.fetchedAt,
+		Fingerprint:  p.fingerprint,
 	})
 	if co.failed(p.deps.clock, err) && p.deps.logger != nil && p.ctx.Err() == nil {
 		p.deps.logger.Warn("jwkscache: sharing snapshot failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
@@ -268,7 +306,9 @@ func newer(s, cur *keySet) bool {
 }
 
 // loadShared returns the shared snapshot as a key set, nil when there is
-// none usable, or the coordinator's failure.
+// none usable, or the coordinator's failure. A snapshot that is there but
+// must not be trusted is counted and logged (once per change of reason),
+// and the caller goes on as if there were none: it fetches for itself.
 func (p *provider) loadShared(ctx context.Context) (*keySet, error) {
 	co := p.deps.coord
 	sn, err := co.c.Load(ctx, p.reg.TenantID, p.reg.ProviderID, p.reg.MaxResponseBytes)
@@ -276,42 +316,74 @@ func (p *provider) loadShared(ctx context.Context) (*keySet, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, nil
-	}
-	s, err := p.fromShared(sn, p.deps.clock.Now())
-	if err != nil {
-		if p.deps.logger != nil {
-			p.deps.logger.Warn("jwkscache: ignoring shared snapshot", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
+		var rej *SnapshotRejectedError
+		if errors.As(err, &rej) {
+			p.rejectShared(rej.Reason, rej.Err)
 		}
 		return nil, nil
 	}
+	s, reason, err := p.fromShared(sn, p.deps.clock.Now())
+	if err != nil {
+		if reason != "" {
+			p.rejectShared(reason, err)
+		}
+		return nil, nil
+	}
+	p.rejectShared("", nil)
 	return s, nil
 }
 
+// rejectShared counts a rejected snapshot and logs it when its reason is
+// not the one logged last; an empty reason (a snapshot accepted) resets
+// that, so the next rejection is logged again.
+func (p *provider) rejectShared(reason string, err error) {
+	p.mu.Lock()
+	changed := reason != p.lastRejected
+	p.lastRejected = reason
+	if reason != "" {
+		if p.rejected == nil {
+			p.rejected = map[string]uint64{}
+		}
+		p.rejected[reason]++
+	}
+	p.mu.Unlock()
+	if changed && reason != "" && p.deps.logger != nil {
+		p.deps.logger.Warn("jwkscache: rejected shared snapshot, fetching for ourselves", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
+			"reason", reason, "error", err)
+	}
+}
+
 // fromShared checks a snapshot against this provider's registration (the
-// coordinator validated its form) and builds its key set. The set keeps
-// the snapshot's own expires_at: adopting it must not extend its life.
-func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, error) {
+// coordinator authenticated it and validated its form) and builds its key
+// set. The set keeps the snapshot's own expires_at: adopting it must not
+// extend its life. A snapshot merely expired is no rejection (reason "").
+func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, string, error) {
 	switch {
 	case sn.TenantID != p.reg.TenantID || sn.ProviderID != p.reg.ProviderID:
-		return nil, fmt.Errorf("snapshot of %s/%s", sn.TenantID, sn.ProviderID)
+		return nil, RejectForeign, fmt.Errorf("snapshot of %s/%s", sn.TenantID, sn.ProviderID)
+	case sn.Fingerprint != p.fingerprint:
+		// Written under other trust settings: after jwks_url changes (stop
+		// trusting that identity provider) its keys must not come back.
+		return nil, RejectFingerprint, errors.New("snapshot fetched under other trust settings (jwks_url, issuer, pinned_spki, allowed_domains, require_https, max_response_bytes or max_redirects)")
 	case int64(len(sn.JWKS)) > p.reg.MaxResponseBytes:
-		return nil, fmt.Errorf("snapshot of %d bytes exceeds max_response_bytes %d", len(sn.JWKS), p.reg.MaxResponseBytes)
-	case !sn.ExpiresAt.After(now):
-		return nil, fmt.Errorf("snapshot expired at %s", sn.ExpiresAt.Format(time.RFC3339))
+		return nil, RejectTooLarge, fmt.Errorf("snapshot of %d bytes exceeds max_response_bytes %d", len(sn.JWKS), p.reg.MaxResponseBytes)
+	case sn.PersistedAt.After(now.Add(maxSnapshotSkew)):
+		return nil, RejectFuture, fmt.Errorf("snapshot persisted_at %s is in the future", sn.PersistedAt.Format(time.RFC3339))
 	case sn.ExpiresAt.Before(sn.PersistedAt):
-		return nil, errors.New("snapshot expires before it was persisted")
+		return nil, RejectLifetime, errors.New("snapshot expires before it was persisted")
 	case sn.ExpiresAt.Sub(sn.PersistedAt) > p.reg.MaxTTL:
-		return nil, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", sn.ExpiresAt.Sub(sn.PersistedAt), p.reg.MaxTTL)
+		return nil, RejectLifetime, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", sn.ExpiresAt.Sub(sn.PersistedAt), p.reg.MaxTTL)
+	case !sn.ExpiresAt.After(now):
+		return nil, "", fmt.Errorf("snapshot expired at %s", sn.ExpiresAt.Format(time.RFC3339))
 	}
 	s, _, err := parseKeySet(sn.JWKS)
 	if err != nil {
-		return nil, err
+		return nil, RejectInvalidJWKS, err
 	}
 	s.fetchedAt = sn.PersistedAt
 	s.setExpiry(now, sn.ExpiresAt, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.raw, s.source = sn.ETag, sn.LastModified, sn.JWKS, SourceRedis
-	return s, nil
+	return s, "", nil
 }
 
 // due reports whether the current set needs a refresh at now: its

@@ -16,6 +16,9 @@ import (
 	"github.com/extauthz/extauthz/jwkscache/clocktest"
 )
 
+// fleetKey is the replicas' shared snapshot key (jwks.redis.hmac_key_file).
+var fleetKey = []byte("fleet-key-0123456789abcdefghijklmnop")
+
 // fleet is several registries (replicas) sharing one fake clock, one real
 // redis-server and one JWKS server, each with its own Redis client, as
 // separate processes would be.
@@ -44,7 +47,7 @@ func newFleet(t *testing.T, srv *jwksServer, n int) *fleet {
 // add starts one more replica (not yet registered).
 func (f *fleet) add(t *testing.T) *replica {
 	t.Helper()
-	store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second})
+	store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second, HMACKeys: [][]byte{fleetKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,10 +334,12 @@ func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
 	f := newFleet(t, srv, 2)
 	f.registerAll(t)
 	dead := f.replicas[0].store
-	if ok, err := dead.TryAcquire(context.Background(), "acme", "main", "dead-replica", time.Hour); !ok || err != nil {
+	leaseTTL := f.registration(f.replicas[0]).RetryPolicy.Deadline + time.Second
+	// The lease's real expiry is far: only the fake clock moves, and the
+	// test deletes the key when the lease time has passed on it.
+	if ok, err := dead.TryAcquire(context.Background(), "acme", "main", "dead-replica", leaseTTL); !ok || err != nil {
 		t.Fatalf("TryAcquire: %v %v", ok, err)
 	}
-	leaseTTL := f.registration(f.replicas[0]).RetryPolicy.Deadline + time.Second
 	due := f.replicas[0].status(t).NextRefresh
 	if d := f.replicas[1].status(t).NextRefresh; d.Before(due) {
 		due = d
@@ -423,6 +428,7 @@ func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
 		{"too large", enc("acme", "main", `{"keys":[],"pad":"`+strings.Repeat("x", 2<<20)+`"}`, exp, pers), redisstore.ReasonTooLarge},
 		{"another tenant", enc("globex", "main", jwks, exp, pers), redisstore.ReasonForeign},
 		{"expiry before persisted_at", enc("acme", "main", jwks, pers, exp), redisstore.ReasonBadTimes},
+		{"well-formed but unsigned", enc("acme", "main", jwks, exp, pers), redisstore.ReasonBadMAC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,6 +444,9 @@ func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
 			}
 			if got := r.store.Stats().Invalid[tt.want]; got != 1 {
 				t.Errorf("Invalid[%s] = %d, want 1", tt.want, got)
+			}
+			if got := r.status(t).SnapshotsRejected; got[string(tt.want)] != 1 {
+				t.Errorf("SnapshotsRejected = %v, want %s: 1", got, tt.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,12 @@ type provider struct {
 	// warmChecked: Register already asked the coordinator (coordinate.go);
 	// the first refresh does not ask again. Set before the provider runs.
 	warmChecked bool
+	// fingerprint is the registration's trust fingerprint (fingerprint.go).
+	fingerprint string
+	// rejected counts shared snapshots not trusted, by reason; lastRejected
+	// is the reason logged last (under mu).
+	rejected     map[string]uint64
+	lastRejected string
 }
 
 func newProvider(parent context.Context, reg Registration, d deps, f fetcher, closeIdle func()) *provider {
@@ -279,6 +286,9 @@ func (p *provider) status() Status {
 	st.LastRefresh, st.NextRefresh, st.ConsecutiveErrors = p.lastRefresh, p.nextRefresh, p.consecutive
 	if p.lastErr != nil {
 		st.LastError = p.lastErr.Error()
+	}
+	if len(p.rejected) > 0 {
+		st.SnapshotsRejected = maps.Clone(p.rejected)
 	}
 	p.mu.Unlock()
 	s := p.snap.Load()

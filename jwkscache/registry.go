@@ -182,7 +182,9 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 		maxTTL:   reg.MaxTTL,
 		pins:     pins,
 	}
-	return newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	p := newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	p.fingerprint = fingerprint(reg, im.opts.AllowedDomains)
+	return p
 }
 
 // Unregister removes a provider and stops its background work.
@@ -297,10 +299,11 @@ func cloneRegistration(reg Registration) Registration {
 }
 
 // sameSource reports whether keys fetched under registration a may serve
-// registration b: the same URL, fetched under the same guards (HTTPS,
-// allowlist, pins, redirect and size limits).
+// registration b: the same URL and issuer, fetched under the same guards
+// (HTTPS, allowlist, pins, redirect and size limits) — the settings of the
+// trust fingerprint.
 func sameSource(a, b Registration) bool {
-	return a.JWKSURL == b.JWKSURL && a.RequireHTTPS == b.RequireHTTPS &&
+	return a.JWKSURL == b.JWKSURL && a.Issuer == b.Issuer && a.RequireHTTPS == b.RequireHTTPS &&
 		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&
 		slices.Equal(a.AllowedDomains, b.AllowedDomains) && slices.Equal(a.PinnedSPKI, b.PinnedSPKI)
 }

@@ -21,7 +21,11 @@ type coordinator struct{ s *Store }
 
 func (c coordinator) Load(ctx context.Context, tenantID, providerID string, maxBytes int64) (jwkscache.SharedSnapshot, error) {
 	snap, err := c.s.Load(ctx, tenantID, providerID, maxBytes)
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidSnapshot) {
+	var invalid *InvalidSnapshotError
+	if errors.As(err, &invalid) {
+		return jwkscache.SharedSnapshot{}, &jwkscache.SnapshotRejectedError{Reason: string(invalid.Reason), Err: err}
+	}
+	if errors.Is(err, ErrNotFound) {
 		return jwkscache.SharedSnapshot{}, fmt.Errorf("%w: %w", jwkscache.ErrNoSnapshot, err)
 	}
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 // TryAcquire takes the refresh lease of (tenant, provider) for holder when
 // nobody holds it (SET NX PX): true means holder may fetch, and the lease
 // ends by itself after ttl if the holder dies. A false with a nil error
-// means another replica holds it.
+// means another replica holds it. A lease that would outlast ttl (see
+// setNX) is taken over.
 func (s *Store) TryAcquire(ctx context.Context, tenant, provider, holder string, ttl time.Duration) (bool, error) {
 	if err := checkIDs(tenant, provider); err != nil {
 		return false, err
@@ -37,22 +38,35 @@ func (s *Store) TryCooldown(ctx context.Context, tenant, provider, holder string
 	return s.setNX(ctx, s.cooldownKey(tenant, provider), holder, ttl)
 }
 
-// setNX sets key to holder for ttl (SET NX PX) unless it exists.
+// setNX sets key to holder for ttl (SET NX PX) unless it exists with at
+// most ttl left. A key without an expiry, or with more time left than any
+// replica asks for, was not written by a replica (or by one with other
+// settings): whoever can write to Redis must not be able to stop the fleet
+// refreshing for longer than the lease's own bound, so such a key is taken
+// over. The check and the write are one script, so two replicas never both
+// take it.
 func (s *Store) setNX(ctx context.Context, key, holder string, ttl time.Duration) (bool, error) {
 	ttl = max(ttl, time.Millisecond)
 	var ok bool
 	err := s.call(ctx, "acquire "+key, func(ctx context.Context) error {
-		err := s.client.Do(ctx, "SET", key, holder, "NX", "PX", ttl.Milliseconds()).Err()
-		switch err {
-		case nil:
-			ok = true
-		case redis.Nil: // NX and the key exists
-			err = nil
-		}
+		n, err := acquireScript.Run(ctx, s.client, []string{key}, holder, ttl.Milliseconds()).Int64()
+		ok = n == 1
 		return err
 	})
 	return ok, err
 }
+
+// acquireScript is setNX's SET NX PX with the takeover of a key whose
+// remaining time (PTTL: -1 without expiry) exceeds ARGV[2] ms.
+var acquireScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 or left > tonumber(ARGV[2]) then
+	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+	return 1
+end
+return 0
+`)
 
 // releaseScript deletes the lease only while ARGV[1] still holds it: after
 // a lease expired and another replica took it, the late first holder must
