@@ -86,8 +86,24 @@ type Coordinator interface {
 	// replica holds it.
 	Release(ctx context.Context, tenantID, providerID, holder string) error
 	// TryCooldown starts the provider's fleet-wide unknown-kid cooldown
-	// for holder unless it runs already; it ends by itself after ttl.
-	TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error)
+	// for holder unless it runs already; it ends by itself after ttl. When
+	// it runs already, settled reports whether its holder has shared the
+	// outcome of its refresh (SettleCooldown).
+	TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (ok, settled bool, err error)
+	// SettleCooldown records that holder's unknown-kid refresh has been
+	// shared (Save returned), until the cooldown ends; it does nothing
+	// when another replica holds the cooldown.
+	SettleCooldown(ctx context.Context, tenantID, providerID, holder string) error
+}
+
+// Notifier is implemented by a Coordinator that announces every snapshot
+// saved by any replica. The registry subscribes once, and a replica
+// waiting for another's fetch is woken by the announcement instead of
+// finding the snapshot at its next poll. Announcements may be lost (Redis
+// pub/sub is at most once): polling stays as the safety net.
+type Notifier interface {
+	// Subscribe calls fn for every announced snapshot until ctx is done.
+	Subscribe(ctx context.Context, fn func(tenantID, providerID string)) error
 }
 
 // coordination is what a provider borrows from its registry to coordinate.
@@ -106,8 +122,9 @@ type coordination struct {
 const coordinatorDownFor = 5 * time.Second
 
 // sharedPoll is how often a replica waiting for another's fetch looks for
-// its snapshot.
-const sharedPoll = 250 * time.Millisecond
+// its snapshot when no announcement (Notifier) woke it: the safety net for
+// lost announcements and coordinators without them.
+const sharedPoll = time.Second
 
 // defaultHolder names this process in leases: the pid helps an operator
 // find the holder, the random part keeps two hosts' pids apart.
@@ -205,33 +222,59 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 // a flood of random kids across the fleet costs the identity provider one
 // request per cooldown whatever the number of replicas. The cooldown is
 // not the refresh lease, so it never holds up the scheduled refreshes.
+//
+// A rotation reaches every replica at once: the replica that did not win
+// the cooldown must not refuse the new kid while the winner is fetching
+// it. So it waits for the winner's snapshot (woken by the coordinator's
+// announcement), and the lookups that triggered the refresh wait with it,
+// each bounded by its own deadline (the Check's, limits.cold_wait): one
+// that runs out answers ErrUnavailable, never ErrKeyNotFound. The winner
+// marks the cooldown settled once its snapshot is shared; a replica that
+// finds it settled has read that snapshot already (refresh adopts the
+// newest before coming here) and does not wait.
 func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
 	co := p.deps.coord
-	ok, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
-	if co.failed(p.deps.clock, err) || ok {
+	ok, settled, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
+	if co.failed(p.deps.clock, err) {
 		return p.fetchAndShare(c, false)
+	}
+	if ok {
+		res, n, err := p.fetchAndShare(c, false)
+		if err == nil {
+			if err := co.c.SettleCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
+				co.failed(p.deps.clock, err)
+			}
+		}
+		return res, n, err
 	}
 	if adopted {
 		return fetchResult{fleet: resultShared}, 0, nil
 	}
-	// The replica that started the cooldown may be fetching right now (for
-	// this very kid): pick its snapshot up if it comes within a lease time.
-	c.closeFirst()
+	if settled {
+		// Settled after our first look: its snapshot is there now.
+		if got, err := p.adoptShared(); got && err == nil {
+			c.closeFirst()
+			return fetchResult{fleet: resultShared}, 0, nil
+		}
+		return fetchResult{fleet: resultDeferred}, 0, nil
+	}
 	if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
 		return res, 0, err
 	}
 	return fetchResult{fleet: resultDeferred}, 0, nil
 }
 
-// waitShared polls the coordinator until a snapshot newer than ours
-// appears (adopted: got), the wait ends, or the provider closes.
+// waitShared waits until a snapshot newer than ours appears (adopted:
+// got), the wait ends, or the provider closes. It looks when the
+// coordinator announces a snapshot of this provider and, failing that,
+// every sharedPoll.
 func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, error) {
 	clk := p.deps.clock
 	end := clk.Now().Add(wait)
-	for clk.Now().Before(end) {
-		if !sleep(clk, min(sharedPoll, end.Sub(clk.Now())), p.ctx.Done()) {
-			return fetchResult{}, false, p.ctx.Err()
-		}
+	for {
+		// Taken before looking, so an announcement made while we look
+		// wakes the next wait at once.
+		announced := p.announced()
 		adopted, err := p.adoptShared()
 		if err != nil {
 			return fetchResult{}, false, nil // down: the caller tries the lease, fails, fetches alone
@@ -240,8 +283,37 @@ func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, e
 			c.closeFirst()
 			return fetchResult{fleet: resultShared}, true, nil
 		}
+		left := end.Sub(clk.Now())
+		if left <= 0 {
+			return fetchResult{}, false, nil
+		}
+		if !sleepOrWake(clk, min(sharedPoll, left), announced, p.ctx.Done()) {
+			return fetchResult{}, false, p.ctx.Err()
+		}
 	}
-	return fetchResult{}, false, nil
+}
+
+// announced returns a channel closed at the next announcement of a
+// snapshot of this provider.
+func (p *provider) announced() <-chan struct{} { return *p.announce.Load() }
+
+// announceShared wakes every waitShared of this provider.
+func (p *provider) announceShared() {
+	next := make(chan struct{})
+	close(*p.announce.Swap(&next))
+}
+
+// subscribe feeds the coordinator's announcements to the providers, until
+// the registry closes.
+func (im *registryImpl) subscribe(n Notifier) {
+	err := n.Subscribe(im.ctx, func(tenantID, providerID string) {
+		if p := (*im.providers.Load())[providerKey{tenantID, providerID}]; p != nil {
+			p.announceShared()
+		}
+	})
+	if err != nil && im.ctx.Err() == nil && im.deps.logger != nil {
+		im.deps.logger.Warn("jwkscache: snapshot announcements stopped; replicas waiting on another's fetch poll instead", "error", err)
+	}
 }
 
 // fetchAndShare fetches from the identity provider (with retries) and, on

@@ -33,6 +33,7 @@ type registryImpl struct {
 	providers atomic.Pointer[map[providerKey]*provider]
 	mu        sync.Mutex
 	closed    bool
+	bg        sync.WaitGroup // the coordinator subscription
 }
 
 // New returns a registry. It fails on invalid options (a bad global allowlist entry).
@@ -90,6 +91,9 @@ func New(opts Options) (*Registry, error) {
 	r.impl.ctx, r.impl.cancel = context.WithCancel(context.Background())
 	empty := map[providerKey]*provider{}
 	r.impl.providers.Store(&empty)
+	if n, ok := opts.Coordinator.(Notifier); ok {
+		r.impl.bg.Go(func() { r.impl.subscribe(n) })
+	}
 	return r, nil
 }
 
@@ -287,6 +291,7 @@ func (r *Registry) Close() error {
 		wg.Go(p.close)
 	}
 	wg.Wait()
+	im.bg.Wait()
 	return nil
 }
 

@@ -193,7 +193,8 @@ func TestAcquire_ForgedKeysBoundedByTheirTTL(t *testing.T) {
 	try := map[string]func() (bool, error){
 		"test:lease:acme:main_idp": func() (bool, error) { return s.TryAcquire(ctx, "acme", "main_idp", "replica", ttl) },
 		"test:kid-cooldown:acme:main_idp": func() (bool, error) {
-			return s.TryCooldown(ctx, "acme", "main_idp", "replica", ttl)
+			ok, _, err := s.TryCooldown(ctx, "acme", "main_idp", "replica", ttl)
+			return ok, err
 		},
 	}
 	for key, acquire := range try {

@@ -532,11 +532,25 @@ func TestCooldown_ExclusiveAndApartFromTheLease(t *testing.T) {
 	b := openStore(t, srv.URL(), redisstore.Options{})
 	ctx := context.Background()
 	mustAcquire(t, a, "replica-a", time.Minute, true) // the refresh lease is held...
-	if ok, err := b.TryCooldown(ctx, "acme", "main_idp", "replica-b", time.Minute); err != nil || !ok {
+	if ok, _, err := b.TryCooldown(ctx, "acme", "main_idp", "replica-b", time.Minute); err != nil || !ok {
 		t.Fatalf("TryCooldown while another holds the lease = %v, %v; want true", ok, err) // ...the cooldown is not
 	}
-	if ok, err := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute); err != nil || ok {
-		t.Fatalf("TryCooldown while it runs = %v, %v; want false", ok, err)
+	ok, settled, err := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute)
+	if err != nil || ok || settled {
+		t.Fatalf("TryCooldown while it runs = %v, settled %v, %v; want false, not settled", ok, settled, err)
+	}
+	// Only the holder settles it; settled, it still runs, with its expiry.
+	if err := a.SettleCooldown(ctx, "acme", "main_idp", "replica-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, settled, _ := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute); settled {
+		t.Fatal("a replica that does not hold the cooldown settled it")
+	}
+	if err := b.SettleCooldown(ctx, "acme", "main_idp", "replica-b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, settled, err := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute); ok || !settled || err != nil {
+		t.Fatalf("TryCooldown after the holder settled = %v, settled %v, %v; want false, settled", ok, settled, err)
 	}
 	ttl, err := srv.Client(t).PTTL(ctx, "test:kid-cooldown:acme:main_idp").Result()
 	if err != nil || ttl <= 59*time.Second || ttl > time.Minute {
