@@ -291,6 +291,7 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 	// unknown-kid cooldown and fetches; the others wait for its snapshot,
 	// woken by the Redis announcement: not one valid Check is refused.
 	stop = f.traffic(current)
+	time.Sleep(500 * time.Millisecond) // traffic before the rotation
 	mark = f.acme.count()
 	if _, err := f.acme.Rotate("ES256", true); err != nil {
 		t.Fatal(err)
@@ -301,6 +302,7 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 	for i, p := range f.procs {
 		eventually(t, func() bool { return redisAllow(t, p, current()) }, "replica %d to allow the rotated key", i)
 	}
+	time.Sleep(500 * time.Millisecond) // and after it
 	total, failed = stop()
 	t.Logf("rotation: %d of %d valid Checks refused across the rotation on 3 replicas; %d JWKS fetches", failed, total, f.acme.count()-mark)
 	if failed != 0 {
@@ -597,5 +599,38 @@ func TestRedis_SnapshotOfOldJWKSURLNotAdopted(t *testing.T) {
 	}
 	if got := next.JWKSRequests() - mark; got < 1 {
 		t.Errorf("the fresh replica made %d requests to the new jwks_url, want it to fetch", got)
+	}
+}
+
+// TestRedis_CheckRequiresHMACKeyFile: `-check` refuses jwks.redis without
+// a key file, or with a key shorter than 32 bytes, naming the key; and the
+// server refuses to start on such a config.
+func TestRedis_CheckRequiresHMACKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.keys")
+	if err := os.WriteFile(short, []byte("too-short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "listen: {grpc: \"127.0.0.1:9191\"}\njwks:\n  redis: {url: \"redis://127.0.0.1:6379/0\"%s}\ntenants: []\n"
+	for name, tt := range map[string]struct{ extra, want string }{
+		"no key file": {"", "jwks.redis.hmac_key_file: required when redis is set"},
+		"short key":   {fmt.Sprintf(", hmac_key_file: %q", short), "jwks.redis.hmac_key_file: redisstore: hmac keys " + short + ": line 1: key of 9 bytes, want at least 32"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "extauthz.yaml")
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(base, tt.extra)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := run(t, "-config", path, "-check")
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("-check: exit %d, want non-zero naming %q:\n%s", code, tt.want, stderr)
+			}
+			if strings.Contains(stderr, "too-short") {
+				t.Errorf("-check quotes the key:\n%s", stderr)
+			}
+			if code, _, _ := run(t, "-config", path); code == 0 {
+				t.Error("the server started on the config")
+			}
+		})
 	}
 }

@@ -304,11 +304,11 @@ func cloneRegistration(reg Registration) Registration {
 }
 
 // sameSource reports whether keys fetched under registration a may serve
-// registration b: the same URL and issuer, fetched under the same guards
-// (HTTPS, allowlist, pins, redirect and size limits) — the settings of the
-// trust fingerprint.
+// registration b: the same URL, fetched under the same guards (HTTPS,
+// allowlist, pins, redirect and size limits). The issuer does not matter
+// here: the same document fetched again would hold the same keys.
 func sameSource(a, b Registration) bool {
-	return a.JWKSURL == b.JWKSURL && a.Issuer == b.Issuer && a.RequireHTTPS == b.RequireHTTPS &&
+	return a.JWKSURL == b.JWKSURL && a.RequireHTTPS == b.RequireHTTPS &&
 		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&
 		slices.Equal(a.AllowedDomains, b.AllowedDomains) && slices.Equal(a.PinnedSPKI, b.PinnedSPKI)
 }

@@ -14,11 +14,11 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -127,8 +127,18 @@ func Open(url, namespace string, opts Options) (*Store, error) {
 		timeout:   opts.Timeout,
 		log:       opts.Logger,
 		now:       opts.Now,
-		hmacKeys:  slices.Clone(opts.HMACKeys),
+		hmacKeys:  cloneKeys(opts.HMACKeys),
 	}, nil
+}
+
+// cloneKeys copies the keys, so a caller reusing its buffers cannot change
+// them behind the store's back.
+func cloneKeys(keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = bytes.Clone(k)
+	}
+	return out
 }
 
 func checkNamespace(ns string) error {
