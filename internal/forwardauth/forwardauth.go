@@ -47,8 +47,9 @@
 //
 // Forwarded headers name the tenant (X-Forwarded-Host) and so must come from
 // a gateway that sets them, never from a client. They are believed only when
-// the peer (the TCP connection's address) is loopback or inside one of
-// Options.TrustedProxies; from any other peer they are ignored and removed
+// the peer (the TCP connection's address) is inside one of
+// Options.TrustedProxies, loopback included only if listed (behind an Istio
+// sidecar every client arrives from 127.0.0.6); from any other peer they are ignored and removed
 // from what authz sees, and a debug log says so. The request's own Host,
 // path and method are used instead, which is what Envoy's http_service
 // sends. A forwarded header that arrives more than once, or an
@@ -64,6 +65,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/extauthz/extauthz/internal/authz"
 )
@@ -76,8 +78,8 @@ type Decider interface {
 
 // Options configure a Handler.
 type Options struct {
-	// TrustedProxies are the peer networks, besides loopback (always
-	// trusted), whose forwarded headers are believed.
+	// TrustedProxies are the peer networks whose forwarded headers are
+	// believed. Loopback is not trusted unless it is in the list.
 	TrustedProxies []netip.Prefix
 	// PathPrefix is removed from the front of the request's own target
 	// when that target is the original one (Envoy http_service's
@@ -131,9 +133,22 @@ func New(d Decider, opts Options) (*Handler, error) {
 
 // ServeHTTP answers one forward-auth subrequest (any path, any method).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
+	if hasBody {
+		// An auth subrequest has no body, and a decision never needs one:
+		// answer at once and close, rather than let net/http wait for (and
+		// discard) a body the client may send as slowly as it likes.
+		w.Header().Set("Connection", "close")
+	}
 	req := h.request(r)
 	d := h.decider.Decide(r.Context(), req)
 	write(w, &d)
+	if hasBody {
+		// net/http reads up to 256 KiB of an unread body after the handler,
+		// even on a connection it then closes; an expired read deadline
+		// ends that read at once. The answer is already buffered.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // write maps d to the HTTP answer.
