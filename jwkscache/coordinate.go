@@ -226,42 +226,55 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 // A rotation reaches every replica at once: the replica that did not win
 // the cooldown must not refuse the new kid while the winner is fetching
 // it. So it waits for the winner's snapshot (woken by the coordinator's
-// announcement), and the lookups that triggered the refresh wait with it,
-// each bounded by its own deadline (the Check's, limits.cold_wait): one
-// that runs out answers ErrUnavailable, never ErrKeyNotFound. The winner
-// marks the cooldown settled once its snapshot is shared; a replica that
-// finds it settled has read that snapshot already (refresh adopts the
-// newest before coming here) and does not wait.
+// announcements, polling every sharedPoll, at most a lease time), and the
+// lookups that triggered the refresh wait with it, each bounded by its own
+// deadline (the Check's, limits.cold_wait): one that runs out answers
+// ErrUnavailable, never ErrKeyNotFound. The winner marks the cooldown
+// settled once its snapshot is saved (and announces that too); a replica
+// that finds it settled has read that snapshot and stops waiting, even
+// when the snapshot held nothing newer than its own set.
 func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
-	co := p.deps.coord
-	ok, settled, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
-	if co.failed(p.deps.clock, err) {
-		return p.fetchAndShare(c, false)
-	}
-	if ok {
-		res, n, err := p.fetchAndShare(c, false)
-		if err == nil {
-			if err := co.c.SettleCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
-				co.failed(p.deps.clock, err)
+	co, clk := p.deps.coord, p.deps.clock
+	end := clk.Now().Add(p.leaseTTL())
+	for {
+		// Taken before looking, so an announcement made while we look
+		// (a snapshot saved, the cooldown settled) wakes the wait at once.
+		announced := p.announced()
+		ok, settled, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
+		switch {
+		case co.failed(clk, err):
+			return p.fetchAndShare(c, false)
+		case ok: // ours (at first, or once the winner's ran out): fetch
+			res, n, err := p.fetchAndShare(c, false)
+			if err == nil {
+				if err := co.c.SettleCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
+					co.failed(clk, err)
+				}
 			}
-		}
-		return res, n, err
-	}
-	if adopted {
-		return fetchResult{fleet: resultShared}, 0, nil
-	}
-	if settled {
-		// Settled after our first look: its snapshot is there now.
-		if got, err := p.adoptShared(); got && err == nil {
-			c.closeFirst()
+			return res, n, err
+		case adopted:
 			return fetchResult{fleet: resultShared}, 0, nil
 		}
-		return fetchResult{fleet: resultDeferred}, 0, nil
+		// Settled means its snapshot was saved before: this look finds it,
+		// or we hold it already.
+		got, err := p.adoptShared()
+		switch {
+		case err != nil:
+			return fetchResult{fleet: resultDeferred}, 0, nil // Redis failed: answer from what we have
+		case got:
+			c.closeFirst()
+			return fetchResult{fleet: resultShared}, 0, nil
+		case settled:
+			return fetchResult{fleet: resultDeferred}, 0, nil
+		}
+		left := end.Sub(clk.Now())
+		if left <= 0 {
+			return fetchResult{fleet: resultDeferred}, 0, nil
+		}
+		if !sleepOrWake(clk, min(sharedPoll, left), announced, p.ctx.Done()) {
+			return fetchResult{}, 0, p.ctx.Err()
+		}
 	}
-	if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
-		return res, 0, err
-	}
-	return fetchResult{fleet: resultDeferred}, 0, nil
 }
 
 // waitShared waits until a snapshot newer than ours appears (adopted:

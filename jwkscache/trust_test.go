@@ -92,8 +92,10 @@ func TestCoordinated_ForgedSnapshotNeverAdopted(t *testing.T) {
 		}
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a hang becomes a failure
+	defer cancel()
 	for name, r := range map[string]*replica{"fresh": fresh, "running": running} {
-		if _, err := r.reg.Key(context.Background(), "acme", "main", "evil", "ES256"); !errors.Is(err, jwkscache.ErrKeyNotFound) {
+		if _, err := r.reg.Key(ctx, "acme", "main", "evil", "ES256"); !errors.Is(err, jwkscache.ErrKeyNotFound) {
 			t.Errorf("%s replica: the attacker's kid: err = %v, want ErrKeyNotFound", name, err)
 		}
 		if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {

@@ -60,24 +60,29 @@ func (s *Store) TryCooldown(ctx context.Context, tenant, provider, holder string
 const settledSuffix = " settled"
 
 // settleScript marks the cooldown settled, keeping its expiry, while
-// ARGV[1] still holds it.
+// ARGV[1] still holds it, and announces it on the updates channel (ARGV[3],
+// message ARGV[4]) so that the replicas waiting on it look again.
 var settleScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-	return redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2], 'KEEPTTL') and 1 or 0
+	redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2], 'KEEPTTL')
+	redis.call('PUBLISH', ARGV[3], ARGV[4])
+	return 1
 end
 return 0
 `)
 
 // SettleCooldown records that holder, which started the unknown-kid
-// cooldown of (tenant, provider), has shared the outcome of its refresh.
-// It does nothing when another holds the cooldown.
+// cooldown of (tenant, provider), has shared the outcome of its refresh,
+// and announces it like a saved snapshot. It does nothing when another
+// holds the cooldown.
 func (s *Store) SettleCooldown(ctx context.Context, tenant, provider, holder string) error {
 	if err := checkIDs(tenant, provider); err != nil {
 		return err
 	}
 	key := s.cooldownKey(tenant, provider)
 	return s.call(ctx, "settle "+key, func(ctx context.Context) error {
-		return settleScript.Run(ctx, s.client, []string{key}, holder, settledSuffix).Err()
+		return settleScript.Run(ctx, s.client, []string{key}, holder, settledSuffix,
+			s.updatesChannel(), tenant+"/"+provider).Err()
 	})
 }
 
