@@ -31,7 +31,7 @@ func clip(s string) string {
 // built from fixed texts and library errors, never from the token.
 func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err error, elapsed time.Duration) {
 	level := slog.LevelInfo
-	if d.Allowed {
+	if d.Allowed && d.WouldDeny == "" {
 		level = slog.LevelDebug
 	}
 	if !s.log.Enabled(ctx, level) {
@@ -47,11 +47,23 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 		slog.String("method", clip(r.Method)),
 		slog.String("path", clip(pathOnly(r.Path))),
 	}
+	if d.Requirement != "" {
+		attrs = append(attrs, slog.String("requirement", d.Requirement))
+	}
+	if d.Anonymous {
+		attrs = append(attrs, slog.Bool("anonymous", true))
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", clip(err.Error())))
 	}
 	msg := "denied"
-	if d.Allowed {
+	switch {
+	case d.WouldDeny != "":
+		// Shadow mode: allowed, but this is the denial an operator
+		// onboarding the tenant needs to see.
+		msg = "would deny (shadow mode)"
+		attrs = append(attrs, slog.String("would_deny", string(d.WouldDeny)))
+	case d.Allowed:
 		msg = "allowed"
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)

@@ -59,7 +59,8 @@ func TestMetrics_ScriptedTrafficExactSeries(t *testing.T) {
 			"decision=deny,provider=none,reason=issuer_unknown,tenant=acme":    1,
 			"decision=deny,provider=none,reason=token_malformed,tenant=acme":   1,
 		},
-		"extauthz_check_duration_seconds": {"decision=allow": 3, "decision=deny": 7},
+		// The tenant label: configured ids, and "unknown" for the rest.
+		"extauthz_check_duration_seconds": {"decision=allow,tenant=acme": 3, "decision=deny,tenant=acme": 5, "decision=deny,tenant=unknown": 2},
 		// Five decisions reached the key lookup: 3 allowed, the expired
 		// token (the signature is checked before the claims) and the bad
 		// signature.
@@ -199,6 +200,8 @@ func TestCheckDone_LabelValues(t *testing.T) {
 			"decision=deny,provider=none,reason=token_missing,tenant=acme"},
 		{"reason outside the fixed list", authz.Decision{Reason: "made_up", TenantID: "acme", ProviderID: "main"},
 			"decision=deny,provider=main,reason=other,tenant=acme"},
+		{"shadow allow", authz.Decision{Allowed: true, Reason: authz.ReasonOK, WouldDeny: authz.ReasonInsufficientScope, TenantID: "acme", ProviderID: "main"},
+			"decision=allow,provider=main,reason=ok,tenant=acme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +211,15 @@ func TestCheckDone_LabelValues(t *testing.T) {
 			if diff := cmp.Diff(map[string]float64{tt.want: 1}, series(fams, "extauthz_check_total")); diff != "" {
 				t.Errorf("extauthz_check_total (-want +got):\n%s", diff)
 			}
-			decision := strings.SplitN(tt.want, ",", 2)[0]
+			wantShadow := map[string]float64{}
+			if tt.d.WouldDeny != "" {
+				wantShadow["provider="+tt.d.ProviderID+",reason="+string(tt.d.WouldDeny)+",tenant="+tt.d.TenantID] = 1
+			}
+			if diff := cmp.Diff(wantShadow, series(fams, "extauthz_shadow_would_deny_total")); diff != "" {
+				t.Errorf("extauthz_shadow_would_deny_total (-want +got):\n%s", diff)
+			}
+			labels := strings.Split(tt.want, ",")
+			decision := labels[0] + "," + labels[len(labels)-1] // decision=…,tenant=…
 			if diff := cmp.Diff(map[string]float64{decision: 1}, series(fams, "extauthz_check_duration_seconds")); diff != "" {
 				t.Errorf("extauthz_check_duration_seconds (-want +got):\n%s", diff)
 			}
@@ -246,5 +257,30 @@ func TestCollectCache_RedisSnapshotsRejected(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, series(scrape(t, m), "jwks_cache_redis_snapshots_rejected_total")); diff != "" {
 		t.Errorf("jwks_cache_redis_snapshots_rejected_total (-want +got):\n%s", diff)
+	}
+}
+
+func TestCollectAudit(t *testing.T) {
+	tests := []struct {
+		name    string
+		dropped func() uint64
+		want    float64
+	}{
+		{"audit off", nil, 0},
+		{"dropped records", func() uint64 { return 7 }, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			if err := m.CollectAudit(tt.dropped); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(map[string]float64{"": tt.want}, series(scrape(t, m), "extauthz_audit_dropped_total")); diff != "" {
+				t.Errorf("extauthz_audit_dropped_total (-want +got):\n%s", diff)
+			}
+			if err := m.CollectAudit(tt.dropped); err == nil {
+				t.Error("a second CollectAudit succeeded")
+			}
+		})
 	}
 }

@@ -22,7 +22,18 @@ type Config struct {
 	Limits       Limits      `yaml:"limits"`
 	Readiness    Readiness   `yaml:"readiness"`
 	JWKS         JWKS        `yaml:"jwks"`
-	Tenants      []Tenant    `yaml:"tenants"`
+	Tracing      Tracing     `yaml:"tracing"` // OpenTelemetry traces; off unless tracing.endpoint is set
+	Audit        Audit       `yaml:"audit"`   // decision audit log; off unless audit.path is set
+	// SenderSettings at the top level are every provider's defaults.
+	SenderSettings `yaml:",inline"`
+	DPoPReplay     DPoPReplay `yaml:"dpop_replay"`
+	// TrustForwardedClientCert makes the Hash of the closest hop's
+	// x-forwarded-client-cert element stand for the client certificate
+	// (RFC 8705 binding) when the request has no peer certificate of its
+	// own. Off by default: only a proxy that sanitises the header may be
+	// believed (on listen.http, only from forward_auth.trusted_proxies).
+	TrustForwardedClientCert bool     `yaml:"trust_forwarded_client_cert"`
+	Tenants                  []Tenant `yaml:"tenants"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -143,6 +154,19 @@ type Tenant struct {
 	ID        string     `yaml:"id"`
 	Hosts     []string   `yaml:"hosts"` // exact or "*.suffix"; port stripped, case-insensitive
 	Providers []Provider `yaml:"providers"`
+	// Requirements are named authorization requirements (see Requirement).
+	Requirements map[string]Requirement `yaml:"requirements"`
+	// Routes pick a requirement by path and method when Envoy's
+	// context_extensions name none; the first match wins.
+	Routes []Route `yaml:"routes"`
+	// DefaultRequirement applies when neither names one; "" is any valid
+	// token from any of the tenant's providers.
+	DefaultRequirement string `yaml:"default_requirement"`
+	// Mode is enforce (default) or shadow: in shadow, a denial is logged,
+	// counted and reported as would_deny, but the request is allowed.
+	Mode string `yaml:"mode"`
+	// SenderSettings in a tenant are its providers' defaults.
+	SenderSettings `yaml:",inline"`
 }
 
 // Provider is one identity provider of a tenant.
@@ -156,13 +180,22 @@ type Provider struct {
 	// must carry (explicit typing, RFC 8725 §3.11), e.g. [at+jwt] for
 	// RFC 9068 access tokens. Compared case-insensitively, with or
 	// without "application/" (RFC 7515 §4.1.9). Default: typ not checked.
-	TokenTypes      []string          `yaml:"token_types"`
-	ClockSkew       *Duration         `yaml:"clock_skew"` // default 60s
-	FromHeaders     []HeaderSource    `yaml:"from_headers"`
-	FromCookies     []string          `yaml:"from_cookies"`
-	FromParams      []string          `yaml:"from_params"`
+	TokenTypes  []string       `yaml:"token_types"`
+	ClockSkew   *Duration      `yaml:"clock_skew"` // default 60s
+	FromHeaders []HeaderSource `yaml:"from_headers"`
+	FromCookies []string       `yaml:"from_cookies"`
+	FromParams  []string       `yaml:"from_params"`
+	// ClaimsToHeaders maps a dotted claim path ("org.id") to a header.
 	ClaimsToHeaders map[string]string `yaml:"claims_to_headers"`
-	CacheSettings   `yaml:",inline"`
+	// ForwardToken false removes the token (header, cookie or query
+	// parameter, where it was found) from the request sent upstream.
+	// Default true.
+	ForwardToken *bool `yaml:"forward_token"`
+	// PayloadHeader, when set, carries the verified payload upstream as
+	// base64url JSON (like Envoy jwt_authn's forward_payload_header).
+	PayloadHeader  string `yaml:"payload_header"`
+	CacheSettings  `yaml:",inline"`
+	SenderSettings `yaml:",inline"`
 }
 
 // HeaderSource names a header that carries the token, and the prefix

@@ -59,6 +59,7 @@ var reservedHeaders = map[string]bool{
 	"content-encoding": true, "cookie": true, "set-cookie": true, "expect": true,
 	"x-request-id": true, "www-authenticate": true, "cache-control": true,
 	"forwarded": true, "x-real-ip": true,
+	"dpop": true, // the DPoP proof (RFC 9449 §4.1): a credential
 }
 
 var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
@@ -73,6 +74,8 @@ var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
 func (c *Config) Validate(check RegistrationCheck) error {
 	v := &validator{}
 	c.validateGlobal(v)
+	validateSender(v, "", c.SenderSettings)
+	c.validateDPoPReplay(v)
 	if len(c.Tenants) == 0 {
 		v.add("tenants", "at least one tenant is required")
 	}
@@ -105,6 +108,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			}
 			hostOwner[n] = hp
 		}
+		validateSender(v, tp+".", t.SenderSettings)
 		if len(t.Providers) == 0 {
 			v.add(tp+".providers", "at least one provider is required")
 		}
@@ -134,11 +138,14 @@ func (c *Config) Validate(check RegistrationCheck) error {
 				v.add(pp+".jwks_url", "required")
 			}
 			c.validateProvider(v, pp, p, tokenHeaders)
+			c.validatePayloadHeader(v, pp, p, tokenHeaders)
+			validateSender(v, pp+".", p.SenderSettings)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
+		t.validateRequirements(v, tp)
 	}
 	c.validateSharedIssuers(v)
 	return v.err()
@@ -199,6 +206,7 @@ func (c *Config) validateGlobal(v *validator) {
 		c.validateAdmin(v)
 	}
 	c.validateForwardAuth(v)
+	c.validateObserve(v)
 	if err := checkAddr(c.Listen.HTTP, true); err != nil {
 		v.add("listen.http", err.Error())
 	}
@@ -386,8 +394,8 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 	for _, claim := range claims {
 		h := p.ClaimsToHeaders[claim]
 		cp := fmt.Sprintf("%s.claims_to_headers.%s", pp, claim)
-		if claim == "" {
-			v.add(cp, "claim name must not be empty")
+		if err := checkClaimPath(claim); err != nil {
+			v.add(cp, err.Error())
 			continue
 		}
 		if err := checkHeaderName(h); err != nil {
