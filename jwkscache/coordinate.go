@@ -95,13 +95,6 @@ func (co *coordination) failed(clk Clock, err error) bool {
 	return true
 }
 
-// Outcomes of a coordinated refresh that made no request (fetchResult.fleet
-// and RefreshEvent.Result).
-const (
-	resultShared   = "shared"   // adopted the snapshot another replica fetched
-	resultDeferred = "deferred" // the fleet's unknown-kid cooldown runs: no request of ours
-)
-
 // refresh is a refresh's fetch step: alone without a coordinator, or
 // coordinated with the fleet. Coordinated, a replica first adopts a newer
 // snapshot if another replica wrote one (done, unless that one is due
@@ -137,7 +130,7 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 		return p.unknownKID(c, adopted)
 	}
 	if adopted && !p.due(p.deps.clock.Now()) {
-		return fetchResult{fleet: resultShared}, 0, nil
+		return fetchResult{fleet: RefreshShared}, 0, nil
 	}
 	for range 2 {
 		ok, err := co.c.TryAcquire(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.leaseTTL())
@@ -175,7 +168,7 @@ func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
 		return p.fetchAndShare(c, false)
 	}
 	if adopted {
-		return fetchResult{fleet: resultShared}, 0, nil
+		return fetchResult{fleet: RefreshShared}, 0, nil
 	}
 	// The replica that started the cooldown may be fetching right now (for
 	// this very kid): pick its snapshot up if it comes within a lease time.
@@ -183,7 +176,7 @@ func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
 	if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
 		return res, 0, err
 	}
-	return fetchResult{fleet: resultDeferred}, 0, nil
+	return fetchResult{fleet: RefreshDeferred}, 0, nil
 }
 
 // waitShared polls the coordinator until a snapshot newer than ours
@@ -201,7 +194,7 @@ func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, e
 		}
 		if adopted {
 			c.closeFirst()
-			return fetchResult{fleet: resultShared}, true, nil
+			return fetchResult{fleet: RefreshShared}, true, nil
 		}
 	}
 	return fetchResult{}, false, nil

@@ -134,8 +134,8 @@ func (f *fleet) drain(t *testing.T) {
 }
 
 // results counts the replicas' refresh outcomes so far, by Result.
-func (f *fleet) results() map[string]int {
-	out := map[string]int{}
+func (f *fleet) results() map[jwkscache.RefreshResult]int {
+	out := map[jwkscache.RefreshResult]int{}
 	for _, r := range f.replicas {
 		for {
 			select {
@@ -250,7 +250,7 @@ func TestCoordinated_FiveCyclesOneFetchEach(t *testing.T) {
 		t.Errorf("JWKS fetches over five cycles = %d, want 6 (1 initial + 1 per cycle)", got)
 	}
 	res := f.results()
-	if res["fetched"]+res["not_modified"] != 6 || res["shared"] < 10 || res["error"] != 0 {
+	if res[jwkscache.RefreshFetched]+res[jwkscache.RefreshNotModified] != 6 || res[jwkscache.RefreshShared] < 10 || res[jwkscache.RefreshError] != 0 {
 		t.Errorf("refresh outcomes %v: want 6 fetches (first + 5), ≥ 10 adoptions, no error", res)
 	}
 	t.Logf("5 refresh cycles, 3 replicas: %d JWKS requests after the first fetch (15 without sharing); outcomes %v", srv.hits.Load()-1, res)
@@ -315,7 +315,7 @@ func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 	if got := srv.hits.Load(); got != 2 {
 		t.Errorf("JWKS fetches after the late replica's unknown kid = %d, want still 2", got)
 	}
-	if res := f.results(); res["deferred"] == 0 {
+	if res := f.results(); res[jwkscache.RefreshDeferred] == 0 {
 		t.Errorf("outcomes %v: want the late replica's refresh deferred to the fleet's cooldown", res)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,13 +47,10 @@ type deps struct {
 	clock    Clock
 	sem      chan struct{}
 	observer Observer
-	logger   logger
-	coord    *coordination // nil without Options.Coordinator
-}
-
-type logger interface {
-	Warn(msg string, args ...any)
-	Info(msg string, args ...any)
+	logger   *slog.Logger // nil: no logs
+	// quietFailures: Options.QuietRefreshFailures.
+	quietFailures bool
+	coord         *coordination // nil without Options.Coordinator
 }
 
 // provider is one (tenant, provider) pair: its registration, its current
@@ -70,7 +68,7 @@ type provider struct {
 	requests, misses, staleServes                atomic.Uint64
 	refreshErrors, refreshFetched, refreshNotMod atomic.Uint64
 	skippedKeys                                  atomic.Uint64
-	lastRefreshMicros                            atomic.Int64
+	lastRefreshNanos                             atomic.Int64
 
 	ctx    context.Context // cancelled by close; bounds every fetch
 	cancel context.CancelFunc
@@ -309,7 +307,7 @@ func (p *provider) status() Status {
 	st.RefreshErrors = p.refreshErrors.Load()
 	st.RefreshFetched = p.refreshFetched.Load()
 	st.RefreshNotModified = p.refreshNotMod.Load()
-	st.LastRefreshMicros = p.lastRefreshMicros.Load()
+	st.LastRefreshDuration = time.Duration(p.lastRefreshNanos.Load())
 	st.SkippedKeys = p.skippedKeys.Load()
 	return st
 }

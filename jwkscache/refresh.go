@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -55,9 +56,13 @@ func (p *provider) run(c *call, t trigger) {
 	if err != nil {
 		err = fmt.Errorf("jwkscache: fetch %s for %s/%s (%d attempts): %w", p.fetcher.display, p.reg.TenantID, p.reg.ProviderID, attempts, err)
 		p.refreshErrors.Add(1)
-		ev.Result, ev.Err = "error", err
+		ev.Result, ev.Err = RefreshError, err
 		if p.deps.logger != nil && p.ctx.Err() == nil {
-			p.deps.logger.Warn("jwkscache: refresh failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "trigger", t.String(), "error", err)
+			level := slog.LevelWarn
+			if p.deps.quietFailures {
+				level = slog.LevelDebug
+			}
+			p.deps.logger.Log(p.ctx, level, "jwkscache: refresh failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "trigger", t.String(), "error", err)
 		}
 	} else {
 		switch {
@@ -65,10 +70,10 @@ func (p *provider) run(c *call, t trigger) {
 			ev.Result = res.fleet
 		case res.notModified:
 			p.refreshNotMod.Add(1)
-			ev.Result = "not_modified"
+			ev.Result = RefreshNotModified
 		default:
 			p.refreshFetched.Add(1)
-			ev.Result = "fetched"
+			ev.Result = RefreshFetched
 		}
 		// adopt refuses a set once the provider is closed (Unregister, Close,
 		// or Register replacing it mid-fetch), so a first fetch that wins that
@@ -77,7 +82,7 @@ func (p *provider) run(c *call, t trigger) {
 			ev.Keys, ev.ExpiresAt = len(s.keys), s.expiresAt
 		}
 	}
-	p.lastRefreshMicros.Store(ev.Duration.Microseconds())
+	p.lastRefreshNanos.Store(int64(ev.Duration))
 
 	p.mu.Lock()
 	if err == nil {

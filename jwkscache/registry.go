@@ -35,22 +35,10 @@ type registryImpl struct {
 	closed    bool
 }
 
-// New returns a registry. It fails on invalid options (a bad global allowlist entry).
+// New returns a registry. It fails on invalid options (see Options.Validate).
 func New(opts Options) (*Registry, error) {
-	var errs []error
-	for i, d := range opts.AllowedDomains {
-		if reason := domainProblem(d); reason != "" {
-			errs = append(errs, &FieldError{Field: fmt.Sprintf("allowed_domains[%d]", i), Reason: reason})
-		}
-	}
-	if opts.MaxConcurrentFetches < 0 {
-		errs = append(errs, &FieldError{Field: "max_concurrent_fetches", Reason: "must not be negative"})
-	}
-	if opts.DefaultRefreshEarly < 0 || opts.DefaultStaleWhileError < 0 {
-		errs = append(errs, &FieldError{Field: "defaults", Reason: "refresh_early and stale_while_error must not be negative"})
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("jwkscache: invalid options: %w", err)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.DefaultRefreshEarly == 0 {
 		opts.DefaultRefreshEarly = 30 * time.Second
@@ -72,14 +60,13 @@ func New(opts Options) (*Registry, error) {
 		opts:   opts,
 		client: opts.HTTPClient,
 		deps: deps{
-			clock:    opts.Clock,
-			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
-			observer: opts.Observer,
+			clock:         opts.Clock,
+			sem:           make(chan struct{}, opts.MaxConcurrentFetches),
+			observer:      opts.Observer,
+			logger:        opts.Logger,
+			quietFailures: opts.QuietRefreshFailures,
 		},
 	}}
-	if opts.Logger != nil {
-		r.impl.deps.logger = opts.Logger
-	}
 	if opts.Coordinator != nil {
 		holder := opts.CoordinatorHolder
 		if holder == "" {

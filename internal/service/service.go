@@ -134,7 +134,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if s.redis, err = openRedis(cfg, s.log); err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis))
+	s.registry, err = newRegistry(cfg, s.log.With("component", "jwkscache"), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis))
 	if err != nil {
 		if s.redis != nil {
 			_ = s.redis.Close()
