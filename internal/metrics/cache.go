@@ -6,7 +6,7 @@ import (
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
-// cacheCollector turns the cache's Statuses into the spec's per-provider
+// cacheCollector turns the cache's Statuses into the jwks_cache_* per-provider
 // series at scrape time. The cache already keeps these counters for its
 // status API, so reading them here costs the lookup hot path nothing, and a
 // provider removed by a reload disappears from the next scrape. It also

@@ -189,7 +189,7 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 }
 
 // fakeCheck stands in for (*jwkscache.Registry).Validate: it reports a
-// FieldError for a few rules of the spec.
+// FieldError for a few rules of the cache.
 func fakeCheck(reg jwkscache.Registration) error {
 	var errs []error
 	if !strings.HasPrefix(reg.JWKSURL, "https://") && reg.RequireHTTPS {
