@@ -3,9 +3,9 @@
 //
 // Config mirrors the YAML file one to one; Load reads and defaults it,
 // Validate reports every problem with its YAML path, and NewSet compiles a
-// valid Config into the Set that authz asks which tenant, provider and
-// requirement a request belongs to. Registrations turns each provider into
-// the jwkscache.Registration the service registers.
+// valid Config into the Set that authz asks which tenant a request belongs
+// to and what that tenant's Rules are. Registrations turns each provider
+// into the jwkscache.Registration the service registers.
 package tenants
 
 import "time"
