@@ -375,27 +375,39 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 			v.add(cp, err.Error())
 			continue
 		}
-		lh := strings.ToLower(h)
-		switch {
-		case reservedHeaders[lh]:
-			v.add(cp, fmt.Sprintf("header %q is reserved (hop-by-hop, framing, caching, forwarding or credentials)", h))
-		case strings.HasPrefix(lh, "x-envoy-"):
-			v.add(cp, fmt.Sprintf("header %q is reserved for Envoy", h))
-		case hasReservedPrefix(lh):
-			v.add(cp, fmt.Sprintf("header %q is reserved: proxies use it to describe the original request", h))
-		case sourceHeaders[lh]:
-			v.add(cp, fmt.Sprintf("header %q carries the token (from_headers)", h))
-		case tokenHeaders[lh] != "":
-			v.add(cp, fmt.Sprintf("header %q carries a token at %s", h, tokenHeaders[lh]))
-		case lh == strings.ToLower(c.TenantHeader):
-			v.add(cp, fmt.Sprintf("header %q is the tenant_header", h))
-		default:
-			if other, dup := headerClaim[lh]; dup {
-				v.add(cp, fmt.Sprintf("header %q already set from claim %q", h, other))
-			}
-			headerClaim[lh] = claim
+		if reason := c.upstreamHeaderProblem(h, sourceHeaders, tokenHeaders); reason != "" {
+			v.add(cp, reason)
+			continue
 		}
+		lh := strings.ToLower(h)
+		if other, dup := headerClaim[lh]; dup {
+			v.add(cp, fmt.Sprintf("header %q already set from claim %q", h, other))
+		}
+		headerClaim[lh] = claim
 	}
+}
+
+// upstreamHeaderProblem explains why the valid header name h cannot carry
+// a value from a token to the upstream (a claim header or payload_header),
+// or returns "": it is reserved, it carries a token (own: the provider's
+// own from_headers, named as such), or it is the tenant_header.
+func (c *Config) upstreamHeaderProblem(h string, own map[string]bool, tokenHeaders map[string]string) string {
+	lh := strings.ToLower(h)
+	switch {
+	case reservedHeaders[lh]:
+		return fmt.Sprintf("header %q is reserved (hop-by-hop, framing, caching, forwarding or credentials)", h)
+	case strings.HasPrefix(lh, "x-envoy-"):
+		return fmt.Sprintf("header %q is reserved for Envoy", h)
+	case hasReservedPrefix(lh):
+		return fmt.Sprintf("header %q is reserved: proxies use it to describe the original request", h)
+	case own[lh]:
+		return fmt.Sprintf("header %q carries the token (from_headers)", h)
+	case tokenHeaders[lh] != "":
+		return fmt.Sprintf("header %q carries a token at %s", h, tokenHeaders[lh])
+	case lh == strings.ToLower(c.TenantHeader):
+		return fmt.Sprintf("header %q is the tenant_header", h)
+	}
+	return ""
 }
 
 // validateAllowlist keeps a provider inside jwks.allowed_domains. The jwks
