@@ -527,3 +527,24 @@ func TestRefresh_ConcurrentDemandsShareOneFetch(t *testing.T) {
 		t.Fatalf("server saw %d requests, want 3 (first, shared, last)", got)
 	}
 }
+
+func TestStatus_LastRefreshDurationIsTheRefreshsOwn(t *testing.T) {
+	k := newECKey(t)
+	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
+	srv := newJWKSServer(t, doc)
+	f := newFixture(t, srv)
+	const took = 1500 * time.Millisecond
+	srv.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, r *http.Request) {
+			f.clk.Advance(took) // the identity provider answers slowly
+			w.Header().Set("Cache-Control", "max-age=3600")
+			_, _ = w.Write(doc)
+		}
+	})
+	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched || ev.Duration != took {
+		t.Fatalf("refresh = %+v, want fetched in %s", ev, took)
+	}
+	if got := f.status(t).LastRefreshDuration; got != took {
+		t.Fatalf("Status.LastRefreshDuration = %s, want %s", got, took)
+	}
+}
