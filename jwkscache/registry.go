@@ -65,6 +65,7 @@ func New(opts Options) (*Registry, error) {
 			observer:      opts.Observer,
 			logger:        opts.Logger,
 			quietFailures: opts.QuietRefreshFailures,
+			tracer:        opts.Tracer,
 		},
 	}}
 	if opts.Coordinator != nil {
