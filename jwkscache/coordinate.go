@@ -124,7 +124,7 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 		}
 	}
 	if adopted {
-		c.closeFirst() // lookups waiting (cold, unknown kid) see it at once
+		c.firstAttemptDone() // lookups waiting (cold, unknown kid) see it at once
 	}
 	if t == triggerUnknownKID {
 		return p.unknownKID(c, adopted)
@@ -145,7 +145,7 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 		// cold lookup (no set at all) waits with us; the others answer from
 		// the current set at once, as they do while an attempt runs.
 		if p.snap.Load() != nil {
-			c.closeFirst()
+			c.firstAttemptDone()
 		}
 		if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
 			return res, 0, err
@@ -172,7 +172,7 @@ func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
 	}
 	// The replica that started the cooldown may be fetching right now (for
 	// this very kid): pick its snapshot up if it comes within a lease time.
-	c.closeFirst()
+	c.firstAttemptDone()
 	if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
 		return res, 0, err
 	}
@@ -193,7 +193,7 @@ func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, e
 			return fetchResult{}, false, nil // down: the caller tries the lease, fails, fetches alone
 		}
 		if adopted {
-			c.closeFirst()
+			c.firstAttemptDone()
 			return fetchResult{fleet: RefreshShared}, true, nil
 		}
 	}

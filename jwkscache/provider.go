@@ -28,25 +28,6 @@ func (t trigger) String() string {
 	return [...]string{"first", "scheduled", "unknown_kid", "manual"}[t]
 }
 
-// call is one in-flight refresh shared by every waiter (single-flight, as
-// go-oidc's inflight). The goroutine running the refresh owns it: it sets
-// err, then closes first after the first attempt and done at the end.
-type call struct {
-	first     chan struct{}
-	firstOnce sync.Once
-	done      chan struct{}
-	err       error // valid once done is closed
-
-	// ctx is the context the refresh runs with: the provider's, carrying
-	// the Tracer's span when there is one; traced ends that span.
-	ctx    context.Context
-	traced func(RefreshEvent)
-}
-
-func newCall() *call { return &call{first: make(chan struct{}), done: make(chan struct{})} }
-
-func (c *call) closeFirst() { c.firstOnce.Do(func() { close(c.first) }) }
-
 // deps are what a provider borrows from its registry.
 type deps struct {
 	clock    Clock
@@ -148,7 +129,7 @@ func (p *provider) waitFirst(ctx context.Context) (*keySet, error) {
 	if c != nil {
 		traced := p.traceWait(ctx, c, WaitCold, "")
 		select {
-		case <-c.done:
+		case <-c.finished():
 		case <-ctx.Done():
 			err := fmt.Errorf("%w: %s/%s: waiting for first fetch: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, ctx.Err())
 			endWait(traced, err)
@@ -202,7 +183,7 @@ func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid st
 	if c != nil {
 		traced = p.traceWait(ctx, c, WaitUnknownKID, kid)
 		select {
-		case <-c.first:
+		case <-c.firstAttempt():
 		case <-ctx.Done():
 			err := fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, shortKID(kid), ctx.Err())
 			endWait(traced, err)

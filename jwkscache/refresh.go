@@ -44,8 +44,8 @@ func (p *provider) refreshNow(ctx context.Context) error {
 		return fmt.Errorf("jwkscache: %s/%s: provider closed", p.reg.TenantID, p.reg.ProviderID)
 	}
 	select {
-	case <-c.done:
-		return c.err
+	case <-c.finished():
+		return c.outcome()
 	case <-ctx.Done():
 		return fmt.Errorf("jwkscache: refresh %s/%s: %w", p.reg.TenantID, p.reg.ProviderID, ctx.Err())
 	}
@@ -96,10 +96,8 @@ func (p *provider) run(c *call, t trigger) {
 		p.consecutive++
 		p.lastErr = err
 	}
-	c.err = err
 	p.inflight = nil
-	c.closeFirst()
-	close(c.done)
+	c.finish(err)
 	p.mu.Unlock()
 
 	// The next refresh is armed before the outcome is reported, so an
@@ -131,11 +129,11 @@ func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := p.attempt(ctx)
 		if err == nil {
-			c.closeFirst()
+			c.firstAttemptDone()
 			return res, attempt + 1, nil
 		}
 		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
-		c.closeFirst()
+		c.firstAttemptDone()
 		if attempt >= pol.MaxRetries || p.ctx.Err() != nil {
 			return res, attempt + 1, errors.Join(errs...)
 		}
