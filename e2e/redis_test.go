@@ -23,6 +23,7 @@ import (
 	"github.com/extauthz/extauthz/internal/demo"
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/redisstore/redistest"
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
 // The Redis tests run real extauthz processes against one real
@@ -500,7 +501,7 @@ func (f *redisFleet) redisForge(attacker *demo.IdP) {
 	}
 	defer store.Close()
 	now := time.Now()
-	if err := store.Save(ctx, redisstore.Snapshot{
+	if err := store.Save(ctx, jwkscache.SharedSnapshot{
 		TenantID: "acme", ProviderID: "main", JWKS: attacker.JWKS(),
 		PersistedAt: now, ExpiresAt: now.Add(10 * 365 * 24 * time.Hour), Fingerprint: genuine.Fingerprint,
 	}); err != nil {

@@ -16,7 +16,8 @@ import (
 // SharedSnapshot is one provider's key set as a replica fetched it, shared
 // with the other replicas through a Coordinator: the document as served,
 // its validators (so whoever fetches next still revalidates, RFC 9110
-// §13.1) and its own expiry.
+// §13.1) and its own expiry. It is also what a Coordinator stores: the
+// one snapshot type of the cache and its storage.
 type SharedSnapshot struct {
 	TenantID, ProviderID string
 	JWKS                 []byte
@@ -68,10 +69,11 @@ const (
 // be: the clocks of two replicas differ a little, never by more.
 const maxSnapshotSkew = 2 * time.Second
 
-// Coordinator lets the replicas of a fleet behave like one cache (the
-// Redis issue): they share the key sets they fetch and agree, through a
-// lease, which of them fetches. Every method must return quickly (bounded
-// by the implementation): refreshes call them, lookups never do.
+// Coordinator lets the replicas of a fleet behave like one cache: they
+// share the key sets they fetch and agree, through a lease, which of them
+// fetches. Every method must return quickly (bounded by the
+// implementation): refreshes call them, lookups never do. extauthz
+// implements it with Redis; a test can implement it in memory.
 type Coordinator interface {
 	// Load returns the snapshot of a provider, validated (at most maxBytes
 	// of JWKS, the right tenant and provider), or an error wrapping

@@ -113,11 +113,8 @@ func (p *provider) run(c *call, t trigger) {
 
 // fetchWithRetry runs up to 1 + max_retries attempts, waiting with backoff
 // on the Clock between them, all bounded by the policy's deadline. A
-// successful attempt is published (snapshot swapped) before first closes.
-//
-// Seam for the Redis issue: a coordinator asked at the top of each attempt
-// ("has another replica fetched this cycle?") can hand back a snapshot with
-// its own expires_at, which goes through adopt like a fetched one.
+// successful attempt is published (snapshot swapped) before the lookups
+// waiting on the first attempt are released (firstAttemptDone).
 func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	pol := p.reg.RetryPolicy
 	clk := p.deps.clock

@@ -37,7 +37,7 @@ const (
 	// refresh (the caller then fetches for itself).
 	DefaultTimeout = 100 * time.Millisecond
 	// DefaultMaxJWKSBytes is the JWKS size limit Load applies when the
-	// caller passes none (the cache spec's max_response_bytes default).
+	// caller passes none (jwkscache.DefaultRegistration's MaxResponseBytes).
 	DefaultMaxJWKSBytes = 1 << 20
 )
 
