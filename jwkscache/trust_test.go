@@ -30,7 +30,7 @@ func (f *fleet) storedFingerprint(t *testing.T) string {
 	return w.Fingerprint
 }
 
-// TestCoordinated_ForgedSnapshotNeverAdopted is the attack of issue 10 §1:
+// TestCoordinated_ForgedSnapshotNeverAdopted is an attack on Redis as a trust anchor:
 // someone who can write to Redis, but has not the fleet's HMAC key, stores
 // a well-formed snapshot with their own key and a far expiry. Neither a
 // replica starting now nor one running (at its next refresh) adopts it:
