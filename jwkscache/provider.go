@@ -75,17 +75,17 @@ type provider struct {
 	negMu    sync.Mutex
 	negative map[string]time.Time // kid → known missing until
 
-	// warmChecked: Register already asked the coordinator (coordinate.go);
+	// warmChecked: Register already asked the coordinator (warmLoad);
 	// the first refresh does not ask again. Set before the provider runs.
 	warmChecked bool
-	// fingerprint is the registration's trust fingerprint (fingerprint.go).
+	// fingerprint is the registration's trust fingerprint (see fingerprint).
 	fingerprint string
 	// rejected counts shared snapshots not trusted, by reason; lastRejected
 	// is the reason logged last (under mu).
 	rejected     map[string]uint64
 	lastRejected string
 	// announce is closed (and replaced) when the coordinator announces a
-	// snapshot of this provider (coordinate.go).
+	// snapshot of this provider (announceShared).
 	announce atomic.Pointer[chan struct{}]
 }
 

@@ -114,7 +114,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	if old := (*im.providers.Load())[k]; old != nil && sameRegistration(old.reg, reg) {
 		return nil
 	}
-	// A shared snapshot (coordinate.go) is read before the lock, since it
+	// A shared snapshot (Options.Coordinator) is read before the lock, since it
 	// is a network call however bounded, and before the provider is
 	// published, so a warm start is Ready from the first lookup on.
 	p := im.newProvider(reg)

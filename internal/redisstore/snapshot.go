@@ -33,7 +33,7 @@ type wire struct {
 	ExpiresAt    time.Time       `json:"expires_at"`
 	PersistedAt  time.Time       `json:"persisted_at"`
 	Fingerprint  string          `json:"fingerprint"`
-	MAC          string          `json:"mac"` // HMAC-SHA-256 (mac.go), unpadded base64
+	MAC          string          `json:"mac"` // HMAC-SHA-256 over the other fields, unpadded base64
 }
 
 // envelopeBytes is what the encoding may add to the JWKS: IDs, validators,
@@ -243,7 +243,7 @@ func printable(s string, space bool) bool {
 // Save writes snap under its provider's key with a Redis TTL of the time
 // left until ExpiresAt (at least 1 s), then announces it on the updates
 // channel. The stored value carries an HMAC-SHA-256 under the store's
-// first key (mac.go). A zero PersistedAt is set to now. Save refuses a snapshot that
+// first key. A zero PersistedAt is set to now. Save refuses a snapshot that
 // Load would refuse.
 func (s *Store) Save(ctx context.Context, snap jwkscache.SharedSnapshot) error {
 	if err := checkIDs(snap.TenantID, snap.ProviderID); err != nil {
