@@ -151,7 +151,7 @@ func newTokenEntry(p *tenants.ProviderRules, tok *token, key crypto.PublicKey) (
 // configuration"), and the same key is still in the key cache. ok false means the entry does not apply and the token must be
 // verified in full; otherwise err is the refusal (a time claim no longer
 // valid, or a key lookup failure) or nil.
-func (s *Server) reuse(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, src tenants.TokenSource, e *tokenEntry) (p *tenants.ProviderRules, ok bool, err error) {
+func (s *Server) reuse(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, src tenants.TokenSource, e *tokenEntry) (p *tenants.ProviderRules, ok bool, err error) {
 	p, err = chooseProvider(t, route, e.iss, src)
 	if err != nil || p != e.provider {
 		return nil, false, nil // the full path gives the same refusal
