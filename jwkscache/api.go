@@ -150,6 +150,11 @@ type Status struct {
 	State             State
 	Stale             bool // serving past expires_at (stale-while-error)
 	Unusable          bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
+	// Attempted: the provider holds a key set or at least one fetch attempt
+	// has finished, successfully or not. A replica is ready once every
+	// provider has Attempted: waiting longer would not make a down
+	// identity provider answer.
+	Attempted bool
 	Source            Source
 	SourceAt          time.Time
 	LastRefresh       time.Time // last successful fetch or 304
