@@ -145,16 +145,16 @@ const (
 
 // Status is a point-in-time view of one provider, for the admin API and metrics.
 type Status struct {
-	TenantID          string
-	ProviderID        string
-	State             State
-	Stale             bool // serving past expires_at (stale-while-error)
-	Unusable          bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
+	TenantID   string
+	ProviderID string
+	State      State
+	Stale      bool // serving past expires_at (stale-while-error)
+	Unusable   bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
 	// Attempted: the provider holds a key set or at least one fetch attempt
 	// has finished, successfully or not. A replica is ready once every
 	// provider has Attempted: waiting longer would not make a down
 	// identity provider answer.
-	Attempted bool
+	Attempted         bool
 	Source            Source
 	SourceAt          time.Time
 	LastRefresh       time.Time // last successful fetch or 304
@@ -175,6 +175,13 @@ type Status struct {
 	RefreshNotModified uint64 // refreshes answered 304
 	LastRefreshMicros  int64  // duration of the last refresh
 	SkippedKeys        uint64 // JWKs skipped as malformed, unsupported or refused
+}
+
+// Available reports whether lookups can be answered: a key set is held and
+// is fresh, or stale but within stale_while_error. A provider that is not
+// available answers every lookup with ErrUnavailable.
+func (s Status) Available() bool {
+	return (s.State == StateReady || s.State == StateRefreshing) && !s.Unusable
 }
 
 // RefreshEvent reports one completed refresh (all attempts included).

@@ -38,10 +38,19 @@ type Options struct {
 	Registry Registry
 	// Metrics serves GET /metrics (metrics.Metrics.Handler); nil: no /metrics.
 	Metrics http.Handler
-	// MinAvailableShare is the share of providers, in (0, 1], that must have
-	// usable keys (fresh or stale) for /readyz to answer 200. 0 means 1:
-	// every provider.
+	// MinAvailableShare, when above 0, is the share of providers, at most
+	// 1, that must have usable keys (fresh or stale) for /readyz to answer
+	// 200. 0 (the default) means no share is required: one tenant's
+	// identity provider outage costs only that tenant.
 	MinAvailableShare float64
+	// ColdWait bounds how long the replica waits, from StartedAt, for every
+	// provider's first fetch attempt before it reports ready anyway
+	// (limits.cold_wait). 0 means it does not wait.
+	ColdWait time.Duration
+	// StartedAt is when the replica started (default: when New ran).
+	StartedAt time.Time
+	// Now is the clock of the cold wait (default time.Now).
+	Now func() time.Time
 	// ConfigLoaded reports whether a configuration is loaded; nil means it
 	// is (a Handler is usually built after the configuration).
 	ConfigLoaded func() bool
@@ -56,12 +65,19 @@ type Handler struct {
 	opts     Options
 	mux      *http.ServeMux
 	draining atomic.Bool
+	started  atomic.Bool // Readiness.Started latched
 }
 
 // New returns the admin API over opts.Registry.
 func New(opts Options) *Handler {
-	if opts.MinAvailableShare <= 0 || opts.MinAvailableShare > 1 {
-		opts.MinAvailableShare = 1
+	if opts.MinAvailableShare < 0 || opts.MinAvailableShare > 1 {
+		opts.MinAvailableShare = 1 // unreachable from a validated config; closed
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.StartedAt.IsZero() {
+		opts.StartedAt = opts.Now()
 	}
 	if opts.RefreshTimeout <= 0 {
 		opts.RefreshTimeout = DefaultRefreshTimeout

@@ -168,7 +168,7 @@ func newFixture(t *testing.T, mutate ...func(*admin.Options)) *fixture {
 	}
 	t.Cleanup(func() { _ = reg.Close() })
 	f.reg = reg
-	opts := admin.Options{Registry: reg, Metrics: metricsFor(t, reg)}
+	opts := admin.Options{Registry: reg, Metrics: metricsFor(t, reg), Now: f.clk.Now}
 	for _, m := range mutate {
 		m(&opts)
 	}
@@ -176,6 +176,11 @@ func newFixture(t *testing.T, mutate ...func(*admin.Options)) *fixture {
 	f.srv = httptest.NewServer(f.handler)
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// coldWait sets limits.cold_wait, measured on the fixture's fake clock.
+func coldWait(d time.Duration) func(*admin.Options) {
+	return func(o *admin.Options) { o.ColdWait = d }
 }
 
 // registration is a provider on the scripted identity provider: no

@@ -29,6 +29,7 @@ type cacheCollector struct {
 	results  *prometheus.Desc
 	keys     *prometheus.Desc
 	expires  *prometheus.Desc
+	avail    *prometheus.Desc
 }
 
 func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollector {
@@ -46,12 +47,13 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 		results:  d("jwks_cache_refresh_total", "Completed refreshes, by result (fetched, not_modified, error).", "result"),
 		keys:     d("jwks_cache_keys", "Usable keys in the current key set."),
 		expires:  d("jwks_cache_expires_at_seconds", "Unix time at which the current key set expires."),
+		avail:    d("jwks_cache_provider_available", "1 when the provider has usable keys (fresh, or stale within stale_while_error), else 0: its Checks answer 503 jwks_unavailable."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.avail} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -82,6 +84,11 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		result(st.RefreshNotModified, RefreshNotModified)
 		result(st.RefreshErrors, RefreshError)
 		gauge(c.keys, float64(len(st.KeyIDs)))
+		available := 0.0
+		if st.Available() {
+			available = 1
+		}
+		gauge(c.avail, available)
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)
 		}

@@ -142,6 +142,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		Registry:          s.registry,
 		Metrics:           s.metrics.Handler(),
 		MinAvailableShare: cfg.Readiness.MinAvailableShare,
+		ColdWait:          time.Duration(cfg.Limits.ColdWait),
 		Logger:            s.log.With("component", "admin"),
 	})
 	for _, reg := range cfg.Registrations() {
@@ -163,9 +164,10 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	// Health follows readiness (see startListeners): NOT_SERVING until
-	// enough providers have usable keys, so Envoy's health checks keep a
-	// cold replica out of rotation. A Check that reaches it anyway waits up
-	// to limits.cold_wait, then answers 503 jwks_unavailable.
+	// every provider's first fetch attempt finished or limits.cold_wait
+	// passed, so Envoy's health checks keep a cold replica out of rotation.
+	// A Check that reaches it anyway waits up to limits.cold_wait, then
+	// answers 503 jwks_unavailable.
 	for _, name := range HealthServices {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}

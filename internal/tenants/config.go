@@ -39,11 +39,11 @@ type Log struct {
 // Readiness decides when /readyz and grpc.health.v1 report the service
 // ready.
 type Readiness struct {
-	// MinAvailableShare is the share of providers, in (0, 1], that must have
-	// usable keys (fresh, or stale within stale_while_error). The default, 1,
-	// means every provider; a fleet serving many tenants may prefer less, so
-	// that one tenant's identity provider outage does not take extauthz out
-	// of the load balancer for every tenant.
+	// MinAvailableShare, opt-in, is the share of providers, in [0, 1], that
+	// must have usable keys (fresh, or stale within stale_while_error) for
+	// the replica to be ready. The default, 0, is off: a provider without
+	// usable keys costs only its own tenant (503 jwks_unavailable), never
+	// the replica's place in the load balancer for every tenant.
 	MinAvailableShare float64 `yaml:"min_available_share"`
 }
 

@@ -126,9 +126,6 @@ func (c *Config) applyDefaults(adminSet bool) {
 	if c.Limits.MaxHeaderValueBytes == 0 {
 		c.Limits.MaxHeaderValueBytes = DefaultMaxHeaderValueBytes
 	}
-	if c.Readiness.MinAvailableShare == 0 {
-		c.Readiness.MinAvailableShare = 1
-	}
 	if c.Limits.ColdWait == 0 {
 		c.Limits.ColdWait = Duration(DefaultColdWait)
 	}
