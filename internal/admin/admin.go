@@ -54,6 +54,9 @@ type Options struct {
 	// ConfigLoaded reports whether a configuration is loaded; nil means it
 	// is (a Handler is usually built after the configuration).
 	ConfigLoaded func() bool
+	// Config reports the configuration in effect for GET /v1/config; nil:
+	// no such endpoint.
+	Config func() ConfigStatus
 	// RefreshTimeout bounds POST .../refresh (default DefaultRefreshTimeout).
 	RefreshTimeout time.Duration
 	// Logger records forced refreshes (default: discard).
@@ -91,6 +94,9 @@ func New(opts Options) *Handler {
 	}
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)
+	if opts.Config != nil {
+		h.mux.HandleFunc("GET /v1/config", h.config)
+	}
 	h.mux.HandleFunc("GET /v1/providers", h.listProviders)
 	h.mux.HandleFunc("GET /v1/providers/{tenant}/{provider}", h.getProvider)
 	h.mux.HandleFunc("POST /v1/providers/{tenant}/{provider}/refresh", h.refreshProvider)

@@ -21,6 +21,10 @@ type Config struct {
 	Readiness    Readiness   `yaml:"readiness"`
 	JWKS         JWKS        `yaml:"jwks"`
 	Tenants      []Tenant    `yaml:"tenants"`
+	// TenantsDir is a directory of tenant files, one tenant per *.yaml or
+	// *.yml file, merged after Tenants (see Loader). Relative to the
+	// configuration file's directory.
+	TenantsDir string `yaml:"tenants_dir"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
