@@ -35,7 +35,9 @@ func TestAdmin_ConfigStatusNamesRefusedTenantFiles(t *testing.T) {
 	}
 
 	clean := newFixture(t, func(o *admin.Options) {
-		o.Config = func() admin.ConfigStatus { return admin.ConfigStatus{Hash: "fedcba9876543210", LoadedAt: t0.Add(time.Minute)} }
+		o.Config = func() admin.ConfigStatus {
+			return admin.ConfigStatus{Hash: "fedcba9876543210", LoadedAt: t0.Add(time.Minute)}
+		}
 	})
 	if r := clean.do(t, http.MethodGet, "/v1/config"); r.status != http.StatusOK || !strings.Contains(string(r.body), `"problems":[]`) {
 		t.Errorf("no problems: %d %s, want an empty list", r.status, r.body)
