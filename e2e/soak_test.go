@@ -630,6 +630,9 @@ jwks:
 	elapsed := time.Since(begin).Round(time.Second)
 
 	// Goroutines and memory: flat across the run.
+	if baseline == nil {
+		t.Fatal("the soak ended before its baseline was taken")
+	}
 	for i, a := range f.admins {
 		now := scrape(t, a, "go_goroutines", "process_resident_memory_bytes")
 		g0, g1 := baseline[i]["go_goroutines"], now["go_goroutines"]
