@@ -31,7 +31,7 @@ func (s *Service) watchConfig(ctx context.Context) (stop func(), err error) {
 		debounce = DefaultWatchDebounce
 	}
 	watched := map[string]bool{}
-	sync := func() {
+	rewatch := func() {
 		want := s.watchedDirs()
 		for d := range watched {
 			if !want[d] {
@@ -50,7 +50,7 @@ func (s *Service) watchConfig(ctx context.Context) (stop func(), err error) {
 			watched[d] = true
 		}
 	}
-	sync()
+	rewatch()
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -77,7 +77,7 @@ func (s *Service) watchConfig(ctx context.Context) (stop func(), err error) {
 				s.log.Warn("config watch error", "error", err)
 			case <-timer.C:
 				_ = s.Reload(wctx) // Reload logs and counts the outcome
-				sync()             // tenants_dir may have changed or appeared
+				rewatch()          // tenants_dir may have changed or appeared
 			}
 		}
 	}()
