@@ -36,11 +36,16 @@ import (
 // removed (the replicas follow them by watching the directory). It asserts
 // what the fleet promises every tenant.
 //
+// One tenant's identity provider also goes down for longer than its keys
+// may be served stale: only that tenant's Checks are refused (503
+// jwks_unavailable), and only once its stale window has passed; every
+// replica stays ready, naming it unavailable.
+//
 // It runs for soakDefault; EXTAUTHZ_SOAK sets another duration, e.g.
 //
 //	EXTAUTHZ_SOAK=1h go test -run TestSoak -timeout 2h ./e2e/
 const (
-	soakDefault = 2 * time.Minute
+	soakDefault = 150 * time.Second
 	soakTenants = 20
 	// soakMaxAge is the JWKS max-age (min_ttl's floor). With refresh_early
 	// at its default, 30 s, a set is refreshed every soakCycle, half its TTL
@@ -50,6 +55,12 @@ const (
 	// soakFlap is how long an identity provider stays broken: well inside
 	// expires_at + stale_while_error (60 s), so its tenant must lose nothing.
 	soakFlap = 20 * time.Second
+	// soakStaleFloor is the shortest an outage can last before its tenant's
+	// keys become unusable: the last fetch came at most a cycle (and a
+	// jitter) before it, and keys serve until expires_at + stale_while_error.
+	soakStaleFloor = soakMaxAge + 60*time.Second - soakCycle - 2*time.Second
+	// soakDown is how long the "down" tenant's outage lasts.
+	soakDown = 96 * time.Second
 )
 
 // Identity provider failure modes.
@@ -206,6 +217,9 @@ type soakTenant struct {
 	active  atomic.Bool  // traffic goes to it
 	removed atomic.Bool  // its file is being or was removed
 	rotated atomic.Int64 // unix nanos of the last rotation
+	// downSince: unix nanos the outage of a "down" tenant began; 0 when it
+	// is up and every replica has its keys again.
+	downSince atomic.Int64
 
 	flapUntil time.Time // schedule only
 }
@@ -245,6 +259,7 @@ type soakResult struct {
 	invalidAllowed []string
 	refused        []string // valid Checks refused where nothing excuses it
 	rotation       []string // valid Checks refused just after a rotation
+	outage         int64    // refused for the down tenant past its stale window
 	removed        int64    // refused because the tenant was being removed
 	reasons        map[string]int64
 }
@@ -389,6 +404,11 @@ func (f *soakFleet) traffic(ctx context.Context, res *soakResult) *sync.WaitGrou
 						res.mu.Lock()
 						res.removed++
 						res.mu.Unlock()
+					case st.group == "down" && r.Reason == "jwks_unavailable" && st.downSince.Load() != 0 &&
+						time.Since(time.Unix(0, st.downSince.Load())) > soakStaleFloor:
+						res.mu.Lock()
+						res.outage++
+						res.mu.Unlock()
 					case st.group == "rotating" && before != 0 && time.Since(time.Unix(0, before)) < soakCycle:
 						res.note(&res.rotation, fmt.Sprintf("replica %d tenant %s %s: %d %s", i, st.id, time.Now().Format("15:04:05.000"), r.HTTPStatus, r.Reason))
 					default:
@@ -422,6 +442,76 @@ func (f *soakFleet) traffic(ctx context.Context, res *soakResult) *sync.WaitGrou
 	return &wg
 }
 
+// unreachableWindows reads a replica's log for the times its Redis calls
+// failed: from each "redis unreachable" to the next "redis reachable",
+// plus after.
+func unreachableWindows(log string, after time.Duration) [][2]time.Time {
+	var out [][2]time.Time
+	var from time.Time
+	for line := range strings.SplitSeq(log, "\n") {
+		var l struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l.Msg, "redisstore: redis unreachable") && from.IsZero():
+			from = l.Time
+		case l.Msg == "redisstore: redis reachable" && !from.IsZero():
+			out = append(out, [2]time.Time{from, l.Time.Add(after)})
+			from = time.Time{}
+		}
+	}
+	if !from.IsZero() {
+		out = append(out, [2]time.Time{from, time.Now()})
+	}
+	return out
+}
+
+// providerAvailableOnAll reports whether every replica's admin API says
+// the tenant's provider has usable keys.
+func (f *soakFleet) providerAvailableOnAll(st *soakTenant) bool {
+	for _, a := range f.admins {
+		if res := adminDo(http.MethodGet, "http://"+a+"/v1/providers/"+st.id+"/main"); !strings.Contains(res.body, `"available":true`) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkOutageIsolated checks, once the down tenant's keys are unusable,
+// that every replica is still ready and names it unavailable (/readyz and
+// jwks_cache_provider_available), refuses its Checks with 503
+// jwks_unavailable and allows another tenant's.
+func (f *soakFleet) checkOutageIsolated(down, other *soakTenant) {
+	t := f.t
+	t.Helper()
+	for i, a := range f.admins {
+		res := adminDo(http.MethodGet, "http://"+a+"/readyz")
+		var rd adminReadiness
+		if err := json.Unmarshal([]byte(res.body), &rd); err != nil || res.status != http.StatusOK {
+			t.Errorf("replica %d during %s's outage: /readyz %d %s, want 200", i, down.id, res.status, res.body)
+			continue
+		}
+		if len(rd.Unavailable) != 1 || rd.Unavailable[0].TenantID != down.id {
+			t.Errorf("replica %d: /readyz unavailable = %+v, want %s alone", i, rd.Unavailable, down.id)
+		}
+		gauge := `jwks_cache_provider_available{provider="main",tenant="` + down.id + `"} 0`
+		if m := adminDo(http.MethodGet, "http://"+a+"/metrics"); !strings.Contains(m.body, gauge) {
+			t.Errorf("replica %d: /metrics lacks %s", i, gauge)
+		}
+		p := f.procs[i]
+		if r := p.check(checkclient.Request{Host: down.host, Token: *down.valid.Load()}); r.Allowed || r.HTTPStatus != http.StatusServiceUnavailable || r.Reason != "jwks_unavailable" {
+			t.Errorf("replica %d: %s's Check %d %s, want 503 jwks_unavailable", i, down.id, r.HTTPStatus, r.Reason)
+		}
+		if r := p.check(checkclient.Request{Host: other.host, Token: *other.valid.Load()}); !r.Allowed {
+			t.Errorf("replica %d: %s's Check during %s's outage: %s", i, other.id, down.id, r.Reason)
+		}
+	}
+}
+
 // TestSoak_FleetUnderChaos: see the comment at the top of the file.
 func TestSoak_FleetUnderChaos(t *testing.T) {
 	duration := soakDefault
@@ -442,8 +532,10 @@ func TestSoak_FleetUnderChaos(t *testing.T) {
 		switch {
 		case i < 4:
 			group = "rotating"
-		case i < 14:
+		case i < 13:
 			group = "flapping"
+		case i == 13:
+			group = "down"
 		}
 		st := f.newTenant(fmt.Sprintf("t%02d", i), group)
 		f.writeFile(st.file, st.yaml())
@@ -484,6 +576,12 @@ jwks:
 		nextRedis         = begin.Add(duration * 35 / 100)
 		baselineAt        = begin.Add(min(soakCycle, duration/4))
 		nextSample        = begin
+		nextDown          = begin.Add(3 * time.Second)
+		downUntil         time.Time
+		downCheck         time.Time
+		outages           int
+		redisRestarts     int
+		recovering        bool
 		redisUp           = time.Time{}
 		redisWindows      [][2]time.Time // Redis down, and the cycle after it came back
 		flapIdx, rotIdx   int
@@ -528,6 +626,29 @@ jwks:
 			flapIdx++
 			nextFlap = now.Add(6 * time.Second)
 		}
+		// One identity provider goes down for longer than its stale window;
+		// halfway past that window every replica must still be ready, naming
+		// it unavailable, and refuse only its Checks.
+		down := tenantsOf("down")[0]
+		if now.After(nextDown) && down.downSince.Load() == 0 {
+			down.idp.setMode(t, idpRefused)
+			down.downSince.Store(now.UnixNano())
+			downCheck, downUntil = now.Add(soakStaleFloor+18*time.Second), now.Add(soakDown)
+			nextDown = now.Add(10 * time.Minute)
+			outages++
+		}
+		if !downCheck.IsZero() && now.After(downCheck) {
+			f.checkOutageIsolated(down, tenantsOf("stable")[0])
+			downCheck = time.Time{}
+		}
+		if !downUntil.IsZero() && now.After(downUntil) {
+			down.idp.setMode(t, idpHealthy)
+			downUntil, recovering = time.Time{}, true
+		}
+		if recovering && f.providerAvailableOnAll(down) {
+			down.downSince.Store(0)
+			recovering = false
+		}
 		// Keys rotate: the identity provider publishes a new key (the old
 		// one kept) and signs every token with it from then on.
 		if now.After(nextRotate) {
@@ -551,6 +672,7 @@ jwks:
 			f.redis.Restart(t)
 			redisWindows = append(redisWindows, [2]time.Time{redisUp.Add(-soakCycle), time.Now().Add(soakCycle + 2*time.Second)})
 			redisUp = time.Time{}
+			redisRestarts++
 			nextRedis = now.Add(5 * time.Minute)
 		}
 		// The configuration changes through tenants_dir.
@@ -625,6 +747,13 @@ jwks:
 	for _, st := range tenantsOf("flapping") {
 		st.idp.setMode(t, idpHealthy)
 	}
+	if down := tenantsOf("down")[0]; down.downSince.Load() != 0 {
+		// The outage ended (or ends now); every replica gets the keys back
+		// within a retry (at most min_ttl, 30 s).
+		down.idp.setMode(t, idpHealthy)
+		eventually(t, func() bool { return f.providerAvailableOnAll(down) }, "every replica to get %s's keys back", down.id)
+		down.downSince.Store(0)
+	}
 	stopTraffic()
 	wg.Wait()
 	elapsed := time.Since(begin).Round(time.Second)
@@ -649,6 +778,12 @@ jwks:
 
 	// Identity provider requests: at most one per refresh cycle for the whole
 	// fleet while Redis is up, for every provider that did not flap or rotate.
+	// "Up" as the replicas saw it: a replica whose Redis calls time out (the
+	// bound is 100 ms, and this machine is shared) fetches for itself, as it
+	// must, until Redis answers again and a cycle has realigned it.
+	for _, p := range f.procs {
+		redisWindows = append(redisWindows, unreachableWindows(p.stderr.String(), soakCycle+2*time.Second)...)
+	}
 	inRedisWindow := func(at time.Time) bool {
 		for _, w := range redisWindows {
 			if !at.Before(w[0]) && !at.After(w[1]) {
@@ -673,18 +808,21 @@ jwks:
 		cycles += int(elapsed / soakCycle)
 		for i := 1; i < len(kept); i++ {
 			if gap := kept[i].Sub(kept[i-1]); gap < minGap && !inRedisWindow(kept[i-1]) {
-				t.Errorf("tenant %s: JWKS fetches %s apart while Redis was up (a cycle is %s): more than one per cycle", st.id, gap.Round(time.Millisecond), soakCycle)
+				t.Errorf("tenant %s: JWKS fetches %s apart at %s while Redis was up (a cycle is %s): more than one per cycle; Redis down %v",
+					st.id, gap.Round(time.Millisecond), kept[i].Sub(begin).Round(time.Millisecond), soakCycle, redisWindows)
 			}
 		}
 	}
 
 	res.mu.Lock()
 	defer res.mu.Unlock()
-	t.Logf("soak %s: %d valid and %d invalid Checks on 3 replicas, %d tenants (+%d added); %d flaps, %d rotations, %d Redis outages, %d config changes",
-		elapsed, res.valid, res.invalid, soakTenants, added, flaps, rotations, len(redisWindows), configChanges)
+	t.Logf("soak %s: %d valid and %d invalid Checks on 3 replicas, %d tenants (+%d added); %d flaps, %d rotations, %d Redis restarts, %d config changes",
+		elapsed, res.valid, res.invalid, soakTenants, added, flaps, rotations, redisRestarts, configChanges)
+	t.Logf("windows excluded from the fetch count (Redis restarts, and Redis calls timing out on a replica): %d", len(redisWindows))
 	t.Logf("valid Checks by reason: %v; refused while their tenant was removed: %d", res.reasons, res.removed)
 	t.Logf("stable providers: %d JWKS fetches in %d provider-cycles while Redis was up (≤ 1 per cycle)", fetches, cycles)
 	t.Logf("valid Checks refused just after a rotation: %d", len(res.rotation))
+	t.Logf("%d outages past the stale window: %d valid Checks of that tenant refused (503 jwks_unavailable), none before %s", outages, res.outage, soakStaleFloor)
 	if len(res.invalidAllowed) > 0 {
 		t.Errorf("%d invalid tokens allowed, e.g. %v", len(res.invalidAllowed), res.invalidAllowed[:min(10, len(res.invalidAllowed))])
 	}
