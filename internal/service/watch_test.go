@@ -18,10 +18,21 @@ import (
 const waitLimit = 30 * time.Second
 
 // tenantFileYAML is one tenants_dir file: tenant id on host, trusting the
-// fixture's identity provider; extra is appended to the provider.
+// fixture's identity provider for the audience id-api (tenants sharing an
+// issuer need their own audiences); extra is appended to the provider.
 func (f *fixture) tenantFileYAML(id, host, extra string) string {
 	return "id: " + id + "\nhosts: [" + host + "]\nproviders:\n  - id: main\n    issuer: " + f.idp.IdP.Issuer() +
-		"\n    jwks_url: " + f.idp.JWKSURL() + "\n    audiences: [demo-api]\n    algorithms: [ES256]\n" + extra
+		"\n    jwks_url: " + f.idp.JWKSURL() + "\n    audiences: [" + id + "-api]\n    algorithms: [ES256]\n" + extra
+}
+
+// audToken is a token of the fixture's identity provider for audience aud.
+func (f *fixture) audToken(t *testing.T, aud string) string {
+	t.Helper()
+	tok, err := f.idp.IdP.Mint("alice", time.Hour, map[string]any{"aud": aud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // configMap lays files out as a Kubernetes ConfigMap volume does: each
@@ -81,8 +92,8 @@ func TestWatch_ConfigMapSwapReloadsWithoutSignal(t *testing.T) {
 	}
 	cm := newConfigMap(t, map[string]string{"config.yaml": string(base)})
 	r := runService(t, Options{ConfigPath: filepath.Join(cm.dir, "config.yaml"), DrainDelay: -1, WatchConfig: true, WatchDebounce: 20 * time.Millisecond})
-	tok := f.token(t)
-	if res := r.check(t, "api.extra.test", tok); res.Reason != "tenant_unknown" {
+	tok, extraTok := f.token(t), f.extraToken(t)
+	if res := r.check(t, "api.extra.test", extraTok); res.Reason != "tenant_unknown" {
 		t.Fatalf("before the update: %s, want tenant_unknown", res.Reason)
 	}
 	if res := r.check(t, demo.Host, tok); !res.Allowed {
@@ -94,7 +105,7 @@ func TestWatch_ConfigMapSwapReloadsWithoutSignal(t *testing.T) {
 	if !r.logs.WaitCount("config reloaded", 1, waitLimit) {
 		t.Fatalf("the ConfigMap update was not reloaded:\n%s", r.logs.String())
 	}
-	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+	if res := r.check(t, "api.extra.test", extraTok); !res.Allowed {
 		t.Fatalf("tenant added by the ConfigMap update: %s", res.Reason)
 	}
 	if res := r.check(t, demo.Host, tok); !res.Allowed {
@@ -137,8 +148,8 @@ func TestTenantsDir_BrokenFileIsolatedAndReported(t *testing.T) {
 	extra := writeTenant("extra.yaml", f.tenantFileYAML("extra", "api.extra.test", ""))
 	f.write(t, "tenants_dir: tenants.d\n")
 	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
-	tok := f.token(t)
-	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+	extraTok, thirdTok, laterTok := f.audToken(t, "extra-api"), f.audToken(t, "third-api"), f.audToken(t, "later-api")
+	if res := r.check(t, "api.extra.test", extraTok); !res.Allowed {
 		t.Fatalf("tenant from tenants_dir: %s", res.Reason)
 	}
 	first := r.svc.configStatus()
@@ -154,13 +165,13 @@ func TestTenantsDir_BrokenFileIsolatedAndReported(t *testing.T) {
 	if err := r.svc.Reload(context.Background()); err != nil {
 		t.Fatalf("Reload with broken tenant files: %v", err)
 	}
-	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+	if res := r.check(t, "api.extra.test", extraTok); !res.Allowed {
 		t.Errorf("broken file's tenant, last good version: %s", res.Reason)
 	}
-	if res := r.check(t, "api.third.test", tok); !res.Allowed {
+	if res := r.check(t, "api.third.test", thirdTok); !res.Allowed {
 		t.Errorf("tenant of a good file beside broken ones: %s", res.Reason)
 	}
-	if res := r.check(t, "api.later.test", tok); res.Reason != "tenant_unknown" {
+	if res := r.check(t, "api.later.test", laterTok); res.Reason != "tenant_unknown" {
 		t.Errorf("tenant of a file that never loaded: %s, want tenant_unknown", res.Reason)
 	}
 	st := r.svc.configStatus()
