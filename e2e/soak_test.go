@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +85,7 @@ type soakIdP struct {
 
 	mu      sync.Mutex
 	front   net.Listener // nil while refusing
+	hold    func()       // while refusing: releases the port it keeps bound
 	conns   map[net.Conn]bool
 	fetches []time.Time
 	stopped chan struct{}
@@ -103,7 +106,7 @@ func newSoakIdP(t *testing.T, stopped chan struct{}) *soakIdP {
 	p.backend.StartTLS()
 	t.Cleanup(p.backend.Close)
 	p.listen(front)
-	t.Cleanup(func() { p.refuse() })
+	t.Cleanup(p.close)
 	return p
 }
 
@@ -162,17 +165,62 @@ func (p *soakIdP) listen(ln net.Listener) {
 }
 
 // refuse closes the front and every connection through it: new
-// connections are refused until restore.
-func (p *soakIdP) refuse() {
+// connections are refused until restore. The port stays bound (without
+// listening), so that no other server on this shared machine takes it
+// meanwhile and answers for this identity provider.
+func (p *soakIdP) refuse(t *testing.T) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.front != nil {
 		p.front.Close()
 		p.front = nil
+		hold, err := bindOnly(p.addr)
+		if err != nil {
+			t.Errorf("identity provider %s: keep the port: %v", p.addr, err)
+		}
+		p.hold = hold
 	}
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// close stops the front for good.
+func (p *soakIdP) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.front != nil {
+		p.front.Close()
+	}
+	if p.hold != nil {
+		p.hold()
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// bindOnly binds a TCP socket to the loopback address addr without
+// listening on it: connections to it are refused, and the kernel hands the
+// port to no other socket that asks for a free one. close releases it.
+func bindOnly(addr string) (release func(), err error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("SO_REUSEADDR: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	return func() { syscall.Close(fd) }, nil
 }
 
 // setMode switches the failure mode.
@@ -180,6 +228,12 @@ func (p *soakIdP) setMode(t *testing.T, m int32) {
 	t.Helper()
 	old := p.mode.Swap(m)
 	if old == idpRefused && m != idpRefused {
+		p.mu.Lock()
+		if p.hold != nil {
+			p.hold()
+			p.hold = nil
+		}
+		p.mu.Unlock()
 		var ln net.Listener
 		var err error
 		for range 50 { // the closed port can linger for a moment
@@ -194,7 +248,7 @@ func (p *soakIdP) setMode(t *testing.T, m int32) {
 		p.listen(ln)
 	}
 	if m == idpRefused {
-		p.refuse()
+		p.refuse(t)
 	}
 }
 
