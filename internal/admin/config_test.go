@@ -45,4 +45,12 @@ func TestAdmin_ConfigStatusNamesRefusedTenantFiles(t *testing.T) {
 	if x := newFixture(t).send(http.MethodGet, "/v1/config"); x.err != nil || x.res.status != http.StatusNotFound {
 		t.Errorf("without a Config source: %v %d, want 404", x.err, x.res.status)
 	}
+	// Not a probe: with a token it needs it, open probes or not.
+	guarded := newFixture(t, func(o *admin.Options) {
+		o.Config = func() admin.ConfigStatus { return want }
+		o.Token, o.OpenProbes = []byte("s3cret-admin-token"), true
+	})
+	if r := guarded.do(t, http.MethodGet, "/v1/config"); r.status != http.StatusUnauthorized {
+		t.Errorf("without the token: %d, want 401", r.status)
+	}
 }
