@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
@@ -41,6 +42,22 @@ type Request struct {
 	// ContextExtensions are Envoy's per-route values ("tenant", "provider",
 	// "requirement").
 	ContextExtensions map[string]string
+	// ClientAddress is the downstream client's address as the gateway gives
+	// it (Envoy's source address; forward-auth's trusted X-Forwarded-For or
+	// peer), for the audit log.
+	ClientAddress string
+	// Scheme is the request's URI scheme ("https"): Envoy's
+	// attributes.request.http.scheme, or a trusted proxy's
+	// X-Forwarded-Proto. A DPoP proof's htu is checked against
+	// Scheme://Host/Path; empty matches no proof.
+	Scheme string
+	// PeerCertificate is the client certificate of a mutual-TLS
+	// connection as Envoy sends it (attributes.source.certificate,
+	// URL-encoded PEM); "" without one.
+	PeerCertificate string
+	// ForwardedClientCert is an x-forwarded-client-cert header the front
+	// end may pass on; it is believed only with trust_forwarded_client_cert.
+	ForwardedClientCert string
 }
 
 // Header is one header to set on the upstream request.
@@ -81,6 +98,9 @@ type Decision struct {
 	WWWAuthenticate string
 	// Body is the JSON body of a denial.
 	Body []byte
+	// KeyID is the token's kid, as the client sent it, cut to 128 bytes
+	// (for traces); empty when the token was not parsed that far.
+	KeyID string
 }
 
 // Options are a Server's optional parts.
@@ -88,6 +108,11 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	Tracer   Tracer           // optional: a span per decision
+	Recorder Recorder         // optional: the audit log
+	// DPoPReplay remembers accepted DPoP proofs (default: this replica's
+	// own cache of tenants.DefaultDPoPReplayEntries).
+	DPoPReplay dpop.ReplayCache
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
@@ -97,7 +122,10 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observer Observer
+	tracer   Tracer
+	recorder Recorder
 	parser   *jwt.Parser // read-only after New
+	dpop     *dpop.Checker
 	state    atomic.Pointer[state]
 }
 
@@ -115,6 +143,8 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		now:      opts.Now,
 		log:      opts.Logger,
 		observer: opts.Observer,
+		tracer:   opts.Tracer,
+		recorder: opts.Recorder,
 		// Strict decoding refuses base64 with non-zero trailing bits, so one
 		// token has exactly one encoding.
 		// json.Number keeps 64-bit integer claims (user, account and org
@@ -127,6 +157,11 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	replay := opts.DPoPReplay
+	if replay == nil {
+		replay = dpop.NewMemoryReplay(tenants.DefaultDPoPReplayEntries, s.now)
+	}
+	s.dpop = dpop.NewChecker(replay, s.now)
 	s.Update(set)
 	return s
 }
@@ -169,6 +204,10 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 	if r == nil {
 		r = &Request{}
 	}
+	var end func(*Decision)
+	if s.tracer != nil {
+		ctx, end = s.startCheck(ctx, r)
+	}
 	d, err := s.decide(ctx, r)
 	elapsed := time.Since(start)
 	s.logDecision(ctx, r, &d, err, elapsed)
@@ -177,6 +216,9 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 		// heap: without an observer, d stays on the stack.
 		od := d
 		s.observer.CheckDone(&od, elapsed)
+	}
+	if end != nil || s.recorder != nil {
+		s.finishCheck(ctx, r, d, end)
 	}
 	return d
 }
@@ -227,11 +269,19 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 	if len(raw) > limits.MaxTokenBytes {
 		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
-	p, claims, err := s.verify(ctx, st, t, route, raw, src)
+	var kid string
+	p, claims, err := s.verify(ctx, st, t, route, raw, src, &kid)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
-		return denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
+		d := denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing)
+		d.KeyID = boundKeyID(kid)
+		return d, rf.cause
+	}
+	if reason, err := s.checkSender(ctx, st, r, p, claims, raw, src); reason != ReasonOK {
+		d := denySender(reason, t.ID, p)
+		d.Requirement = requirementName(req)
+		return d, err
 	}
 	var wouldDeny Reason
 	if req != nil {
@@ -245,6 +295,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 		}
 	}
 	d := allow(st.set, t, p, claims)
+	d.KeyID = boundKeyID(kid)
 	d.Requirement = requirementName(req)
 	d.WouldDeny = wouldDeny
 	upstreamToken(&d, p, src, raw, r)

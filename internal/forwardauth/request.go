@@ -21,11 +21,13 @@ const (
 	hOriginalURI     = "X-Original-Uri"
 	hOriginalMethod  = "X-Original-Method"
 	hForwarded       = "Forwarded" // RFC 7239
+	hClientCert      = "X-Forwarded-Client-Cert"
 )
 
 var forwardedHeaders = [...]string{
 	hForwardedHost, hForwardedURI, hForwardedMethod, hForwardedProto,
 	hForwardedFor, hForwardedPrefix, hOriginalURI, hOriginalMethod, hForwarded,
+	hClientCert,
 }
 
 func isForwarded(canonical string) bool {
@@ -61,6 +63,13 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		req.Headers[k] = strings.Join(vals, sep)
 	}
 	req.RequestID = req.Headers["x-request-id"]
+	req.ClientAddress = peerHost(r.RemoteAddr)
+	// The subrequest's own scheme, unless a trusted proxy says what the
+	// client used (DPoP's htu is checked against it).
+	req.Scheme = "http"
+	if r.TLS != nil {
+		req.Scheme = "https"
+	}
 	if !trusted {
 		if len(ignored) > 0 {
 			// Names only: X-Forwarded-Uri may carry a token in its query.
@@ -81,6 +90,11 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		*dst = v
 		return true
 	}
+	if xff := strings.TrimSpace(r.Header.Get(hForwardedFor)); xff != "" {
+		// The proxy's X-Forwarded-For, as it sent it: the client address
+		// first, then the proxies (audit log only; never a decision input).
+		req.ClientAddress = xff
+	}
 	pick(&req.Host, hForwardedHost, true)
 	forwardedTarget := pick(&req.Path, hForwardedURI, false) || pick(&req.Path, hOriginalURI, false)
 	if name, ok := requirementFromPath(r.URL.Path); ok && forwardedTarget {
@@ -92,6 +106,13 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 	if !pick(&req.Method, hForwardedMethod, false) {
 		pick(&req.Method, hOriginalMethod, false)
 	}
+	var proto string
+	if pick(&proto, hForwardedProto, true) {
+		req.Scheme = strings.ToLower(proto)
+	}
+	// The client certificate's hash, believed only with
+	// trust_forwarded_client_cert (authz checks that) and only from here.
+	req.ForwardedClientCert = r.Header.Get(hClientCert)
 	if len(ambiguous) > 0 {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "ambiguous forwarded headers taken as empty",
 			slog.String("peer", r.RemoteAddr), slog.Any("headers", ambiguous))
@@ -161,6 +182,14 @@ func (h *Handler) ownTarget(r *http.Request) string {
 		return "/" + rest
 	}
 	return t // "/extauthzfoo" is not under the prefix "/extauthz"
+}
+
+// peerHost is the address part of remoteAddr ("ip:port"), or remoteAddr.
+func peerHost(remoteAddr string) string {
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		return ap.Addr().String()
+	}
+	return remoteAddr
 }
 
 // trusts reports whether the peer at remoteAddr ("ip:port") is inside a
