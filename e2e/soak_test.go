@@ -892,8 +892,7 @@ jwks:
 	}
 }
 
-// soakStrictRotation makes refusals across a rotation fail the soak. It is
-// off until a replica that meets an unknown kid while another holds the
-// fleet-wide refresh waits for the shared snapshot (issue 11); until then
-// they are counted and logged.
-const soakStrictRotation = false
+// soakStrictRotation makes refusals across a rotation fail the soak: a
+// replica that meets an unknown kid while another holds the fleet-wide
+// refresh waits for the shared snapshot (issue 11), so none is expected.
+const soakStrictRotation = true

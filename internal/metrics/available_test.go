@@ -9,11 +9,6 @@ import (
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
-// statuses is a fixed StatusSource.
-type statuses []jwkscache.Status
-
-func (s statuses) Statuses() []jwkscache.Status { return s }
-
 // TestMetrics_ProviderAvailable: jwks_cache_provider_available is 1 exactly
 // for the providers whose lookups can be answered (a set held, fresh or
 // stale within stale_while_error), so an alert can name the one tenant an

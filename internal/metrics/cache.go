@@ -30,6 +30,7 @@ type cacheCollector struct {
 	keys     *prometheus.Desc
 	expires  *prometheus.Desc
 	avail    *prometheus.Desc
+	rejected *prometheus.Desc
 }
 
 func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollector {
@@ -48,12 +49,14 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 		keys:     d("jwks_cache_keys", "Usable keys in the current key set."),
 		expires:  d("jwks_cache_expires_at_seconds", "Unix time at which the current key set expires."),
 		avail:    d("jwks_cache_provider_available", "1 when the provider has usable keys (fresh, or stale within stale_while_error), else 0: its Checks answer 503 jwks_unavailable."),
+		rejected: d("jwks_cache_redis_snapshots_rejected_total",
+			"Shared snapshots found in Redis but not trusted (bad MAC, other trust fingerprint, times out of bounds...), by reason.", "reason"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.avail} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.avail, c.rejected} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -91,6 +94,9 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.avail, available)
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)
+		}
+		for reason, n := range st.SnapshotsRejected {
+			ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n), t, p, reason)
 		}
 	}
 	// The duration histogram is collected here, after the prune, so a
