@@ -40,7 +40,7 @@ func TestCoordinated_LeaseFreedAfterAnotherSharedDoesNotFetchAgain(t *testing.T)
 	}
 	newReplica := func(name string, hook func()) *replica {
 		r := &replica{clk: clocktest.New(t0), events: make(events, 100)}
-		store, err := redisstore.Open(redis.URL(), "jwks-cache", redisstore.Options{Now: r.clk.Now, Timeout: time.Second})
+		store, err := redisstore.Open(redis.URL(), "jwks-cache", redisstore.Options{Now: r.clk.Now, Timeout: time.Second, HMACKeys: [][]byte{fleetKey}})
 		if err != nil {
 			t.Fatal(err)
 		}
