@@ -595,6 +595,10 @@ func TestSoak_FleetUnderChaos(t *testing.T) {
 		f.writeFile(st.file, st.yaml())
 	}
 	f.ca = caFile(t, f.tenants[0].idp.backend)
+	keyFile := filepath.Join(t.TempDir(), "redis-hmac.keys")
+	if err := os.WriteFile(keyFile, []byte(redisHMACKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
 		addr, admin := freeAddr(t), freeAddr(t)
 		cfg := fmt.Sprintf(`listen: {grpc: %q, admin: %q}
@@ -602,10 +606,10 @@ log: {level: info}
 tenants_dir: %q
 jwks:
   ca_file: %q
-  redis: {url: %q, namespace: soak}
+  redis: {url: %q, namespace: soak, hmac_key_file: %q}
   prefetch_jitter: 1s
   retry_policy: {max_retries: 0, attempt_timeout: 2s, deadline: 2s}
-`, addr, admin, f.dir, f.ca, f.redis.URL())
+`, addr, admin, f.dir, f.ca, f.redis.URL(), keyFile)
 		f.procs = append(f.procs, start(t, addr, cfg))
 		f.admins = append(f.admins, admin)
 	}
