@@ -311,11 +311,11 @@ type soakResult struct {
 	mu             sync.Mutex
 	valid, invalid int64
 	invalidAllowed []string
-	refused        []string // valid Checks refused where nothing excuses it
+	refused        []string    // valid Checks refused where nothing excuses it
 	rotation       []string    // valid Checks refused just after a rotation
 	rotationAt     []time.Time // when, for each of rotation
-	outage         int64    // refused for the down tenant past its stale window
-	removed        int64    // refused because the tenant was being removed
+	outage         int64       // refused for the down tenant past its stale window
+	removed        int64       // refused because the tenant was being removed
 	reasons        map[string]int64
 }
 
