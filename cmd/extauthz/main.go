@@ -6,6 +6,7 @@
 //	extauthz demo-idp -listen ADDR -ca-out FILE -hostname NAME
 //	extauthz client -addr HOST:PORT -host HOST [-path /p] [-method GET] [-H 'name: value']... [-token T] [-ext k=v]...
 //	extauthz health -addr HOST:PORT [-service NAME]
+//	extauthz version   (or -version)
 //
 // This file only parses flags and wires packages together; see README.md.
 package main
@@ -25,6 +26,7 @@ import (
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
 	"github.com/extauthz/extauthz/internal/service"
+	"github.com/extauthz/extauthz/internal/version"
 )
 
 func main() {
@@ -43,6 +45,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return checkclient.ClientCommand(ctx, args[1:], stdout, stderr)
 		case "health":
 			return checkclient.HealthCommand(ctx, args[1:], stdout, stderr)
+		case "version", "-version", "--version":
+			fmt.Fprintln(stdout, version.Get())
+			return 0
 		}
 	}
 	return runServe(ctx, args, stdout, stderr)
@@ -56,6 +61,7 @@ func usage(fs *flag.FlagSet, stderr io.Writer) func() {
   extauthz demo-idp -listen ADDR -ca-out FILE -hostname NAME
   extauthz client -addr HOST:PORT -host HOST [-path /p] [-method GET] [-H 'name: value']... [-token TOKEN] [-ext key=value]...
   extauthz health -addr HOST:PORT [-service NAME]
+  extauthz version   (or -version): the release version, source revision and Go version
 
 flags of the server:
 `)

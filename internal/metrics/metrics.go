@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/version"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -96,12 +97,28 @@ func New() *Metrics {
 	m.reloads.WithLabelValues(ReloadFailure)
 
 	m.reg.MustRegister(
-		m.checks, m.checkDuration, m.reloads, m.lastReloadOK,
+		m.checks, m.checkDuration, m.reloads, m.lastReloadOK, buildInfo(version.Get()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m.reg.MustRegister(m.refresh.vec)
 	return m
+}
+
+// buildInfo is extauthz_build_info: always 1, its labels say which build
+// runs, so a dashboard can show a rollout and group series by version.
+func buildInfo(v version.Info) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "extauthz_build_info",
+		Help: "Always 1; the labels say which build is running: version, revision (VCS commit) and goversion.",
+		ConstLabels: prometheus.Labels{
+			"version":   v.Version,
+			"revision":  v.Revision,
+			"goversion": v.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
 }
 
 // CollectCache makes every scrape read the cache series from src
