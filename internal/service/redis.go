@@ -18,7 +18,11 @@ func openRedis(cfg *tenants.Config, log *slog.Logger) (*redisstore.Store, error)
 		return nil, nil
 	}
 	log = log.With("component", "redis")
-	store, err := redisstore.Open(r.URL, r.Namespace, redisstore.Options{Logger: log})
+	u, err := r.ResolveURL()
+	if err != nil {
+		return nil, err
+	}
+	store, err := redisstore.Open(u, r.Namespace, redisstore.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("jwks.redis: %w", err)
 	}

@@ -97,6 +97,7 @@ type JWKS struct {
 // Redis configures snapshot sharing between replicas.
 type Redis struct {
 	URL       string `yaml:"url"`
+	URLFile   string `yaml:"url_file"`  // a file holding the URL instead (a mounted Secret: the password goes in the URL)
 	Namespace string `yaml:"namespace"` // default jwks-cache
 }
 
