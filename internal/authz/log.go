@@ -6,8 +6,16 @@ import (
 	"time"
 )
 
-// logDecision logs d: denials at Info, allows at Debug. The token and the
-// query (which may carry it) are never logged; err is an internal cause
+// The tenant and provider a log line (and a metric label) names for a
+// decision that matched none: the same placeholders everywhere.
+const (
+	NoTenant   = "unknown"
+	NoProvider = "none"
+)
+
+// logDecision logs d: denials at Info, at most Options.DenialLogLimit lines
+// per reason and second (see logLimiter), allows at Debug. The token and
+// the query (which may carry it) are never logged; err is an internal cause
 // built from fixed texts and library errors, never from the token.
 func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err error, elapsed time.Duration) {
 	level := slog.LevelInfo
@@ -17,9 +25,16 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
+	var suppressed int
+	if !d.Allowed {
+		var ok bool
+		if ok, suppressed = s.denialLog.allow(d.Reason); !ok {
+			return
+		}
+	}
 	attrs := []slog.Attr{
-		slog.String("tenant", d.TenantID),
-		slog.String("provider", d.ProviderID),
+		slog.String("tenant", orPlaceholder(d.TenantID, NoTenant)),
+		slog.String("provider", orPlaceholder(d.ProviderID, NoProvider)),
 		slog.String("reason", string(d.Reason)),
 		slog.Int("status", d.HTTPStatus),
 		slog.Duration("latency", elapsed),
@@ -30,9 +45,20 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
+	if suppressed > 0 {
+		// Lines of this reason left out since the last one written.
+		attrs = append(attrs, slog.Int("suppressed_before", suppressed))
+	}
 	msg := "denied"
 	if d.Allowed {
 		msg = "allowed"
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+func orPlaceholder(id, placeholder string) string {
+	if id == "" {
+		return placeholder
+	}
+	return id
 }

@@ -72,17 +72,22 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	// DenialLogLimit bounds denial log lines per reason code and second
+	// (DefaultDenialLogLimit when 0, no bound when negative). Lines over it
+	// are counted and reported by the next line of that reason.
+	DenialLogLimit int
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
 // tenant set is swapped atomically by Update.
 type Server struct {
-	keys     KeySource
-	now      func() time.Time
-	log      *slog.Logger
-	observer Observer
-	parser   *jwt.Parser // read-only after New
-	state    atomic.Pointer[state]
+	keys      KeySource
+	now       func() time.Time
+	log       *slog.Logger
+	observer  Observer
+	denialLog *logLimiter // nil: no limit
+	parser    *jwt.Parser // read-only after New
+	state     atomic.Pointer[state]
 }
 
 // state is one tenant set with its compiled claim validators.
@@ -106,6 +111,7 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.denialLog = newLogLimiter(opts.DenialLogLimit, s.now)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -26,10 +26,11 @@ import (
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
-// Label values used when a decision carries no tenant or provider.
+// Label values used when a decision carries no tenant or provider: the
+// placeholders the decision log lines use too.
 const (
-	UnknownTenant = "unknown"
-	NoProvider    = "none"
+	UnknownTenant = authz.NoTenant
+	NoProvider    = authz.NoProvider
 )
 
 // checkBuckets are extauthz_check_duration_seconds' buckets: 10 µs to 1 s in
