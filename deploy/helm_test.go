@@ -395,7 +395,9 @@ func checkNetworkPolicy(o *chartObjects, podLabels labels.Set, cports []corev1.C
 		return err
 	}
 	var errs []error
-	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf("NetworkPolicy %s: "+format, append([]any{np.Name}, args...)...)) }
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("NetworkPolicy %s: "+format, append([]any{np.Name}, args...)...))
+	}
 	if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err != nil || sel.Empty() || !sel.Matches(podLabels) {
 		fail("podSelector does not select the Deployment's pods")
 	}
@@ -445,7 +447,9 @@ func checkServiceMonitor(o *chartObjects, admin []*corev1.Service, want chartChe
 		return err
 	}
 	var errs []error
-	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf("ServiceMonitor %s: "+format, append([]any{sm.Name}, args...)...)) }
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("ServiceMonitor %s: "+format, append([]any{sm.Name}, args...)...))
+	}
 	if sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector); err != nil || sel.Empty() || !sel.Matches(labels.Set(svc.Labels)) {
 		fail("selector does not select the admin Service %s", svc.Name)
 	}
