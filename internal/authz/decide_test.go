@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/tenants"
 	"github.com/extauthz/extauthz/jwkscache"
 )
@@ -34,10 +35,10 @@ func TestDecide_ReasonCodes(t *testing.T) {
 	}{
 		{"rs256 ok", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), nil, ReasonOK, true},
 		{"es256 ok", tokReq(func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodES256, k.ec, "ec", acmeClaims(), nil)
+			return sign(t, jwt.SigningMethodES256, k.EC, "ec", acmeClaims(), nil)
 		}), nil, ReasonOK, true},
 		{"eddsa ok", tokReq(func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodEdDSA, k.ed, "ed", acmeClaims(), nil)
+			return sign(t, jwt.SigningMethodEdDSA, k.Ed, "ed", acmeClaims(), nil)
 		}), nil, ReasonOK, true},
 		{"aud as string ok", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("aud", "billing"))) }), nil, ReasonOK, true},
 		{"aud any-of ok", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("aud", []any{"x", "billing"}))) }), nil, ReasonOK, true},
@@ -73,7 +74,7 @@ func TestDecide_ReasonCodes(t *testing.T) {
 		{"payload not json", tokReq(func(t *testing.T) string { return rawToken(t, `{"alg":"RS256","kid":"rsa"}`, `[1,2]`) }), nil, ReasonTokenMalformed, true},
 		{"alg missing", tokReq(func(t *testing.T) string { return rawToken(t, `{"kid":"rsa"}`, mustJSON(t, acmeClaims())) }), nil, ReasonTokenMalformed, true},
 		{"unknown crit", tokReq(func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, k.rsa, "rsa", acmeClaims(), map[string]any{"crit": []any{"exp-ext"}, "exp-ext": 1})
+			return sign(t, jwt.SigningMethodRS256, k.RSA, "rsa", acmeClaims(), map[string]any{"crit": []any{"exp-ext"}, "exp-ext": 1})
 		}), nil, ReasonTokenMalformed, true},
 		{"kid not a string", tokReq(func(t *testing.T) string { return rawToken(t, `{"alg":"RS256","kid":7}`, mustJSON(t, acmeClaims())) }), nil, ReasonTokenMalformed, true},
 		{"exp as string", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("exp", "tomorrow"))) }), nil, ReasonTokenMalformed, true},
@@ -93,22 +94,22 @@ func TestDecide_ReasonCodes(t *testing.T) {
 			return sign(t, jwt.SigningMethodHS256, []byte("secret"), "rsa", acmeClaims(), nil)
 		}), nil, ReasonAlgorithmNotAllowed, true},
 		{"alg RS384 not listed", tokReq(func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS384, k.rsa, "rsa", acmeClaims(), nil)
+			return sign(t, jwt.SigningMethodRS384, k.RSA, "rsa", acmeClaims(), nil)
 		}), nil, ReasonAlgorithmNotAllowed, true},
 		{"alg unknown", tokReq(func(t *testing.T) string {
 			return rawToken(t, `{"alg":"XX999","kid":"rsa"}`, mustJSON(t, acmeClaims()))
 		}), nil, ReasonAlgorithmNotAllowed, true},
 
-		{"unknown kid", tokReq(func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, k.rsa, "nope", acmeClaims(), nil) }), nil, ReasonKeyNotFound, true},
+		{"unknown kid", tokReq(func(t *testing.T) string { return sign(t, jwt.SigningMethodRS256, k.RSA, "nope", acmeClaims(), nil) }), nil, ReasonKeyNotFound, true},
 		{"jwk header never used", tokReq(func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, k.rsaOther, "", acmeClaims(), map[string]any{
+			return sign(t, jwt.SigningMethodRS256, k.RSAOther, "", acmeClaims(), map[string]any{
 				"jwk": map[string]any{"kty": "RSA", "n": "AQAB", "e": "AQAB"},
 				"jku": "https://evil.test/jwks.json", "x5u": "https://evil.test/cert",
 			})
 		}), nil, ReasonKeyNotFound, true},
 
 		{"signed by another key", tokReq(func(t *testing.T) string {
-			return sign(t, jwt.SigningMethodRS256, k.rsaOther, "rsa", acmeClaims(), nil)
+			return sign(t, jwt.SigningMethodRS256, k.RSAOther, "rsa", acmeClaims(), nil)
 		}), nil, ReasonSignatureInvalid, true},
 		{"tampered payload", tokReq(func(t *testing.T) string {
 			good := strings.Split(rs256(t, acmeClaims()), ".")
@@ -116,7 +117,7 @@ func TestDecide_ReasonCodes(t *testing.T) {
 			return good[0] + "." + evil[1] + "." + good[2]
 		}), nil, ReasonSignatureInvalid, true},
 		{"empty signature", tokReq(func(t *testing.T) string { s := rs256(t, acmeClaims()); return s[:strings.LastIndexByte(s, '.')+1] }), nil, ReasonSignatureInvalid, true},
-		{"ES256 token with kid of the RSA key", tokReq(func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, k.ec, "rsa", acmeClaims(), nil) }), nil, ReasonSignatureInvalid, true},
+		{"ES256 token with kid of the RSA key", tokReq(func(t *testing.T) string { return sign(t, jwt.SigningMethodES256, k.EC, "rsa", acmeClaims(), nil) }), nil, ReasonSignatureInvalid, true},
 
 		{"expired", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("exp", at(-hour)))) }), nil, ReasonTokenExpired, true},
 		{"expired beyond skew", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("exp", at(-61*time.Second)))) }), nil, ReasonTokenExpired, true},
@@ -142,7 +143,7 @@ func TestDecide_ReasonCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			if tt.keyErr != nil {
-				f.keys.errs["acme/main"] = tt.keyErr
+				f.keys.Fail("acme", "main", tt.keyErr)
 				// Keep the cold wait short for the timeout case.
 				f.srv = New(testSet(t, strings.Replace(testConfig, "max_header_value_bytes: 64", "max_header_value_bytes: 64, cold_wait: 10ms", 1)), f.keys, Options{Now: func() time.Time { return testNow }, Logger: slog.New(slog.DiscardHandler)})
 			}
@@ -222,7 +223,7 @@ func TestDecide_TenantSelection(t *testing.T) {
 	k := keysOnce()
 	acmeTok := func(t *testing.T) string { return rs256(t, acmeClaims()) }
 	globexTok := func(t *testing.T) string {
-		return sign(t, jwt.SigningMethodRS256, k.globex, "globex", jwt.MapClaims{
+		return sign(t, jwt.SigningMethodRS256, k.Globex, "globex", jwt.MapClaims{
 			"iss": "https://idp.globex.test/", "sub": "g-1", "exp": float64(testNow.Add(time.Hour).Unix()),
 		}, nil)
 	}
@@ -332,9 +333,10 @@ func TestDecide_ClaimHeaders(t *testing.T) {
 	if diff := cmp.Diff(want, d.Headers); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
-	// Every mapped header of the tenant the token did not fill is removed,
-	// including another provider's (x-partner-subject).
-	if diff := cmp.Diff([]string{"x-partner-subject"}, d.RemoveHeaders); diff != "" {
+	// Every mapped header the token did not fill is removed, including
+	// another provider's (x-partner-subject) and another tenant's
+	// (x-globex-org).
+	if diff := cmp.Diff([]string{"x-auth-uid", "x-globex-org", "x-partner-subject"}, d.RemoveHeaders); diff != "" {
 		t.Errorf("remove (-want +got):\n%s", diff)
 	}
 	if d.Claims["sub"] != "user-1" || d.TenantID != "acme" || d.ProviderID != "main" {
@@ -351,7 +353,7 @@ func TestDecide_ForgedClaimHeaderRemovedWhenClaimAbsent(t *testing.T) {
 	if !d.Allowed {
 		t.Fatalf("denied: %+v", d)
 	}
-	want := []string{"x-auth-email", "x-auth-groups", "x-auth-level", "x-partner-subject"}
+	want := []string{"x-auth-email", "x-auth-groups", "x-auth-level", "x-auth-uid", "x-globex-org", "x-partner-subject"}
 	if diff := cmp.Diff(want, d.RemoveHeaders); diff != "" {
 		t.Errorf("remove (-want +got):\n%s", diff)
 	}
@@ -447,7 +449,7 @@ func (o *recordingObserver) CheckDone(d *Decision, elapsed time.Duration) {
 
 func TestDecide_ObserverAndUpdate(t *testing.T) {
 	obs := &recordingObserver{}
-	keys := newFakeKeys()
+	keys := authztest.NewFakeKeys()
 	srv := New(nil, keys, Options{Now: func() time.Time { return testNow }, Observer: obs, Logger: slog.New(slog.DiscardHandler)})
 	r := acmeRequest(rs256(t, acmeClaims()))
 	if d := srv.Decide(context.Background(), r); d.Reason != ReasonTenantUnknown {
@@ -502,8 +504,8 @@ func TestDecide_WrongSourceNeverReachesTheKeySource(t *testing.T) {
 	f := newFixture(t)
 	f.srv.log = slog.New(slog.DiscardHandler)
 	f.srv.Decide(context.Background(), &Request{Host: "api.acme.test", Path: "/?access_token=" + rs256(t, acmeClaims())})
-	if f.keys.hits != 0 {
-		t.Errorf("key source called %d times for a token in the wrong source", f.keys.hits)
+	if f.keys.Hits() != 0 {
+		t.Errorf("key source called %d times for a token in the wrong source", f.keys.Hits())
 	}
 }
 

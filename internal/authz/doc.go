@@ -1,9 +1,11 @@
 // Package authz provides extauthz's authorization decision: which tenant and
 // identity provider a request belongs to, whether its bearer token is valid,
 // and what to tell the gateway. One gateway-neutral function, Server.Decide,
-// makes every decision; Server.Check adapts it to Envoy's ext_authz gRPC API
-// (envoy.service.auth.v3.Authorization), and other front ends (an HTTP
-// forward-auth listener) reuse Decide.
+// makes every decision; it knows nothing of any gateway's protocol. The
+// front ends sit beside each other over it: grpcauthz (Envoy's ext_authz
+// gRPC API) and forwardauth (HTTP forward-auth). Both read the answer for a
+// reason from the one table behind Reason's methods: HTTPStatus, GRPCCode,
+// BearerError and Description.
 //
 // # Decision order
 //
@@ -22,11 +24,16 @@
 //  3. Size, then shape: at most limits.max_token_bytes, three non-empty
 //     segments of the unpadded base64url alphabet only (RFC 7515 §2, §7.1).
 //  4. Header and claims parse; unknown "crit" rejected (RFC 7515 §4.1.11);
-//     registered claims of the wrong JSON type are malformed (RFC 7519 §4.1).
-//  5. Provider: context_extensions["provider"] if set, else the tenant's
-//     provider whose issuer equals iss.
-//  6. alg in the provider's list; key from the KeySource by (kid, alg) —
-//     never from jku, x5u, jwk or x5c (RFC 8725 §3.10); signature.
+//     registered claims of the wrong JSON type are malformed (RFC 7519 §4.1),
+//     and so is an exp, nbf or iat beyond what int64 seconds hold. Numbers
+//     are kept as json.Number, so claims reach the upstream digit for digit.
+//  5. Provider (chooseProvider, the one place it is chosen):
+//     context_extensions["provider"] if set, else the tenant's provider
+//     whose issuer equals iss.
+//  6. typ in the provider's token_types when it lists any (RFC 8725 §3.11;
+//     else token_malformed); alg in the provider's list; key from the
+//     KeySource by (kid, alg) — never from jku, x5u, jwk or x5c (RFC 8725
+//     §3.10); signature.
 //  7. exp required; exp, nbf and iat with clock_skew; iss exact; aud any-of.
 //
 // # Reason codes
@@ -36,7 +43,7 @@
 //	reason                 HTTP  gRPC status        meaning
 //	ok                     200   OK                 token valid, request allowed
 //	token_missing          401   UNAUTHENTICATED    no token in any configured source
-//	token_malformed        401   UNAUTHENTICATED    not a well-formed JWS compact JWT: bad segments or base64url, bad JSON, unknown crit, registered claim of the wrong type, exp missing
+//	token_malformed        401   UNAUTHENTICATED    not a well-formed JWS compact JWT: bad segments or base64url, bad JSON, unknown crit, registered claim of the wrong type, time claim beyond int64 seconds, exp missing, typ not in token_types
 //	token_too_large        401   UNAUTHENTICATED    longer than limits.max_token_bytes; not parsed
 //	algorithm_not_allowed  401   UNAUTHENTICATED    alg not in the provider's algorithms (none and HS* never are)
 //	key_not_found          401   UNAUTHENTICATED    the provider's key set has no key for the token's kid and alg
@@ -59,11 +66,12 @@
 // overwriting any value the client sent. Strings are used as they are;
 // arrays of strings are joined with "," (an HTTP list, RFC 9110 §5.6.1)
 // unless an element contains a comma, in which case the array is JSON-encoded
-// like every other non-string value (numbers, booleans, objects). Control
-// characters are removed and values are cut to limits.max_header_value_bytes
-// at a UTF-8 boundary. Every header that any provider of the tenant maps a
-// claim to and that this token did not fill is removed from the request, so
-// a client cannot forge it. When the config names a tenant_header, an allow
+// like every other non-string value (numbers, written as the token wrote
+// them, booleans, objects). Control characters are removed and values are
+// cut to limits.max_header_value_bytes at a UTF-8 boundary. Every header
+// that any provider of any tenant maps a claim to and that this token did
+// not fill is removed from the request, so a client cannot forge it, not
+// even a header only another tenant's upstream reads. When the config names a tenant_header, an allow
 // also sets that header to the tenant the decision was made for, so the
 // upstream never sees a tenant the client made up (a route's
 // context_extensions or the host can decide the tenant while the client

@@ -28,7 +28,7 @@ func FuzzDecide(f *testing.F) {
 		d := fx.srv.Decide(context.Background(), r)
 		if d.Allowed {
 			raw := extractToken(fx.srv.Set().Tenants()[0].Sources, r)
-			if _, err := jwt.Parse(raw, func(*jwt.Token) (any, error) { return &keysOnce().rsa.PublicKey, nil },
+			if _, err := jwt.Parse(raw, func(*jwt.Token) (any, error) { return &keysOnce().RSA.PublicKey, nil },
 				jwt.WithTimeFunc(func() time.Time { return testNow }), jwt.WithLeeway(time.Minute)); err != nil || d.Reason != ReasonOK {
 				t.Fatalf("allowed (%s) a token golang-jwt rejects: %v", d.Reason, err)
 			}
@@ -51,8 +51,11 @@ func FuzzParseToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		st := fx.srv.state.Load()
 		acme, _ := st.set.Tenant("acme")
-		_, _, reason, _ := fx.srv.verify(context.Background(), st, acme, nil, tok, acme.Sources[0], 0)
-		if reason == "" {
+		p, claims, err := fx.srv.verify(context.Background(), st, acme, nil, tok, acme.Sources[0])
+		if err == nil && (p == nil || claims == nil) {
+			t.Fatal("verified without a provider or claims")
+		}
+		if err != nil && asRefusal(err).reason == "" {
 			t.Fatal("empty reason")
 		}
 		wellFormed(tok)

@@ -8,9 +8,9 @@ import (
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
-// claimHeaders returns the headers to set from claims, and the tenant's
-// mapped headers left unset (to remove), both sorted by name.
-func claimHeaders(t *tenants.TenantRules, p *tenants.ProviderRules, claims map[string]any, maxLen int) (set []Header, remove []string) {
+// claimHeaders returns the headers to set from claims, and the claim
+// headers of every tenant (all) left unset, to remove; both sorted by name.
+func claimHeaders(all []string, p *tenants.ProviderRules, claims map[string]any, maxLen int) (set []Header, remove []string) {
 	if len(p.ClaimHeaders) > 0 {
 		set = make([]Header, 0, len(p.ClaimHeaders))
 	}
@@ -23,7 +23,7 @@ func claimHeaders(t *tenants.TenantRules, p *tenants.ProviderRules, claims map[s
 			set = append(set, Header{Name: ch.Header, Value: s})
 		}
 	}
-	for _, h := range t.ClaimHeaders {
+	for _, h := range all {
 		if !hasHeader(set, h) {
 			remove = append(remove, h)
 		}

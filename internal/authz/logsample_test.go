@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/authz/authztest"
+	"github.com/extauthz/extauthz/internal/logtest"
 )
 
 // steppedClock is a clock the test moves by hand.
@@ -48,11 +51,11 @@ func logLines(t *testing.T, buf string) []map[string]any {
 func TestDecide_DenialLogsLimitedPerReasonAndCounted(t *testing.T) {
 	const limit, flood = 5, 40
 	clk := &steppedClock{now: testNow}
-	logs := &strings.Builder{}
+	logs := &logtest.Buffer{}
 	obs := &recordingObserver{}
-	srv := New(testSet(t, testConfig), newFakeKeys(), Options{
+	srv := New(testSet(t, testConfig), authztest.NewFakeKeys(), Options{
 		Now:            clk.Now,
-		Logger:         slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+		Logger:         slog.New(slog.NewJSONHandler(logs, nil)),
 		Observer:       obs,
 		DenialLogLimit: limit,
 	})
@@ -79,9 +82,9 @@ func TestDecide_DenialLogsLimitedPerReasonAndCounted(t *testing.T) {
 
 	// A new second: the first line says how many were left out.
 	clk.Add(time.Second)
-	logs.Reset()
+	mark := len(logs.String())
 	srv.Decide(ctx, tokenless)
-	lines = logLines(t, logs.String())
+	lines = logLines(t, logs.String()[mark:])
 	if len(lines) != 1 || lines[0]["suppressed_before"] != float64(flood-limit) {
 		t.Fatalf("after the window: %v, want one line with suppressed_before=%d", lines, flood-limit)
 	}
@@ -92,10 +95,10 @@ func TestDecide_DenialLogsLimitedPerReasonAndCounted(t *testing.T) {
 }
 
 func TestDecide_DenialLogsUnlimitedWhenNegative(t *testing.T) {
-	logs := &strings.Builder{}
-	srv := New(testSet(t, testConfig), newFakeKeys(), Options{
+	logs := &logtest.Buffer{}
+	srv := New(testSet(t, testConfig), authztest.NewFakeKeys(), Options{
 		Now:            func() time.Time { return testNow },
-		Logger:         slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+		Logger:         slog.New(slog.NewJSONHandler(logs, nil)),
 		DenialLogLimit: -1,
 	})
 	for range 2 * DefaultDenialLogLimit {

@@ -1,26 +1,61 @@
 package authz
 
-import "net/http"
+import (
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+)
 
 // Reason is a stable, documented decision code (see the package doc table).
 type Reason string
 
-// The reason codes, with their HTTP status (see the package doc table).
+// The reason codes (see the package doc table and Reason's methods for
+// what each answers).
 const (
-	ReasonOK                  Reason = "ok"                    // 200: token valid, request allowed
-	ReasonTokenMissing        Reason = "token_missing"         // 401: no token in any source the provider reads
-	ReasonTokenMalformed      Reason = "token_malformed"       // 401: not a well-formed JWS compact JWT (shape, base64url, JSON, crit, claim types, exp missing)
-	ReasonTokenTooLarge       Reason = "token_too_large"       // 401: over limits.max_token_bytes; never parsed
-	ReasonAlgorithmNotAllowed Reason = "algorithm_not_allowed" // 401: alg not in the provider's list (none and HS* never are)
-	ReasonKeyNotFound         Reason = "key_not_found"         // 401: no key for the token's kid and alg in the provider's JWKS
-	ReasonSignatureInvalid    Reason = "signature_invalid"     // 401: the signature does not verify
-	ReasonTokenExpired        Reason = "token_expired"         // 401: exp plus clock_skew is past
-	ReasonTokenNotYetValid    Reason = "token_not_yet_valid"   // 401: nbf or iat later than now plus clock_skew
-	ReasonIssuerUnknown       Reason = "issuer_unknown"        // 401: no provider of the tenant has the token's iss
-	ReasonAudienceMismatch    Reason = "audience_mismatch"     // 401: none of the provider's audiences in aud
-	ReasonTenantUnknown       Reason = "tenant_unknown"        // 403: no tenant for the request
-	ReasonJWKSUnavailable     Reason = "jwks_unavailable"      // 503: the provider has no usable keys (identity provider down, nothing cached)
+	ReasonOK                  Reason = "ok"                    // token valid, request allowed
+	ReasonTokenMissing        Reason = "token_missing"         // no token in any source the provider reads
+	ReasonTokenMalformed      Reason = "token_malformed"       // not a well-formed JWS compact JWT (shape, base64url, JSON, crit, claim types, exp missing, typ)
+	ReasonTokenTooLarge       Reason = "token_too_large"       // over limits.max_token_bytes; never parsed
+	ReasonAlgorithmNotAllowed Reason = "algorithm_not_allowed" // alg not in the provider's list (none and HS* never are)
+	ReasonKeyNotFound         Reason = "key_not_found"         // no key for the token's kid and alg in the provider's JWKS
+	ReasonSignatureInvalid    Reason = "signature_invalid"     // the signature does not verify
+	ReasonTokenExpired        Reason = "token_expired"         // exp plus clock_skew is past
+	ReasonTokenNotYetValid    Reason = "token_not_yet_valid"   // nbf or iat later than now plus clock_skew
+	ReasonIssuerUnknown       Reason = "issuer_unknown"        // no provider of the tenant has the token's iss
+	ReasonAudienceMismatch    Reason = "audience_mismatch"     // none of the provider's audiences in aud
+	ReasonTenantUnknown       Reason = "tenant_unknown"        // no tenant for the request
+	ReasonJWKSUnavailable     Reason = "jwks_unavailable"      // the provider has no usable keys (identity provider down, nothing cached)
 )
+
+// answer is what a front end says for one reason.
+type answer struct {
+	status int        // HTTP status
+	code   codes.Code // gRPC status of an ext_authz CheckResponse
+	// bearerError is the RFC 6750 §3.1 error code of a 401's
+	// WWW-Authenticate when a token was presented; "" for no challenge.
+	bearerError string
+	description string // fixed, token-free error_description
+}
+
+// answers is the one table both front ends read (grpcauthz for the gRPC
+// status, forwardauth and grpcauthz for the HTTP status, challenge and
+// body). A reason missing here is a programming error that
+// TestReasons_EveryReasonHasAnAnswer catches.
+var answers = map[Reason]answer{
+	ReasonOK:                  {http.StatusOK, codes.OK, "", ""},
+	ReasonTokenMissing:        {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "no bearer token in the request"},
+	ReasonTokenMalformed:      {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token is malformed"},
+	ReasonTokenTooLarge:       {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token is too large"},
+	ReasonAlgorithmNotAllowed: {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token's signing algorithm is not allowed"},
+	ReasonKeyNotFound:         {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "no key found for the token's key id"},
+	ReasonSignatureInvalid:    {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token's signature is invalid"},
+	ReasonTokenExpired:        {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token has expired"},
+	ReasonTokenNotYetValid:    {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token is not valid yet"},
+	ReasonIssuerUnknown:       {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token's issuer is not accepted here"},
+	ReasonAudienceMismatch:    {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token is not meant for this audience"},
+	ReasonTenantUnknown:       {http.StatusForbidden, codes.PermissionDenied, "", "no tenant for this request"},
+	ReasonJWKSUnavailable:     {http.StatusServiceUnavailable, codes.Unavailable, "", "the identity provider's keys are unavailable; try again later"},
+}
 
 // Reasons lists every reason code, allow first.
 var Reasons = []Reason{
@@ -30,47 +65,32 @@ var Reasons = []Reason{
 	ReasonAudienceMismatch, ReasonTenantUnknown, ReasonJWKSUnavailable,
 }
 
-// HTTPStatus returns the HTTP status a decision with this reason carries.
+// String returns the code as it appears in bodies, logs and metrics.
+func (r Reason) String() string { return string(r) }
+
+// HTTPStatus returns the HTTP status a decision with this reason carries;
+// 403 for a reason not in the table, so an unknown reason never reads as
+// an allow.
 func (r Reason) HTTPStatus() int {
-	switch r {
-	case ReasonOK:
-		return http.StatusOK
-	case ReasonTenantUnknown:
-		return http.StatusForbidden
-	case ReasonJWKSUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusUnauthorized
+	if a, ok := answers[r]; ok {
+		return a.status
 	}
+	return http.StatusForbidden
 }
 
-// description is the fixed, token-free text sent as error_description.
-func (r Reason) description() string {
-	switch r {
-	case ReasonTokenMissing:
-		return "no bearer token in the request"
-	case ReasonTokenMalformed:
-		return "the token is malformed"
-	case ReasonTokenTooLarge:
-		return "the token is too large"
-	case ReasonAlgorithmNotAllowed:
-		return "the token's signing algorithm is not allowed"
-	case ReasonKeyNotFound:
-		return "no key found for the token's key id"
-	case ReasonSignatureInvalid:
-		return "the token's signature is invalid"
-	case ReasonTokenExpired:
-		return "the token has expired"
-	case ReasonTokenNotYetValid:
-		return "the token is not valid yet"
-	case ReasonIssuerUnknown:
-		return "the token's issuer is not accepted here"
-	case ReasonAudienceMismatch:
-		return "the token is not meant for this audience"
-	case ReasonTenantUnknown:
-		return "no tenant for this request"
-	case ReasonJWKSUnavailable:
-		return "the identity provider's keys are unavailable; try again later"
+// GRPCCode returns the gRPC status of an ext_authz CheckResponse with this
+// reason; PermissionDenied for a reason not in the table.
+func (r Reason) GRPCCode() codes.Code {
+	if a, ok := answers[r]; ok {
+		return a.code
 	}
-	return ""
+	return codes.PermissionDenied
 }
+
+// BearerError returns the RFC 6750 §3.1 error code a 401 with this reason
+// carries when a token was presented ("invalid_token"), or "" when the
+// answer has no Bearer challenge.
+func (r Reason) BearerError() string { return answers[r].bearerError }
+
+// Description returns the fixed, token-free error_description.
+func (r Reason) Description() string { return answers[r].description }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -59,7 +60,8 @@ type Decision struct {
 	Headers []Header
 	// RemoveHeaders are claim headers the token did not fill, to remove.
 	RemoveHeaders []string
-	// Claims are the verified token's claims (allow only).
+	// Claims are the verified token's claims (allow only), as encoding/json
+	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
 	// WWWAuthenticate is the challenge of a 401 (RFC 6750 §3).
 	WWWAuthenticate string
@@ -106,7 +108,9 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		observer: opts.Observer,
 		// Strict decoding refuses base64 with non-zero trailing bits, so one
 		// token has exactly one encoding.
-		parser: jwt.NewParser(jwt.WithStrictDecoding()),
+		// json.Number keeps 64-bit integer claims (user, account and org
+		// IDs) digit for digit on their way to headers and metadata.
+		parser: jwt.NewParser(jwt.WithStrictDecoding(), jwt.WithJSONNumber()),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -169,37 +173,38 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 	return d
 }
 
+// decide runs the decision steps of the package doc in order. The error is
+// the internal cause of a denial, for the log only.
 func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	st := s.state.Load()
 	t := resolveTenant(st.set, r)
 	if t == nil {
 		return deny(ReasonTenantUnknown, "", "", false), nil
 	}
-	var fixed *tenants.ProviderRules
-	if id, ok := r.ContextExtensions["provider"]; ok && id != "" {
-		p, ok := t.Provider(id)
-		if !ok {
-			return deny(ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), nil
-		}
-		fixed = p
+	route, err := routeProvider(t, r)
+	if err != nil {
+		return deny(ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), err
 	}
-	sources := t.Sources
-	if fixed != nil {
-		sources = fixed.Sources
-	}
-	raw, src := findToken(sources, r)
+	raw, src := findToken(sourcesFor(t, route), r)
 	if raw == "" {
-		return deny(ReasonTokenMissing, t.ID, providerID(fixed), false), nil
+		return deny(ReasonTokenMissing, t.ID, providerID(route), false), nil
 	}
 	limits := st.set.Limits()
 	if len(raw) > limits.MaxTokenBytes {
-		return deny(ReasonTokenTooLarge, t.ID, providerID(fixed), true), nil
+		return deny(ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
-	claims, p, reason, err := s.verify(ctx, st, t, fixed, raw, src, time.Duration(limits.ColdWait))
-	if reason != ReasonOK {
+	p, claims, err := s.verify(ctx, st, t, route, raw, src)
+	if err != nil {
+		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
-		return deny(reason, t.ID, providerID(p), reason != ReasonTokenMissing), err
+		return deny(rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
 	}
+	return allow(st.set, t, p, claims), nil
+}
+
+// allow builds the allow for a token p verified: its claim headers, the
+// removal of every other claim header, and the tenant header.
+func allow(set *tenants.Set, t *tenants.TenantRules, p *tenants.ProviderRules, claims map[string]any) Decision {
 	d := Decision{
 		Allowed:    true,
 		HTTPStatus: ReasonOK.HTTPStatus(),
@@ -208,15 +213,15 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 		ProviderID: p.ID,
 		Claims:     claims,
 	}
-	d.Headers, d.RemoveHeaders = claimHeaders(t, p, claims, limits.MaxHeaderValueBytes)
-	if h := st.set.TenantHeader(); h != "" {
+	d.Headers, d.RemoveHeaders = claimHeaders(set.ClaimHeaders(), p, claims, set.Limits().MaxHeaderValueBytes)
+	if h := set.TenantHeader(); h != "" {
 		// The upstream reads the tenant from this header: it must name the
 		// tenant this decision was made for, not what the client sent
 		// (context_extensions and the host take precedence over an empty
 		// header, or over any header when set by the route).
 		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
 	}
-	return d, nil
+	return d
 }
 
 // withHeader inserts h into hs, which is sorted by name, keeping the order.
@@ -227,13 +232,6 @@ func withHeader(hs []Header, h Header) []Header {
 		i++
 	}
 	return slices.Insert(hs, i, h)
-}
-
-func providerID(p *tenants.ProviderRules) string {
-	if p == nil {
-		return ""
-	}
-	return p.ID
 }
 
 // resolveTenant applies the tenant rules of the package doc.
@@ -257,7 +255,7 @@ func resolveTenant(set *tenants.Set, r *Request) *tenants.TenantRules {
 
 // deny builds a denial. tokenPresent adds RFC 6750 §3's error attributes.
 func deny(reason Reason, tenantID, providerID string, tokenPresent bool) Decision {
-	desc := reason.description()
+	desc := reason.Description()
 	d := Decision{
 		HTTPStatus:  reason.HTTPStatus(),
 		Reason:      reason,
@@ -265,16 +263,18 @@ func deny(reason Reason, tenantID, providerID string, tokenPresent bool) Decisio
 		TenantID:    tenantID,
 		ProviderID:  providerID,
 	}
-	if d.HTTPStatus == 401 {
+	if d.HTTPStatus == http.StatusUnauthorized {
 		// RFC 6750 §3: the realm names the protection space (the tenant);
-		// error="invalid_token" only when a token was presented (§3.1:
-		// a request lacking credentials gets no error code).
+		// the error code only when a token was presented (§3.1: a request
+		// lacking credentials gets no error code).
 		var b strings.Builder
 		b.WriteString(`Bearer realm="`)
 		b.WriteString(tenantID) // tenant ids are [A-Za-z0-9-]: no quoting needed
 		b.WriteString(`"`)
-		if tokenPresent {
-			b.WriteString(`, error="invalid_token", error_description="`)
+		if code := reason.BearerError(); tokenPresent && code != "" {
+			b.WriteString(`, error="`)
+			b.WriteString(code)
+			b.WriteString(`", error_description="`)
 			b.WriteString(desc) // fixed texts without '"' or '\'
 			b.WriteString(`"`)
 		}

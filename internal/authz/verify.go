@@ -2,9 +2,11 @@ package authz
 
 import (
 	"context"
+	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"math"
 	"strings"
 	"time"
 
@@ -16,20 +18,58 @@ import (
 
 // Internal causes, for logs; the client sees only the Reason.
 var (
-	errShape       = errors.New("token is not three unpadded base64url segments")
-	errCrit        = errors.New("token has a crit header: no extension is understood (RFC 7515 §4.1.11)")
-	errKidType     = errors.New("kid header is not a string")
-	errExpMissing  = errors.New("exp claim is required")
-	errAudMissing  = errors.New("aud claim is required by this provider")
-	errNoProvider  = errors.New("no provider of the tenant has the token's issuer")
-	errIssMismatch = errors.New("token issuer differs from the provider named by context_extensions")
-	errAlg         = errors.New("alg is not in the provider's algorithms")
-	errNilKey      = errors.New("key source returned no key")
-	errWrongSource = errors.New("token found in a source its provider does not read")
+	errShape      = errors.New("token is not three unpadded base64url segments")
+	errCrit       = errors.New("token has a crit header: no extension is understood (RFC 7515 §4.1.11)")
+	errKidType    = errors.New("kid header is not a string")
+	errTypType    = errors.New("typ header is not a string")
+	errTyp        = errors.New("typ header is not one of the provider's token_types")
+	errExpMissing = errors.New("exp claim is required")
+	errAudMissing = errors.New("aud claim is required by this provider")
+	errAlg        = errors.New("alg is not in the provider's algorithms")
+	errNilKey     = errors.New("key source returned no key")
 )
 
-// verify checks raw and returns its claims and provider, or the reason it is
-// refused with the cause for the log.
+// refusal is a denial's reason with its internal cause. The steps of
+// verify return it as their error.
+type refusal struct {
+	reason Reason
+	cause  error // for the log; never shown to the client
+}
+
+func (r *refusal) Error() string { return string(r.reason) + ": " + r.cause.Error() }
+func (r *refusal) Unwrap() error { return r.cause }
+
+func refuse(reason Reason, cause error) error { return &refusal{reason: reason, cause: cause} }
+
+// refusedShape is the refusal of a token that is not three base64url
+// segments, made once: a flood of garbage tokens allocates nothing for it.
+var refusedShape = &refusal{reason: ReasonTokenMalformed, cause: errShape}
+
+// asRefusal returns err's refusal; any other error is token_malformed.
+func asRefusal(err error) *refusal {
+	if rf, ok := err.(*refusal); ok { // the steps return it unwrapped
+		return rf
+	}
+	var rf *refusal
+	if errors.As(err, &rf) {
+		return rf
+	}
+	return &refusal{reason: ReasonTokenMalformed, cause: err}
+}
+
+// token is a parsed JWS whose signature is not yet verified.
+type token struct {
+	raw    string
+	jws    *jwt.Token
+	claims jwt.MapClaims // numbers are json.Number
+	kid    string
+	typ    string // "" when absent
+	iss    string
+}
+
+// verify runs the token steps (package doc, steps 3 to 7) and returns the
+// chosen provider with the verified claims, or the provider known so far
+// (nil before the choice) with a *refusal.
 //
 // golang-jwt's ParseUnverified, SigningMethod.Verify and Validator are used
 // as separate steps rather than Parser.ParseWithClaims because the provider
@@ -37,91 +77,130 @@ var (
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, fixed *tenants.ProviderRules, raw string, src tenants.TokenSource, coldWait time.Duration) (jwt.MapClaims, *tenants.ProviderRules, Reason, error) {
-	p := fixed
-	if !wellFormed(raw) {
-		return nil, p, ReasonTokenMalformed, errShape
-	}
-	tok, _, err := s.parser.ParseUnverified(raw, jwt.MapClaims{})
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource) (*tenants.ProviderRules, jwt.MapClaims, error) {
+	tok, err := s.parse(raw)
 	if err != nil {
-		if errors.Is(err, jwt.ErrTokenUnverifiable) && tok != nil {
-			if _, ok := tok.Header["alg"].(string); ok {
+		return route, nil, err
+	}
+	p, err := chooseProvider(t, route, tok.iss, src)
+	if err != nil {
+		return p, nil, err
+	}
+	if err := checkHeader(p, &tok); err != nil {
+		return p, nil, err
+	}
+	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, &tok)
+	if err != nil {
+		return p, nil, err
+	}
+	if err := tok.verifySignature(key); err != nil {
+		return p, nil, err
+	}
+	if err := checkClaims(st.validators[p], p, tok.claims); err != nil {
+		return p, nil, err
+	}
+	return p, tok.claims, nil
+}
+
+// parse checks raw's shape and decodes its header and claims (package doc,
+// steps 3 and 4).
+func (s *Server) parse(raw string) (token, error) {
+	if !wellFormed(raw) {
+		return token{}, refusedShape
+	}
+	jws, _, err := s.parser.ParseUnverified(raw, jwt.MapClaims{})
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenUnverifiable) && jws != nil {
+			if _, ok := jws.Header["alg"].(string); ok {
 				// A syntactically fine alg golang-jwt does not know.
-				return nil, p, ReasonAlgorithmNotAllowed, err
+				return token{}, refuse(ReasonAlgorithmNotAllowed, err)
 			}
 		}
-		return nil, p, ReasonTokenMalformed, err
+		return token{}, refuse(ReasonTokenMalformed, err)
 	}
-	if _, ok := tok.Header["crit"]; ok {
-		return nil, p, ReasonTokenMalformed, errCrit
+	if _, ok := jws.Header["crit"]; ok {
+		return token{}, refuse(ReasonTokenMalformed, errCrit)
 	}
-	var kid string
-	if v, ok := tok.Header["kid"]; ok {
-		if kid, ok = v.(string); !ok {
-			return nil, p, ReasonTokenMalformed, errKidType
+	tok := token{raw: raw, jws: jws, claims: jws.Claims.(jwt.MapClaims)}
+	if v, ok := jws.Header["kid"]; ok {
+		if tok.kid, ok = v.(string); !ok {
+			return token{}, refuse(ReasonTokenMalformed, errKidType)
 		}
 	}
-	claims := tok.Claims.(jwt.MapClaims)
-	if err := checkClaimTypes(claims); err != nil {
-		return nil, p, ReasonTokenMalformed, err
-	}
-	iss, _ := claims["iss"].(string)
-	if p == nil {
-		var ok bool
-		if p, ok = t.ProviderByIssuer(iss); !ok {
-			return nil, nil, ReasonIssuerUnknown, errNoProvider
+	if v, ok := jws.Header["typ"]; ok {
+		if tok.typ, ok = v.(string); !ok {
+			return token{}, refuse(ReasonTokenMalformed, errTypType)
 		}
-		if !slices.Contains(p.Sources, src) {
-			// The tenant's sources are the union of its providers'; a
-			// provider accepts tokens only from its own (one that reads
-			// headers must not accept a token from a query string, which
-			// leaks into access logs).
-			return nil, p, ReasonTokenMissing, errWrongSource
-		}
-	} else if iss != p.Issuer {
-		return nil, p, ReasonIssuerUnknown, errIssMismatch
 	}
-	alg := tok.Method.Alg()
-	if !p.AllowsAlg(alg) {
-		return nil, p, ReasonAlgorithmNotAllowed, errAlg
+	if err := checkClaimTypes(tok.claims); err != nil {
+		return token{}, refuse(ReasonTokenMalformed, err)
 	}
-	// The key comes from the provider's JWKS only, by kid and alg; jku, x5u,
-	// jwk and x5c are never looked at (RFC 8725 §3.10).
-	kctx := ctx
+	tok.iss, _ = tok.claims["iss"].(string)
+	return tok, nil
+}
+
+// checkHeader checks the header against the chosen provider: typ, when the
+// provider lists token_types (explicit typing, RFC 8725 §3.11, RFC 9068
+// §2.1), and alg.
+func checkHeader(p *tenants.ProviderRules, tok *token) error {
+	if !p.AllowsType(tok.typ) {
+		return refuse(ReasonTokenMalformed, errTyp)
+	}
+	if !p.AllowsAlg(tok.jws.Method.Alg()) {
+		return refuse(ReasonAlgorithmNotAllowed, errAlg)
+	}
+	return nil
+}
+
+// key finds the verification key in p's JWKS by kid and alg; jku, x5u, jwk
+// and x5c are never looked at (RFC 8725 §3.10). A lookup that waits for a
+// first fetch is bounded by coldWait (0: unbounded but for ctx).
+func (s *Server) key(ctx context.Context, coldWait time.Duration, p *tenants.ProviderRules, tok *token) (crypto.PublicKey, error) {
 	if coldWait > 0 {
 		cw := newColdWait(ctx, coldWait)
 		defer cw.stop()
-		kctx = cw
+		ctx = cw
 	}
-	key, err := s.keys.Key(kctx, t.ID, p.ID, kid, alg)
+	key, err := s.keys.Key(ctx, p.TenantID, p.ID, tok.kid, tok.jws.Method.Alg())
 	switch {
 	case err == nil && key == nil:
-		return nil, p, ReasonKeyNotFound, errNilKey
+		return nil, refuse(ReasonKeyNotFound, errNilKey)
 	case err == nil:
+		return key, nil
 	case errors.Is(err, jwkscache.ErrKeyNotFound):
-		return nil, p, ReasonKeyNotFound, err
+		return nil, refuse(ReasonKeyNotFound, err)
 	case errors.Is(err, jwkscache.ErrUnknownProvider):
-		return nil, p, ReasonIssuerUnknown, err
+		return nil, refuse(ReasonIssuerUnknown, err)
 	default:
 		// ErrUnavailable, a cold wait that timed out, or any other failure
 		// of the key source: the identity provider's problem, not the
 		// client's, so 503 rather than 401.
-		return nil, p, ReasonJWKSUnavailable, err
+		return nil, refuse(ReasonJWKSUnavailable, err)
 	}
-	signed := raw[:strings.LastIndexByte(raw, '.')]
-	if err := tok.Method.Verify(signed, tok.Signature, key); err != nil {
-		return nil, p, ReasonSignatureInvalid, err
+}
+
+// verifySignature checks the JWS signature over header.payload (RFC 7515
+// §5.2).
+func (tok *token) verifySignature(key crypto.PublicKey) error {
+	signed := tok.raw[:strings.LastIndexByte(tok.raw, '.')]
+	if err := tok.jws.Method.Verify(signed, tok.jws.Signature, key); err != nil {
+		return refuse(ReasonSignatureInvalid, err)
 	}
+	return nil
+}
+
+// checkClaims applies p's claim rules (package doc, step 7).
+func checkClaims(v *jwt.Validator, p *tenants.ProviderRules, claims jwt.MapClaims) error {
 	if _, ok := claims["exp"]; !ok {
-		return nil, p, ReasonTokenMalformed, errExpMissing
+		return refuse(ReasonTokenMalformed, errExpMissing)
 	}
 	if _, ok := claims["aud"]; !ok && len(p.Audiences) > 0 {
-		return nil, p, ReasonAudienceMismatch, errAudMissing
+		return refuse(ReasonAudienceMismatch, errAudMissing)
 	}
-	if err := st.validators[p].Validate(claims); err != nil {
-		return nil, p, claimsReason(err), err
+	if err := v.Validate(claims); err != nil {
+		return refuse(claimsReason(err), err)
 	}
-	return claims, p, ReasonOK, nil
+	return nil
 }
 
 // claimsReason maps a golang-jwt Validator error; with several problems the
@@ -179,8 +258,8 @@ func checkClaimTypes(c jwt.MapClaims) error {
 	}
 	for _, name := range [...]string{"exp", "nbf", "iat"} {
 		if v, ok := c[name]; ok {
-			if _, ok := v.(float64); !ok {
-				return fmt.Errorf("claim %s is not a number", name)
+			if err := checkNumericDate(v); err != nil {
+				return fmt.Errorf("claim %s: %w", name, err)
 			}
 		}
 	}
@@ -196,6 +275,27 @@ func checkClaimTypes(c jwt.MapClaims) error {
 		default:
 			return errors.New("claim aud is neither a string nor an array of strings")
 		}
+	}
+	return nil
+}
+
+// unixToInternal is how many seconds before 1970 time.Time's own clock
+// starts (January 1, year 1): a Unix second beyond MaxInt64 minus this
+// overflows time.Unix.
+const unixToInternal = 62135596800
+
+// checkNumericDate accepts a NumericDate (RFC 7519 §2: seconds since the
+// epoch, a JSON number) that int64 seconds, and so time.Time, can hold. A
+// larger one would wrap to a date in the past or the far future when
+// converted, turning a "never expires" token into an expired one or back.
+func checkNumericDate(v any) error {
+	n, ok := v.(json.Number)
+	if !ok {
+		return errors.New("not a number")
+	}
+	f, err := n.Float64()
+	if err != nil || !(f >= -0x1p63 && f < 0x1p63) || int64(f) > math.MaxInt64-unixToInternal {
+		return errors.New("beyond the range of int64 seconds")
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package checkclient_test
 import (
 	"bytes"
 	"context"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
@@ -20,6 +21,7 @@ import (
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 	"github.com/extauthz/extauthz/internal/service"
 )
 
@@ -46,7 +48,7 @@ func TestRequest_CheckRequestLooksLikeEnvoys(t *testing.T) {
 		t.Errorf("context extensions %v", req.GetAttributes().GetContextExtensions())
 	}
 	// Round trip through authz's own mapping: what we send is what it reads.
-	r := authz.RequestFromEnvoy(req)
+	r := grpcauthz.ToRequest(req)
 	if r.Host != "api.acme.test" || r.RequestID != "r1" || r.Headers["authorization"] != "Bearer abc.def.ghi" {
 		t.Errorf("authz reads %+v", r)
 	}
@@ -86,7 +88,7 @@ func TestInterpret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := checkclient.Interpret(authz.ToCheckResponse(&tt.d))
+			got := checkclient.Interpret(grpcauthz.ToResponse(&tt.d))
 			got.Metadata = nil // compared below for the allow case
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
@@ -99,7 +101,7 @@ func TestResult_Print(t *testing.T) {
 	var b bytes.Buffer
 	d := authz.Decision{Allowed: true, HTTPStatus: 200, Reason: authz.ReasonOK, TenantID: "acme", ProviderID: "main",
 		Headers: []authz.Header{{Name: "x-auth-subject", Value: "alice"}}, RemoveHeaders: []string{"x-b", "x-a"}}
-	if err := checkclient.Interpret(authz.ToCheckResponse(&d)).Print(&b); err != nil {
+	if err := checkclient.Interpret(grpcauthz.ToResponse(&d)).Print(&b); err != nil {
 		t.Fatal(err)
 	}
 	want := "decision: ALLOW\nhttp_status: 200\ngrpc_status: OK\nreason: ok\n" +

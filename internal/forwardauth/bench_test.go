@@ -7,13 +7,15 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 )
 
 // BenchmarkForwardAuth measures the HTTP forward-auth path with a real
 // authz.Server and a warm key source: "inprocess" is mapping, decision and
 // answer (httptest.ResponseRecorder); "loopback" adds a real HTTP/1.1
 // keep-alive round trip over 127.0.0.1, as a gateway's subrequest pays;
-// "grpc_check" is the same decision through authz.Server.Check in process,
+// "grpc_check" is the same decision through grpcauthz.Server.Check in process,
 // the gRPC listener's path without the network, for a side-by-side figure.
 func BenchmarkForwardAuth(b *testing.B) {
 	f := newFixture(b)
@@ -47,6 +49,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			}
 		})
 		b.Run("grpc_check/"+c.name, func(b *testing.B) {
+			grpc := grpcauthz.New(f.authz)
 			headers := map[string]string{"x-request-id": "bench"}
 			if c.token {
 				headers["authorization"] = "Bearer " + tok
@@ -58,7 +61,7 @@ func BenchmarkForwardAuth(b *testing.B) {
 			}}
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, err := f.authz.Check(b.Context(), req)
+				resp, err := grpc.Check(b.Context(), req)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -47,8 +47,9 @@
 //
 // Forwarded headers name the tenant (X-Forwarded-Host) and so must come from
 // a gateway that sets them, never from a client. They are believed only when
-// the peer (the TCP connection's address) is loopback or inside one of
-// Options.TrustedProxies; from any other peer they are ignored and removed
+// the peer (the TCP connection's address) is inside one of
+// Options.TrustedProxies, loopback included only if listed (behind an Istio
+// sidecar every client arrives from 127.0.0.6); from any other peer they are ignored and removed
 // from what authz sees, and a debug log says so. The request's own Host,
 // path and method are used instead, which is what Envoy's http_service
 // sends. A forwarded header that arrives more than once, or an
@@ -76,8 +77,8 @@ type Decider interface {
 
 // Options configure a Handler.
 type Options struct {
-	// TrustedProxies are the peer networks, besides loopback (always
-	// trusted), whose forwarded headers are believed.
+	// TrustedProxies are the peer networks whose forwarded headers are
+	// believed. Loopback is not trusted unless it is in the list.
 	TrustedProxies []netip.Prefix
 	// PathPrefix is removed from the front of the request's own target
 	// when that target is the original one (Envoy http_service's

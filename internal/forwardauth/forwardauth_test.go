@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 	"github.com/extauthz/extauthz/internal/logtest"
+	"github.com/extauthz/extauthz/internal/tenants"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -33,6 +35,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 	}{
 		{
 			name:   "nginx auth_request",
+			opts:   Options{TrustedProxies: loopback},
 			peer:   "127.0.0.1:40000",
 			method: "GET", target: "/_extauthz", host: "127.0.0.1:9192",
 			headers: []string{
@@ -72,6 +75,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 		},
 		{
 			name:   "Caddy forward_auth keeps Host and adds X-Forwarded-*",
+			opts:   Options{TrustedProxies: loopback},
 			peer:   "[::1]:50000",
 			method: "GET", target: "/", host: "api.acme.test",
 			headers: []string{
@@ -108,6 +112,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 		},
 		{
 			name:   "X-Forwarded-Uri beats X-Original-URI; X-Forwarded-Method beats X-Original-Method",
+			opts:   Options{TrustedProxies: loopback},
 			peer:   "127.0.0.1:1",
 			method: "GET", target: "/", host: "api.acme.test",
 			headers: []string{
@@ -157,8 +162,8 @@ func TestRequest_GatewayConventions(t *testing.T) {
 	}
 }
 
-// TestServeHTTP_TrustRule: only loopback and configured CIDRs may choose
-// the tenant with X-Forwarded-Host.
+// TestServeHTTP_TrustRule: only configured CIDRs, loopback included only
+// when listed, may choose the tenant with X-Forwarded-Host.
 func TestServeHTTP_TrustRule(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token(t, "https://idp.acme.test/", nil)
@@ -170,9 +175,12 @@ func TestServeHTTP_TrustRule(t *testing.T) {
 		peer       string
 		wantStatus int
 	}{
-		{"loopback v4 picks the tenant", nil, "127.0.0.1:5000", 200},
-		{"loopback v6 picks the tenant", nil, "[::1]:5000", 200},
-		{"IPv4-mapped loopback picks the tenant", nil, "[::ffff:127.0.0.1]:5000", 200},
+		{"listed loopback v4 picks the tenant", loopback, "127.0.0.1:5000", 200},
+		{"listed loopback v6 picks the tenant", loopback, "[::1]:5000", 200},
+		{"IPv4-mapped listed loopback picks the tenant", loopback, "[::ffff:127.0.0.1]:5000", 200},
+		{"loopback not listed cannot", tenNet, "127.0.0.1:5000", 403},
+		{"empty list: nobody can", []netip.Prefix{}, "127.0.0.1:5000", 403},
+		{"sidecar address outside the listed loopback cannot", loopback, "127.0.0.6:5000", 403},
 		{"configured CIDR picks the tenant", tenNet, "10.9.8.7:5000", 200},
 		{"CIDR written IPv4-mapped", mapped, "10.9.8.7:5000", 200},
 		{"private address not configured cannot", nil, "10.9.8.7:5000", 403},
@@ -194,6 +202,65 @@ func TestServeHTTP_TrustRule(t *testing.T) {
 				assertReason(t, w, authz.ReasonTenantUnknown)
 			}
 		})
+	}
+}
+
+// loopback is the default forward_auth.trusted_proxies, parsed.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+
+// TestProxies_SidecarPeerIsNotTrustedByDefault: behind an Istio sidecar
+// every caller, the client included, arrives from 127.0.0.6. With the
+// default trusted_proxies (a config without the key) such a peer cannot
+// choose its tenant with X-Forwarded-Host, while a gateway on 127.0.0.1
+// (nginx beside extauthz) still can.
+func TestProxies_SidecarPeerIsNotTrustedByDefault(t *testing.T) {
+	cfg, err := tenants.Parse([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := cfg.ForwardAuth.Prefixes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	h := f.handler(t, Options{TrustedProxies: trusted})
+	tok := f.token(t, "https://idp.acme.test/", nil)
+	for _, tc := range []struct {
+		peer string
+		want int
+	}{
+		{"127.0.0.6:41000", http.StatusForbidden}, // Istio's inbound passthrough source
+		{"127.0.0.2:41000", http.StatusForbidden},
+		{"[::ffff:127.0.0.6]:41000", http.StatusForbidden},
+		{"127.0.0.1:41000", http.StatusOK},
+		{"[::1]:41000", http.StatusOK},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, subrequest(t, tc.peer, "GET", "/", "unknown.test",
+			"X-Forwarded-Host: "+acmeHost, "Authorization: Bearer "+tok))
+		if w.Code != tc.want {
+			t.Errorf("peer %s: status %d, want %d", tc.peer, w.Code, tc.want)
+		}
+	}
+}
+
+// TestTenantIsolation_ForwardedHostMustBeAHostName: a trusted gateway that
+// passes on a client's X-Forwarded-Host with userinfo, a path or a
+// bracketed name gets tenant_unknown, not the tenant a lookup of a part of
+// it would find.
+func TestTenantIsolation_ForwardedHostMustBeAHostName(t *testing.T) {
+	f := newFixture(t)
+	h := f.handler(t, Options{})
+	tok := f.token(t, "https://idp.acme.test/", nil)
+	for _, fh := range []string{"evil@" + acmeHost, acmeHost + "/x", "[" + acmeHost + "]", acmeHost + ":x"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, subrequest(t, "127.0.0.1:1", "GET", "/", "unknown.test",
+			"X-Forwarded-Host: "+fh, "Authorization: Bearer "+tok))
+		if w.Code != http.StatusForbidden {
+			t.Errorf("X-Forwarded-Host %q: status %d, want 403", fh, w.Code)
+			continue
+		}
+		assertReason(t, w, authz.ReasonTenantUnknown)
 	}
 }
 
@@ -255,7 +322,7 @@ func TestServeHTTP_AmbiguousForwardedHostFailsClosed(t *testing.T) {
 			assertReason(t, w, authz.ReasonTenantUnknown)
 
 			rec := &recorder{resp: authz.Decision{Allowed: true}}
-			hr, err := New(rec, Options{})
+			hr, err := New(rec, Options{TrustedProxies: loopback})
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -354,7 +421,7 @@ func TestServeHTTP_SameAnswersAsGRPC(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("HTTP status %d, want %d (body %s)", w.Code, tt.wantStatus, w.Body)
 			}
-			resp, err := f.authz.Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			resp, err := grpcauthz.New(f.authz).Check(t.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 				Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 					Host: tt.host, Path: "/orders", Method: "GET", Headers: tt.headers,
 				}},

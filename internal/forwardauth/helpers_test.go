@@ -118,8 +118,14 @@ func (f *fixture) token(tb testing.TB, iss string, extra jwt.MapClaims) string {
 	return s
 }
 
+// handler returns a Handler asking f's authz.Server. TrustedProxies nil
+// means the default list (loopback v4 and v6 hosts): subrequests in these
+// tests come from 127.0.0.1 as nginx beside extauthz would send them.
 func (f *fixture) handler(tb testing.TB, opts Options) *Handler {
 	tb.Helper()
+	if opts.TrustedProxies == nil {
+		opts.TrustedProxies = loopback
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

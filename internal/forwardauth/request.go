@@ -141,8 +141,9 @@ func (h *Handler) ownTarget(r *http.Request) string {
 	return t // "/extauthzfoo" is not under the prefix "/extauthz"
 }
 
-// trusts reports whether the peer at remoteAddr ("ip:port") is loopback or
-// inside a trusted prefix.
+// trusts reports whether the peer at remoteAddr ("ip:port") is inside a
+// trusted prefix. Loopback is not trusted unless listed: behind a sidecar
+// proxy (Istio's arrives from 127.0.0.6) every client is a loopback peer.
 func (h *Handler) trusts(remoteAddr string) bool {
 	var a netip.Addr
 	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
@@ -151,9 +152,6 @@ func (h *Handler) trusts(remoteAddr string) bool {
 		return false // a Unix socket or an unknown peer: not trusted
 	}
 	a = a.Unmap().WithZone("")
-	if a.IsLoopback() {
-		return true
-	}
 	for _, p := range h.trusted {
 		if p.Contains(a) {
 			return true

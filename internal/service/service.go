@@ -26,6 +26,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/admin"
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/grpcauthz"
 	"github.com/extauthz/extauthz/internal/metrics"
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/tenants"
@@ -158,7 +159,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("service: listen.grpc: %w", err)
 	}
 	s.grpc = grpc.NewServer()
-	authv3.RegisterAuthorizationServer(s.grpc, s.authz)
+	authv3.RegisterAuthorizationServer(s.grpc, grpcauthz.New(s.authz))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

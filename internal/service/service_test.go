@@ -132,9 +132,20 @@ const extraTenant = `  - id: extra
       - id: second
         issuer: %ISS%
         jwks_url: %JWKS%
-        audiences: [demo-api]
+        audiences: [extra-api]
         algorithms: [ES256]
 `
+
+// extraToken is a token of the demo identity provider for the extra tenant,
+// which shares the demo tenant's issuer and so must have its own audience.
+func (f *fixture) extraToken(t *testing.T) string {
+	t.Helper()
+	tok, err := f.idp.IdP.Mint("alice", time.Hour, map[string]any{"aud": "extra-api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
 
 func (f *fixture) extraTenant(settings string) string {
 	s := strings.NewReplacer("%ISS%", f.idp.IdP.Issuer(), "%JWKS%", f.idp.JWKSURL()).Replace(extraTenant)
@@ -155,8 +166,12 @@ func TestReload_AddsChangesAndRemovesProviders(t *testing.T) {
 	if err := r.svc.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+	extraTok := f.extraToken(t)
+	if res := r.check(t, "api.extra.test", extraTok); !res.Allowed {
 		t.Fatalf("added tenant: %s", res.Reason)
+	}
+	if res := r.check(t, "api.extra.test", tok); res.Reason != "audience_mismatch" {
+		t.Fatalf("demo tenant's token on the extra tenant (same issuer): %s, want audience_mismatch", res.Reason)
 	}
 	if res := r.check(t, demo.Host, tok); !res.Allowed {
 		t.Fatalf("demo tenant after reload: %s", res.Reason)
@@ -174,7 +189,7 @@ func TestReload_AddsChangesAndRemovesProviders(t *testing.T) {
 	if err := r.svc.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.check(t, "api.extra.test", tok); !res.Allowed {
+	if res := r.check(t, "api.extra.test", extraTok); !res.Allowed {
 		t.Fatalf("changed tenant: %s", res.Reason)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -190,7 +205,7 @@ func TestReload_AddsChangesAndRemovesProviders(t *testing.T) {
 	if err := r.svc.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if res := r.check(t, "api.extra.test", tok); res.Reason != "tenant_unknown" {
+	if res := r.check(t, "api.extra.test", extraTok); res.Reason != "tenant_unknown" {
 		t.Errorf("removed tenant: %s, want tenant_unknown", res.Reason)
 	}
 	if _, ok := r.svc.Registry().Status("extra", "second"); ok {
@@ -243,7 +258,7 @@ func TestRun_SIGHUPReloads(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if res := r.check(t, "api.extra.test", f.token(t)); !res.Allowed {
+	if res := r.check(t, "api.extra.test", f.extraToken(t)); !res.Allowed {
 		t.Errorf("tenant added by SIGHUP: %s", res.Reason)
 	}
 }

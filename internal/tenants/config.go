@@ -110,11 +110,16 @@ type Tenant struct {
 
 // Provider is one identity provider of a tenant.
 type Provider struct {
-	ID              string            `yaml:"id"`
-	Issuer          string            `yaml:"issuer"`
-	JWKSURL         string            `yaml:"jwks_url"`
-	Audiences       []string          `yaml:"audiences"`
-	Algorithms      []string          `yaml:"algorithms"` // default [RS256]; never none or HS*
+	ID         string   `yaml:"id"`
+	Issuer     string   `yaml:"issuer"`
+	JWKSURL    string   `yaml:"jwks_url"`
+	Audiences  []string `yaml:"audiences"`
+	Algorithms []string `yaml:"algorithms"` // default [RS256]; never none or HS*
+	// TokenTypes, when set, are the JWS "typ" values the provider's tokens
+	// must carry (explicit typing, RFC 8725 §3.11), e.g. [at+jwt] for
+	// RFC 9068 access tokens. Compared case-insensitively, with or
+	// without "application/" (RFC 7515 §4.1.9). Default: typ not checked.
+	TokenTypes      []string          `yaml:"token_types"`
 	ClockSkew       *Duration         `yaml:"clock_skew"` // default 60s
 	FromHeaders     []HeaderSource    `yaml:"from_headers"`
 	FromCookies     []string          `yaml:"from_cookies"`

@@ -11,13 +11,21 @@ import (
 // http_service puts in front of the original path.
 type ForwardAuth struct {
 	// TrustedProxies are CIDRs ("10.0.0.0/8") or single addresses of the
-	// gateways whose X-Forwarded-* and X-Original-* headers are believed,
-	// besides loopback, which always is. Default: none.
+	// gateways whose X-Forwarded-* and X-Original-* headers are believed.
+	// Loopback is trusted only as listed. Absent: DefaultTrustedProxies;
+	// an empty list trusts no peer.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// PathPrefix is removed from the front of the request path (Envoy
 	// http_service's path_prefix). Empty, or starting with "/".
 	PathPrefix string `yaml:"path_prefix"`
 }
+
+// DefaultTrustedProxies is forward_auth.trusted_proxies when the key is
+// absent: a gateway on the same host (nginx beside extauthz), and nothing
+// else of loopback. Not 127.0.0.0/8: behind an Istio sidecar every caller,
+// the client included, arrives from 127.0.0.6, so trusting all of loopback
+// would let any client choose its tenant with X-Forwarded-Host.
+var DefaultTrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 
 // Prefixes returns TrustedProxies parsed, a single address as a /32 or
 // /128 prefix. It fails on the first invalid entry; Validate reports all.

@@ -47,17 +47,41 @@ forward_auth:
 	}
 }
 
-func TestParse_ForwardAuthDefaultsEmpty(t *testing.T) {
-	c, err := Parse([]byte(forwardAuthBase))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	if err := c.Validate(nil); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := c.ForwardAuth.Prefixes()
-	if err != nil || len(p) != 0 || c.ForwardAuth.PathPrefix != "" {
-		t.Errorf("defaults: prefixes %v (err %v), path_prefix %q; want none", p, err, c.ForwardAuth.PathPrefix)
+// TestParse_ForwardAuthDefaults: without the key, trusted_proxies holds
+// the loopback hosts 127.0.0.1 and ::1 only (not 127.0.0.0/8, which would
+// trust every client behind an Istio sidecar, arriving from 127.0.0.6);
+// an explicit empty list trusts nobody.
+func TestParse_ForwardAuthDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []netip.Prefix
+	}{
+		{"key absent", forwardAuthBase, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}},
+		{"empty list", forwardAuthBase + "forward_auth: {trusted_proxies: []}\n", []netip.Prefix{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if err := c.Validate(nil); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			p, err := c.ForwardAuth.Prefixes()
+			if err != nil || c.ForwardAuth.PathPrefix != "" {
+				t.Fatalf("prefixes %v (err %v), path_prefix %q", p, err, c.ForwardAuth.PathPrefix)
+			}
+			if diff := cmp.Diff(tc.want, p, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("prefixes (-want +got):\n%s", diff)
+			}
+			for _, sidecar := range []string{"127.0.0.6", "127.0.0.2"} {
+				for _, pre := range p {
+					if pre.Contains(netip.MustParseAddr(sidecar)) {
+						t.Errorf("default trusts %s (%s)", sidecar, pre)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -79,7 +80,8 @@ func Load(path string) (*Config, error) {
 // Defaults: listen.grpc 127.0.0.1:9191; listen.admin 127.0.0.1:9193 when the
 // key is absent (an explicit "" turns the admin listener off); log json/info;
 // limits 16 KiB tokens, 1024-byte claim headers, 2 s cold wait;
-// jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
+// forward_auth.trusted_proxies 127.0.0.1/32 and ::1/128 when the key is
+// absent; jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
 // algorithms [RS256], clock_skew 60s, and, when the provider names no token
 // source at all, from_headers [{authorization, "Bearer "}].
 func Parse(data []byte) (*Config, error) {
@@ -131,6 +133,9 @@ func (c *Config) applyDefaults(adminSet bool) {
 	}
 	if c.Limits.ColdWait == 0 {
 		c.Limits.ColdWait = Duration(DefaultColdWait)
+	}
+	if c.ForwardAuth.TrustedProxies == nil { // absent; "[]" trusts no peer
+		c.ForwardAuth.TrustedProxies = slices.Clone(DefaultTrustedProxies)
 	}
 	if c.JWKS.MaxConcurrentFetches == 0 {
 		c.JWKS.MaxConcurrentFetches = DefaultMaxConcurrent

@@ -37,6 +37,9 @@ type ProviderRules struct {
 	Issuer     string
 	JWKSURL    string
 	Algorithms []string // as configured
+	// TokenTypes are the accepted typ values, normalised (NormalizeType);
+	// empty means typ is not checked.
+	TokenTypes []string
 	Audiences  []string // any-of; empty means "not checked"
 	ClockSkew  time.Duration
 	// Sources in order: from_headers, then from_cookies, then from_params.
@@ -53,6 +56,31 @@ func (p *ProviderRules) AllowsAlg(alg string) bool {
 	return ok
 }
 
+// AllowsType reports whether a token with header typ (normalised here) may
+// be judged by the provider: always when the provider lists no
+// token_types.
+func (p *ProviderRules) AllowsType(typ string) bool {
+	if len(p.TokenTypes) == 0 {
+		return true
+	}
+	n := NormalizeType(typ)
+	for _, t := range p.TokenTypes {
+		if t == n {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeType returns a JWS typ value as it is compared: lowercase (media
+// types are case-insensitive, RFC 2045 §5.1) and without "application/"
+// (RFC 7515 §4.1.9 recommends omitting it, so "at+jwt" and
+// "application/at+jwt" are the same type).
+func NormalizeType(typ string) string {
+	typ = strings.ToLower(typ)
+	return strings.TrimPrefix(typ, "application/")
+}
+
 // TenantRules are one tenant's compiled settings. They are read-only.
 type TenantRules struct {
 	ID        string
@@ -63,8 +91,7 @@ type TenantRules struct {
 	// found before the provider is known.
 	Sources []TokenSource
 	// ClaimHeaders is the sorted union of every header a provider of the
-	// tenant maps a claim to: any of them the verified token does not fill
-	// is removed from the request, so a client cannot forge it.
+	// tenant maps a claim to.
 	ClaimHeaders []string
 
 	byID     map[string]*ProviderRules
@@ -94,6 +121,7 @@ type Set struct {
 	wildcard     map[string]*TenantRules // key: ".acme.test" for "*.acme.test"
 	tenantHeader string
 	limits       Limits
+	claimHeaders []string // sorted union over every tenant
 }
 
 // NewSet compiles c, which must be valid: NewSet re-runs c.Validate(nil) and
@@ -109,6 +137,7 @@ func NewSet(c *Config) (*Set, error) {
 		tenantHeader: strings.ToLower(c.TenantHeader),
 		limits:       c.Limits,
 	}
+	allClaimHeaders := map[string]bool{}
 	for _, t := range c.Tenants {
 		tr := &TenantRules{
 			ID:       t.ID,
@@ -143,11 +172,16 @@ func NewSet(c *Config) (*Set, error) {
 		}
 		for h := range claimHeaders {
 			tr.ClaimHeaders = append(tr.ClaimHeaders, h)
+			allClaimHeaders[h] = true
 		}
 		sort.Strings(tr.ClaimHeaders)
 		s.tenants = append(s.tenants, tr)
 		s.byID[tr.ID] = tr
 	}
+	for h := range allClaimHeaders {
+		s.claimHeaders = append(s.claimHeaders, h)
+	}
+	sort.Strings(s.claimHeaders)
 	return s, nil
 }
 
@@ -166,6 +200,9 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 	}
 	for _, a := range pr.Algorithms {
 		pr.algs[a] = struct{}{}
+	}
+	for _, t := range p.TokenTypes {
+		pr.TokenTypes = append(pr.TokenTypes, NormalizeType(t))
 	}
 	pr.ClockSkew = DefaultClockSkew
 	if p.ClockSkew != nil {
@@ -203,6 +240,12 @@ func (s *Set) Tenant(id string) (*TenantRules, bool) {
 // when selection by header is off.
 func (s *Set) TenantHeader() string { return s.tenantHeader }
 
+// ClaimHeaders returns the sorted union of every header any tenant's
+// claims_to_headers names. An allow removes each of them that its token did
+// not fill: a header one tenant's upstream trusts may be forged by a client
+// of another tenant that shares the upstream or its gateway.
+func (s *Set) ClaimHeaders() []string { return s.claimHeaders }
+
 // Limits returns the request limits.
 func (s *Set) Limits() Limits { return s.limits }
 
@@ -234,25 +277,4 @@ func (s *Set) TenantForHost(host string) (*TenantRules, bool) {
 		}
 	}
 	return nil, false
-}
-
-// NormalizeHost returns the host of an HTTP Host/:authority value as it is
-// matched: port stripped (including "[v6]:port"), lowercase, without a
-// trailing dot.
-func NormalizeHost(host string) string {
-	switch {
-	case strings.HasPrefix(host, "["):
-		if end := strings.IndexByte(host, ']'); end > 0 {
-			host = host[1:end]
-		}
-	case strings.Count(host, ":") == 1:
-		host = host[:strings.IndexByte(host, ':')]
-	}
-	host = strings.TrimSuffix(host, ".")
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(host)
-		}
-	}
-	return host
 }

@@ -26,7 +26,7 @@ tenants:
     hosts: ["*.acme.test"]
     providers: [{id: p, issuer: "https://wild/", jwks_url: "https://wild/j"}]
   - id: deeper
-    hosts: ["*.eu.acme.test", "Mixed.Case.Test.", "10.1.2.3"]
+    hosts: ["*.eu.acme.test", "Mixed.Case.Test.", "10.1.2.3", "2001:DB8::1"]
     providers: [{id: p, issuer: "https://deeper/", jwks_url: "https://deeper/j"}]
 `)
 	tests := []struct {
@@ -49,7 +49,7 @@ tenants:
 		{"xacme.test", ""},                // not a label boundary
 		{"mixed.case.test", "deeper"},     // pattern normalised
 		{"10.1.2.3:9000", "deeper"},
-		{"[10.1.2.3]:9000", "deeper"},
+		{"[2001:db8:0::1]:9000", "deeper"}, // IPv6 compared in its canonical form
 		{"", ""},
 		{":443", ""},
 		{"other.test", ""},
@@ -75,7 +75,6 @@ func TestNormalizeHost(t *testing.T) {
 		"example.com.":       "example.com",
 		"[2001:DB8::1]:8443": "2001:db8::1",
 		"[::1]":              "::1",
-		"2001:db8::1":        "2001:db8::1", // bare v6: no port to strip
 		"example.com.:80":    "example.com",
 		"":                   "",
 		"already.lower":      "already.lower",
@@ -184,4 +183,55 @@ func mustParseB(b *testing.B, y string) *Config {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// Tenant isolation: an authority that is not host[:port] with a host name
+// or IP literal belongs to no tenant, whatever a lookup of some part of it
+// would find.
+func TestTenantIsolation_MalformedAuthorityMatchesNoTenant(t *testing.T) {
+	s := mustSet(t, `
+tenants:
+  - id: acme
+    hosts: ["api.acme.test", "*.acme.test", "10.1.2.3"]
+    providers: [{id: p, issuer: "https://acme/", jwks_url: "https://acme/j"}]
+`)
+	for _, host := range []string{
+		"evil@api.acme.test",      // userinfo
+		"evil.test@api.acme.test", // userinfo that looks like a host
+		"api.acme.test/x",         // a path
+		"api.acme.test\x00",       // NUL or a control character
+		"api.acme.test\x00.evil",  // NUL or a control character
+		"api.acme.test\u0000",     // NUL or a control character
+		"api.acme.test\n",         // NUL or a control character
+		"[api.acme.test]",         // brackets around a name
+		"[api.acme.test]:443",     // brackets around a name
+		"[10.1.2.3]",              // brackets around IPv4 (RFC 3986 §3.2.2: IPv6 only)
+		"[fe80::1%25eth0]",        // a zone
+		"x.acme.test:443:443",     // two ports
+		"x.acme.test:https",       // a port that is not a number
+		"x.acme.test:1234567",     // a port that is too long
+		"münchen.acme.test",       // non-ASCII
+		"x_y.acme.test",           // not LDH
+		"-x.acme.test",            // '-' at a label end
+		"x..acme.test",            // empty label
+		"2001:db8::1",             // bare IPv6
+		"[2001:db8::1]x",          // junk after the brackets
+		"[2001:db8::1]:https",     // a port that is not a number
+		"010.1.2.3",               // not an IPv4 literal, and all-numeric at the end
+		"x.acme.test ",            // a space
+		"x.acme.test\t",           // a control character
+	} {
+		if tr, ok := s.TenantForHost(host); ok {
+			t.Errorf("TenantForHost(%q) = %s, want no tenant", host, tr.ID)
+		}
+		if n := NormalizeHost(host); n != "" {
+			t.Errorf("NormalizeHost(%q) = %q, want \"\"", host, n)
+		}
+	}
+	// The same names, well-formed, do match.
+	for _, host := range []string{"API.acme.test:443", "xn--mnchen-3ya.acme.test", "10.1.2.3:80"} {
+		if _, ok := s.TenantForHost(host); !ok {
+			t.Errorf("TenantForHost(%q): no tenant, want acme", host)
+		}
+	}
 }

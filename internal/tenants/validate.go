@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,9 +33,6 @@ type RegistrationCheck func(jwkscache.Registration) error
 var (
 	tenantIDRe   = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 	providerIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	// hostLabelRe is one DNS label; '_' is tolerated because real internal
-	// names use it and Envoy does not reject it in :authority.
-	hostLabelRe = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
 )
 
 // allowedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037) a
@@ -47,17 +45,22 @@ var allowedAlgorithms = map[string]bool{
 }
 
 // reservedHeaders may not carry claims: hop-by-hop headers (RFC 9110
-// §7.6.1), headers that frame or route the request, and the credentials
-// themselves.
+// §7.6.1), headers that frame, route or cache the request, what proxies
+// say about the client and the original request (RFC 7239 Forwarded,
+// X-Real-IP), and the credentials themselves. reservedPrefixes extends it
+// to whole families (X-Forwarded-Host, -For, -Proto, -Uri,
+// -Client-Cert, ...; X-Original-URI, -Method, ...; Envoy's own).
 var reservedHeaders = map[string]bool{
 	"connection": true, "keep-alive": true, "proxy-authenticate": true,
 	"proxy-authorization": true, "proxy-connection": true, "te": true, "trailer": true,
 	"trailers": true, "transfer-encoding": true, "upgrade": true,
 	"host": true, "authorization": true, "content-length": true, "content-type": true,
 	"content-encoding": true, "cookie": true, "set-cookie": true, "expect": true,
-	"x-request-id": true, "x-forwarded-for": true, "x-forwarded-proto": true,
-	"x-forwarded-host": true, "x-envoy-original-path": true, "www-authenticate": true,
+	"x-request-id": true, "www-authenticate": true, "cache-control": true,
+	"forwarded": true, "x-real-ip": true,
 }
+
+var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
 
 // Validate checks every value and reports every problem, each a *PathError
 // naming its YAML path, errors.Join-ed (nil when the config is valid).
@@ -74,6 +77,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 	}
 	tenantIDs := map[string]int{}
 	hostOwner := map[string]string{} // normalised host pattern → path of first use
+	tokenHeaders := c.tokenHeaders()
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		tp := fmt.Sprintf("tenants[%d]", i)
@@ -128,14 +132,60 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			if p.JWKSURL == "" {
 				v.add(pp+".jwks_url", "required")
 			}
-			c.validateProvider(v, pp, p)
+			c.validateProvider(v, pp, p, tokenHeaders)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
 	}
+	c.validateSharedIssuers(v)
 	return v.err()
+}
+
+// validateSharedIssuers refuses an issuer used by two tenants unless both
+// providers set audiences with none in common. Otherwise a token the
+// issuer mints for tenant A verifies on tenant B too (same iss, same keys)
+// and the tenants can see each other.
+func (c *Config) validateSharedIssuers(v *validator) {
+	type use struct {
+		tenant int
+		path   string
+		auds   []string
+	}
+	byIssuer := map[string][]use{}
+	for i, t := range c.Tenants {
+		for j, p := range t.Providers {
+			if p.Issuer == "" {
+				continue
+			}
+			u := use{tenant: i, path: fmt.Sprintf("tenants[%d].providers[%d]", i, j), auds: p.Audiences}
+			for _, prev := range byIssuer[p.Issuer] {
+				if prev.tenant == i {
+					continue // reported above as a duplicate in the tenant
+				}
+				switch {
+				case len(prev.auds) == 0 || len(u.auds) == 0:
+					v.add(u.path+".issuer", fmt.Sprintf("issuer %q is also used by %s: tenants that share an issuer must both set audiences, with none in common, or a token for one passes on the other", p.Issuer, prev.path))
+				default:
+					if a, ok := common(prev.auds, u.auds); ok {
+						v.add(u.path+".audiences", fmt.Sprintf("audience %q is also accepted by %s, which has the same issuer %q: a token for one tenant would pass on the other", a, prev.path, p.Issuer))
+					}
+				}
+			}
+			byIssuer[p.Issuer] = append(byIssuer[p.Issuer], u)
+		}
+	}
+}
+
+// common returns an element of both a and b.
+func common(a, b []string) (string, bool) {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return x, true
+		}
+	}
+	return "", false
 }
 
 func (c *Config) validateGlobal(v *validator) {
@@ -205,7 +255,34 @@ func (c *Config) validateGlobal(v *validator) {
 	}
 }
 
-func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
+func hasReservedPrefix(lh string) bool {
+	for _, pre := range reservedPrefixes {
+		if strings.HasPrefix(lh, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenHeaders maps every header any provider reads a token from
+// (lowercase) to the path of its first use: a claim header of that name
+// would let one provider's claim become another provider's credential.
+func (c *Config) tokenHeaders() map[string]string {
+	m := map[string]string{}
+	for i, t := range c.Tenants {
+		for j, p := range t.Providers {
+			for k, h := range p.FromHeaders {
+				lh := strings.ToLower(h.Name)
+				if _, dup := m[lh]; !dup {
+					m[lh] = fmt.Sprintf("tenants[%d].providers[%d].from_headers[%d]", i, j, k)
+				}
+			}
+		}
+	}
+	return m
+}
+
+func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHeaders map[string]string) {
 	for k, a := range p.Audiences {
 		if a == "" {
 			v.add(fmt.Sprintf("%s.audiences[%d]", pp, k), "must not be empty")
@@ -221,6 +298,11 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
 			v.add(ap, fmt.Sprintf("%q is never allowed for a JWKS-backed provider", a))
 		default:
 			v.add(ap, fmt.Sprintf("unknown algorithm %q (want RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", a))
+		}
+	}
+	for k, typ := range p.TokenTypes {
+		if !isMediaType(typ) {
+			v.add(fmt.Sprintf("%s.token_types[%d]", pp, k), fmt.Sprintf("%q is not a media type such as at+jwt or application/at+jwt (RFC 7515 §4.1.9)", typ))
 		}
 	}
 	if p.ClockSkew != nil {
@@ -273,11 +355,15 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider) {
 		lh := strings.ToLower(h)
 		switch {
 		case reservedHeaders[lh]:
-			v.add(cp, fmt.Sprintf("header %q is reserved (hop-by-hop, framing or credentials)", h))
+			v.add(cp, fmt.Sprintf("header %q is reserved (hop-by-hop, framing, caching, forwarding or credentials)", h))
 		case strings.HasPrefix(lh, "x-envoy-"):
 			v.add(cp, fmt.Sprintf("header %q is reserved for Envoy", h))
+		case hasReservedPrefix(lh):
+			v.add(cp, fmt.Sprintf("header %q is reserved: proxies use it to describe the original request", h))
 		case sourceHeaders[lh]:
 			v.add(cp, fmt.Sprintf("header %q carries the token (from_headers)", h))
+		case tokenHeaders[lh] != "":
+			v.add(cp, fmt.Sprintf("header %q carries a token at %s", h, tokenHeaders[lh]))
 		case lh == strings.ToLower(c.TenantHeader):
 			v.add(cp, fmt.Sprintf("header %q is the tenant_header", h))
 		default:
@@ -417,28 +503,13 @@ func isToken(s string) bool {
 	return true
 }
 
-// normalizePattern checks a host pattern ("api.acme.test" or "*.acme.test")
-// and returns it lowercase without a trailing dot.
-func normalizePattern(h string) (string, error) {
-	n := strings.TrimSuffix(strings.ToLower(h), ".")
-	name, wild := strings.CutPrefix(n, "*.")
-	switch {
-	case n == "":
-		return "", errors.New("host must not be empty")
-	case strings.ContainsAny(n, ":[]"):
-		return "", fmt.Errorf("host %q must not carry a port (ports are stripped before matching)", h)
-	case strings.Contains(name, "*"):
-		return "", fmt.Errorf("host %q: only a leading \"*.\" wildcard is supported", h)
-	case len(name) > 253:
-		return "", fmt.Errorf("host %q is longer than 253 characters", h)
+// isMediaType accepts a JWS typ value: an RFC 9110 §8.3.1 type "/" subtype
+// of tokens, or a subtype alone (RFC 7515 §4.1.9 lets "application/" be
+// omitted). Parameters are not accepted: no token type uses them.
+func isMediaType(s string) bool {
+	typ, sub, found := strings.Cut(s, "/")
+	if !found {
+		return isToken(s)
 	}
-	for _, label := range strings.Split(name, ".") {
-		if !hostLabelRe.MatchString(label) {
-			return "", fmt.Errorf("host %q is not a valid host name", h)
-		}
-	}
-	if wild {
-		return "*." + name, nil
-	}
-	return name, nil
+	return isToken(typ) && isToken(sub)
 }

@@ -310,3 +310,36 @@ func TestValidate_RedisURLFile(t *testing.T) {
 		t.Fatalf("Validate = %v; want an error that does not quote the password", err)
 	}
 }
+
+func TestValidate_TokenTypes(t *testing.T) {
+	for _, tc := range []struct {
+		types   string
+		wantErr string
+	}{
+		{"[at+jwt]", ""},
+		{"[application/at+jwt, JWT]", ""},
+		{`[""]`, `tenants[0].providers[0].token_types[0]: "" is not a media type`},
+		{`["at jwt"]`, `tenants[0].providers[0].token_types[0]: "at jwt" is not a media type`},
+		{`["a/b/c"]`, `tenants[0].providers[0].token_types[0]: "a/b/c" is not a media type`},
+	} {
+		c, err := Parse([]byte(`
+tenants:
+  - id: acme
+    providers:
+      - id: main
+        issuer: https://idp.acme.test/
+        jwks_url: https://idp.acme.test/jwks.json
+        token_types: ` + tc.types + `
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate(nil)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.types, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want %q", tc.types, err, tc.wantErr)
+		}
+	}
+}

@@ -1,38 +1,43 @@
-package authz
+package grpcauthz
 
 import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 )
 
 // BenchmarkCheck measures one ext_authz Check, in process (no network), with
 // a warm key source: the fake map-backed one and the real jwkscache.Registry
 // after its first fetch from an httptest TLS identity provider.
 func BenchmarkCheck(b *testing.B) {
-	k := keysOnce()
-	fx := newFixture(b)
-	fx.srv.log = slog.New(slog.DiscardHandler) // production logs allows at Debug, off by default
-	real, _ := realServer(b, "5s")
+	k := authztest.Keys()
+	discard := authz.Options{Now: func() time.Time { return authztest.Now }, Logger: slog.New(slog.DiscardHandler)}
+	fake := New(authz.New(authztest.Set(b, authztest.Config), authztest.NewFakeKeys(), discard))
+	set, reg, _ := authztest.RealRegistry(b, "5s")
+	real := New(authz.New(set, reg, discard))
 	algs := []struct {
 		name   string
 		method jwt.SigningMethod
 		key    any
 		kid    string
 	}{
-		{"RS256", jwt.SigningMethodRS256, k.rsa, "rsa"},
-		{"ES256", jwt.SigningMethodES256, k.ec, "ec"},
-		{"EdDSA", jwt.SigningMethodEdDSA, k.ed, "ed"},
+		{"RS256", jwt.SigningMethodRS256, k.RSA, "rsa"},
+		{"ES256", jwt.SigningMethodES256, k.EC, "ec"},
+		{"EdDSA", jwt.SigningMethodEdDSA, k.Ed, "ed"},
 	}
 	sources := []struct {
 		name string
 		srv  *Server
-	}{{"fake", fx.srv}, {"registry", real}}
+	}{{"fake", fake}, {"registry", real}}
 	for _, a := range algs {
-		tok := sign(b, a.method, a.key, a.kid, acmeClaims(), nil)
+		tok := authztest.Sign(b, a.method, a.key, a.kid, authztest.AcmeClaims(), nil)
 		for _, src := range sources {
 			req := checkRequest("api.acme.test", "/orders", map[string]string{
 				"authorization": "Bearer " + tok, "x-request-id": "r1", "user-agent": "bench",
@@ -55,10 +60,10 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	// A cheap denial for comparison: what a flood of garbage tokens costs.
 	b.Run("deny-malformed", func(b *testing.B) {
-		req := checkRequest("api.acme.test", "/", bearer("not-a-token"), nil)
+		req := checkRequest("api.acme.test", "/", authztest.Bearer("not-a-token"), nil)
 		b.ReportAllocs()
 		for b.Loop() {
-			fx.srv.Check(context.Background(), req)
+			fake.Check(context.Background(), req)
 		}
 	})
 }

@@ -1,10 +1,12 @@
-package authz
+package grpcauthz
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -17,12 +19,25 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
+// newServer returns the service over authz's fixture (authztest) and the
+// fixture's key source.
+func newServer(t testing.TB) (*Server, *authztest.FakeKeys) {
+	t.Helper()
+	keys := authztest.NewFakeKeys()
+	a := authz.New(authztest.Set(t, authztest.Config), keys, authz.Options{
+		Now: func() time.Time { return authztest.Now }, Logger: slog.New(slog.DiscardHandler),
+	})
+	return New(a), keys
+}
+
 // startGRPC serves srv over an in-process gRPC connection and returns the
 // go-control-plane Authorization client.
-func startGRPC(t *testing.T, srv *Server) authv3.AuthorizationClient {
+func startGRPC(t *testing.T, srv authv3.AuthorizationServer) authv3.AuthorizationClient {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
@@ -56,10 +71,10 @@ func overwrite(k, v string) *corev3.HeaderValueOption {
 }
 
 func TestCheck_AllowOverGRPC(t *testing.T) {
-	f := newFixture(t)
-	client := startGRPC(t, f.srv)
-	tok := rs256(t, acmeClaims())
-	h := bearer(tok)
+	srv, _ := newServer(t)
+	client := startGRPC(t, srv)
+	tok := authztest.RS256(t, authztest.AcmeClaims())
+	h := authztest.Bearer(tok)
 	h["x-auth-email"] = "forged@evil.test"
 	h["x-auth-groups"] = "forged"
 	resp, err := client.Check(context.Background(), checkRequest("api.acme.test:443", "/orders?page=2", h, nil))
@@ -75,7 +90,7 @@ func TestCheck_AllowOverGRPC(t *testing.T) {
 			overwrite("x-auth-subject", "user-1"),
 			overwrite("x-tenant-id", "acme"), // the fixture's tenant_header
 		},
-		HeadersToRemove: []string{"x-auth-groups", "x-auth-level", "x-partner-subject"},
+		HeadersToRemove: []string{"x-auth-groups", "x-auth-level", "x-auth-uid", "x-globex-org", "x-partner-subject"},
 	}
 	if diff := cmp.Diff(wantOK, resp.GetOkResponse(), protocmp.Transform()); diff != "" {
 		t.Errorf("OkHttpResponse (-want +got):\n%s", diff)
@@ -91,27 +106,27 @@ func TestCheck_AllowOverGRPC(t *testing.T) {
 }
 
 func TestCheck_DenialsOverGRPC(t *testing.T) {
-	f := newFixture(t)
-	f.keys.errs["globex/main"] = jwkscache.ErrUnavailable
-	client := startGRPC(t, f.srv)
-	k := keysOnce()
-	globexTok := sign(t, jwt.SigningMethodRS256, k.globex, "globex", jwt.MapClaims{"iss": "https://idp.globex.test/", "exp": 2e9}, nil)
-	expired := rs256(t, acmeClaims(func(c jwt.MapClaims) { c["exp"] = float64(testNow.Unix() - 3600) }))
+	srv, keys := newServer(t)
+	keys.Fail("globex", "main", jwkscache.ErrUnavailable)
+	client := startGRPC(t, srv)
+	k := authztest.Keys()
+	globexTok := authztest.Sign(t, jwt.SigningMethodRS256, k.Globex, "globex", jwt.MapClaims{"iss": "https://idp.globex.test/", "exp": 2e9}, nil)
+	expired := authztest.RS256(t, authztest.AcmeClaims(func(c jwt.MapClaims) { c["exp"] = float64(authztest.Now.Unix() - 3600) }))
 	tests := []struct {
 		name       string
 		req        *authv3.CheckRequest
 		wantCode   codes.Code
 		wantStatus int32
-		wantReason Reason
+		wantReason authz.Reason
 		wantWWW    string
 	}{
-		{"expired", checkRequest("api.acme.test", "/", bearer(expired), nil), codes.Unauthenticated, 401, ReasonTokenExpired,
+		{"expired", checkRequest("api.acme.test", "/", authztest.Bearer(expired), nil), codes.Unauthenticated, 401, authz.ReasonTokenExpired,
 			`Bearer realm="acme", error="invalid_token", error_description="the token has expired"`},
-		{"missing", checkRequest("api.acme.test", "/", nil, nil), codes.Unauthenticated, 401, ReasonTokenMissing, `Bearer realm="acme"`},
-		{"unknown tenant", checkRequest("nobody.test", "/", bearer(expired), nil), codes.PermissionDenied, 403, ReasonTenantUnknown, ""},
-		{"unknown tenant by extension", checkRequest("api.acme.test", "/", bearer(expired), map[string]string{"tenant": "x"}), codes.PermissionDenied, 403, ReasonTenantUnknown, ""},
-		{"keys unavailable", checkRequest("globex.test", "/", bearer(globexTok), nil), codes.Unavailable, 503, ReasonJWKSUnavailable, ""},
-		{"no attributes at all", &authv3.CheckRequest{}, codes.PermissionDenied, 403, ReasonTenantUnknown, ""},
+		{"missing", checkRequest("api.acme.test", "/", nil, nil), codes.Unauthenticated, 401, authz.ReasonTokenMissing, `Bearer realm="acme"`},
+		{"unknown tenant", checkRequest("nobody.test", "/", authztest.Bearer(expired), nil), codes.PermissionDenied, 403, authz.ReasonTenantUnknown, ""},
+		{"unknown tenant by extension", checkRequest("api.acme.test", "/", authztest.Bearer(expired), map[string]string{"tenant": "x"}), codes.PermissionDenied, 403, authz.ReasonTenantUnknown, ""},
+		{"keys unavailable", checkRequest("globex.test", "/", authztest.Bearer(globexTok), nil), codes.Unavailable, 503, authz.ReasonJWKSUnavailable, ""},
+		{"no attributes at all", &authv3.CheckRequest{}, codes.PermissionDenied, 403, authz.ReasonTenantUnknown, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +165,7 @@ func TestCheck_DenialsOverGRPC(t *testing.T) {
 	}
 }
 
-func TestRequestFromEnvoy(t *testing.T) {
+func TestToRequest(t *testing.T) {
 	tok := "a.b.c"
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
@@ -165,8 +180,8 @@ func TestRequestFromEnvoy(t *testing.T) {
 		}},
 		ContextExtensions: map[string]string{"tenant": "acme"},
 	}}
-	got := RequestFromEnvoy(req)
-	want := &Request{
+	got := ToRequest(req)
+	want := &authz.Request{
 		Host: "API.acme.test", Path: "/p?q=1", Method: "POST", RequestID: "rid",
 		Headers: map[string]string{
 			":authority": "API.acme.test", "authorization": "Bearer " + tok, "cookie": "a=1; b=2", "x-request-id": "rid",
@@ -177,18 +192,42 @@ func TestRequestFromEnvoy(t *testing.T) {
 		t.Errorf("Request (-want +got):\n%s", diff)
 	}
 	// Without x-request-id, Envoy's request id is used.
-	got = RequestFromEnvoy(checkRequest("h", "/", nil, nil))
+	got = ToRequest(checkRequest("h", "/", nil, nil))
 	if got.RequestID != "envoy-id" {
 		t.Errorf("RequestID = %q, want envoy-id", got.RequestID)
 	}
 }
 
-func TestToCheckResponse_MetadataWithoutClaims(t *testing.T) {
-	resp := ToCheckResponse(&Decision{Allowed: true, HTTPStatus: 200, Reason: ReasonOK, TenantID: "t", ProviderID: "p"})
+func TestToResponse_MetadataWithoutClaims(t *testing.T) {
+	resp := ToResponse(&authz.Decision{Allowed: true, HTTPStatus: 200, Reason: authz.ReasonOK, TenantID: "t", ProviderID: "p"})
 	want := &structpb.Struct{Fields: map[string]*structpb.Value{
 		"tenant": structpb.NewStringValue("t"), "provider": structpb.NewStringValue("p"),
 	}}
 	if diff := cmp.Diff(want, resp.GetDynamicMetadata(), protocmp.Transform()); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+}
+
+// TestToResponse_ReadsTheReasonTable: the gRPC status of every reason is
+// the one authz's table gives, and a denial never carries OK.
+func TestToResponse_ReadsTheReasonTable(t *testing.T) {
+	want := map[authz.Reason]codes.Code{
+		authz.ReasonOK: codes.OK, authz.ReasonTenantUnknown: codes.PermissionDenied,
+		authz.ReasonJWKSUnavailable: codes.Unavailable,
+	}
+	for _, r := range authz.Reasons {
+		d := authz.Decision{Allowed: r == authz.ReasonOK, Reason: r, HTTPStatus: r.HTTPStatus()}
+		got := codes.Code(ToResponse(&d).GetStatus().GetCode())
+		w, ok := want[r]
+		if !ok {
+			w = codes.Unauthenticated
+		}
+		if got != w || got != r.GRPCCode() {
+			t.Errorf("%s: gRPC %v, want %v (table %v)", r, got, w, r.GRPCCode())
+		}
+	}
+	d := authz.Decision{Reason: authz.ReasonOK, HTTPStatus: 403} // a denial mislabelled ok
+	if got := codes.Code(ToResponse(&d).GetStatus().GetCode()); got == codes.OK {
+		t.Error("a denial answered OK")
 	}
 }
