@@ -646,6 +646,10 @@ func TestChart_RefusesBadValues(t *testing.T) {
 		{"Redis without snapshot keys", "secrets: {redisURL: {name: r, key: url}}", "secrets.redisURL needs secrets.redisHMACKey"},
 		{"admin port open to all", "networkPolicy: {scrapers: []}", "networkPolicy.scrapers"},
 		{"ServiceMonitor without admin Service", "serviceMonitor: {enabled: true}\nadminService: {enabled: false}", "serviceMonitor needs adminService.enabled"},
+		{"misspelt value", "replicaCounts: 3", "replicaCounts"},
+		{"one replica", "replicaCount: 1", "replicaCount"},
+		{"port out of range", "ports: {grpc: 70000}", "grpc"},
+		{"secret without key", "secrets: {adminToken: {name: a, key: ''}}", "key"},
 	}
 	ch := loadChart(t, nil)
 	for _, tt := range tests {
