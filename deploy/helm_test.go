@@ -20,6 +20,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -30,10 +31,11 @@ import (
 )
 
 const (
-	chartDir       = "deploy/helm/extauthz"
-	releaseName    = "extauthz"
-	releaseNS      = "auth"
-	configFileFlag = "-config"
+	chartDir          = "deploy/helm/extauthz"
+	defaultAdminToken = "extauthz-admin" // values.yaml's secrets.adminToken.name
+	releaseName       = "extauthz"
+	releaseNS         = "auth"
+	configFileFlag    = "-config"
 )
 
 // fileKeys are the config keys whose value is a file the chart mounts from
@@ -275,6 +277,29 @@ func checkChart(t *testing.T, o *chartObjects, want chartCheck) error {
 		}
 	}
 
+	// The kubelet's probes carry no token: with one, the probes stay open.
+	if cfg.Admin.TokenFile != "" && !cfg.Admin.OpenProbes {
+		fail("config admin.token_file is set but admin.open_probes is not: the kubelet's probes, which carry no token, would fail")
+	}
+	if cfg.Admin.TokenFile == "" {
+		fail("config has no admin.token_file: the admin listener binds 0.0.0.0 in a pod")
+	}
+
+	// GOMEMLIMIT, when set, below the memory limit.
+	for _, e := range c.Env {
+		if e.Name != "GOMEMLIMIT" {
+			continue
+		}
+		q, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B"))
+		limit, hasLimit := c.Resources.Limits[corev1.ResourceMemory]
+		switch {
+		case err != nil:
+			fail("container %s: GOMEMLIMIT %q: %v", c.Name, e.Value, err)
+		case hasLimit && q.Cmp(limit) >= 0:
+			fail("container %s: GOMEMLIMIT %s is not below limits.memory %s: the collector would never get ahead of the OOM killer", c.Name, e.Value, limit.String())
+		}
+	}
+
 	// Locked down.
 	psc, sc := spec.SecurityContext, c.SecurityContext
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
@@ -382,14 +407,14 @@ func checkChart(t *testing.T, o *chartObjects, want chartCheck) error {
 		fail("Deployment %s: replicas must be at least 2", dep.Name)
 	}
 
-	errs = append(errs, checkNetworkPolicy(o, podLabels, c.Ports, ports))
+	errs = append(errs, checkChartNetworkPolicy(o, podLabels, c.Ports, ports))
 	errs = append(errs, checkServiceMonitor(o, admin, want))
 	return errors.Join(errs...)
 }
 
-// checkNetworkPolicy: one policy selects the pods, every listener's port is
+// checkChartNetworkPolicy: one policy selects the pods, every listener's port is
 // open to someone, and the admin port only to named peers.
-func checkNetworkPolicy(o *chartObjects, podLabels labels.Set, cports []corev1.ContainerPort, ports map[string]int32) error {
+func checkChartNetworkPolicy(o *chartObjects, podLabels labels.Set, cports []corev1.ContainerPort, ports map[string]int32) error {
 	np, err := one(o.netpols, "NetworkPolicy")
 	if err != nil {
 		return err
@@ -575,10 +600,10 @@ func TestChart_RendersObjectsThatPassTheChecks(t *testing.T) {
 		name, values string
 		want         chartCheck
 	}{
-		{"default values", "", chartCheck{forwardAuth: true}},
-		{"forward-auth off, autoscaling, ServiceMonitor, other ports", valuesForwardAuthOffHPA, chartCheck{autoscaling: true, serviceMonitor: true}},
+		{"default values", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}},
+		{"forward-auth off, autoscaling, ServiceMonitor, other ports", valuesForwardAuthOffHPA, chartCheck{autoscaling: true, serviceMonitor: true, adminToken: defaultAdminToken}},
 		{"Redis and admin token from Secrets", valuesSecrets, chartCheck{forwardAuth: true, serviceMonitor: true, adminToken: "extauthz-admin"}},
-		{"existing ConfigMap", valuesExistingConfigMap, chartCheck{forwardAuth: true, configMap: "my-extauthz-config"}},
+		{"existing ConfigMap", valuesExistingConfigMap, chartCheck{forwardAuth: true, configMap: "my-extauthz-config", adminToken: defaultAdminToken}},
 	}
 	ch := loadChart(t, nil)
 	for _, tt := range tests {
@@ -650,6 +675,8 @@ func TestChart_RefusesBadValues(t *testing.T) {
 		{"one replica", "replicaCount: 1", "replicaCount"},
 		{"port out of range", "ports: {grpc: 70000}", "grpc"},
 		{"secret without key", "secrets: {adminToken: {name: a, key: ''}}", "key"},
+		{"no admin token", "secrets: {adminToken: {name: '', key: token}}", "secrets.adminToken.name is required"},
+		{"GOMEMLIMIT without a unit we know", "goMemLimit: 200M", "goMemLimit"},
 	}
 	ch := loadChart(t, nil)
 	for _, tt := range tests {
@@ -670,26 +697,28 @@ func TestChart_MutationsFail(t *testing.T) {
 		want                         chartCheck
 		wantErr                      string
 	}{
-		{"typo in a field", "deployment.yaml", "readinessProbe:", "readinesProbe:", "", chartCheck{forwardAuth: true}, `unknown field "readinesProbe"`},
-		{"readiness path", "deployment.yaml", "path: /readyz", "path: /ready", "", chartCheck{forwardAuth: true}, `"/readyz"`},
-		{"probe on the gRPC port", "deployment.yaml", "path: /healthz\n              port: admin", "path: /healthz\n              port: grpc", "", chartCheck{forwardAuth: true}, "livenessProbe port grpc"},
-		{"container port not a listener", "deployment.yaml", "containerPort: {{ .Values.ports.admin }}", "containerPort: 9999", "", chartCheck{forwardAuth: true}, "admin"},
-		{"listener on loopback", "_helpers.tpl", `"admin" (printf "0.0.0.0:%d"`, `"admin" (printf "127.0.0.1:%d"`, "", chartCheck{forwardAuth: true}, "bind 0.0.0.0"},
-		{"config key the binary does not know", "_helpers.tpl", `set $cfg "listen"`, `set $cfg "listens"`, "", chartCheck{forwardAuth: true}, "listens"},
-		{"root allowed", "deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "", chartCheck{forwardAuth: true}, "readOnlyRootFilesystem"},
-		{"capabilities kept", "deployment.yaml", `drop: ["ALL"]`, `drop: ["NET_RAW"]`, "", chartCheck{forwardAuth: true}, "capabilities.drop"},
-		{"no memory limit", "values", "", "", "resources: {limits: null}", chartCheck{forwardAuth: true}, "limits.memory"},
-		{"admin port in the client Service", "service.yaml", "    - name: grpc ", "    - name: admin\n      port: 9193\n      targetPort: admin\n    - name: grpc ", "", chartCheck{forwardAuth: true}, "client Service"},
-		{"admin Service exposed", "service-admin.yaml", "type: ClusterIP", "type: LoadBalancer", "", chartCheck{forwardAuth: true}, "ClusterIP"},
-		{"forward-auth port missing from the Service", "service.yaml", "- name: http\n", "- name: web\n", "", chartCheck{forwardAuth: true}, `no port "http"`},
-		{"pdb blocks every disruption", "values", "", "", "podDisruptionBudget: {minAvailable: 2}", chartCheck{forwardAuth: true}, "leaves no disruption"},
-		{"HPA fights the Deployment", "deployment.yaml", "{{- if not .Values.autoscaling.enabled }}\n  replicas:", "{{- if true }}\n  replicas:", valuesForwardAuthOffHPA, chartCheck{autoscaling: true, serviceMonitor: true}, "sets replicas while an HPA"},
-		{"network policy opens every port", "networkpolicy.yaml", "  ingress:\n    - ports:", "  ingress:\n    - from: [{podSelector: {}}]\n    - ports:", "", chartCheck{forwardAuth: true}, "opens every port"},
-		{"network policy opens admin to all", "networkpolicy.yaml", "        - port: grpc\n", "        - port: admin\n        - port: grpc\n", "networkPolicy: {clients: []}", chartCheck{forwardAuth: true}, "admin port to every source"},
-		{"ServiceMonitor without the token", "servicemonitor.yaml", "authorization:", "authorizationx:", valuesSecrets, chartCheck{forwardAuth: true, serviceMonitor: true, adminToken: "extauthz-admin"}, "authorizationx"},
-		{"ServiceMonitor token dropped", "servicemonitor.yaml", "{{- if .name }}", "{{- if false }}", valuesSecrets, chartCheck{forwardAuth: true, serviceMonitor: true, adminToken: "extauthz-admin"}, "does not send it"},
+		{"typo in a field", "deployment.yaml", "readinessProbe:", "readinesProbe:", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, `unknown field "readinesProbe"`},
+		{"readiness path", "deployment.yaml", "path: /readyz", "path: /ready", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, `"/readyz"`},
+		{"probe on the gRPC port", "deployment.yaml", "path: /healthz\n              port: admin", "path: /healthz\n              port: grpc", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "livenessProbe port grpc"},
+		{"container port not a listener", "deployment.yaml", "containerPort: {{ .Values.ports.admin }}", "containerPort: 9999", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "admin"},
+		{"listener on loopback", "_helpers.tpl", `"admin" (printf "0.0.0.0:%d"`, `"admin" (printf "127.0.0.1:%d"`, "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "bind 0.0.0.0"},
+		{"config key the binary does not know", "_helpers.tpl", `set $cfg "listen"`, `set $cfg "listens"`, "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "listens"},
+		{"root allowed", "deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "readOnlyRootFilesystem"},
+		{"capabilities kept", "deployment.yaml", `drop: ["ALL"]`, `drop: ["NET_RAW"]`, "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "capabilities.drop"},
+		{"no memory limit", "values", "", "", "resources: {limits: null}", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "limits.memory"},
+		{"admin port in the client Service", "service.yaml", "    - name: grpc ", "    - name: admin\n      port: 9193\n      targetPort: admin\n    - name: grpc ", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "client Service"},
+		{"admin Service exposed", "service-admin.yaml", "type: ClusterIP", "type: LoadBalancer", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "ClusterIP"},
+		{"forward-auth port missing from the Service", "service.yaml", "- name: http\n", "- name: web\n", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, `no port "http"`},
+		{"pdb blocks every disruption", "values", "", "", "podDisruptionBudget: {minAvailable: 2}", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "leaves no disruption"},
+		{"HPA fights the Deployment", "deployment.yaml", "{{- if not .Values.autoscaling.enabled }}\n  replicas:", "{{- if true }}\n  replicas:", valuesForwardAuthOffHPA, chartCheck{autoscaling: true, serviceMonitor: true, adminToken: defaultAdminToken}, "sets replicas while an HPA"},
+		{"network policy opens every port", "networkpolicy.yaml", "  ingress:\n    - ports:", "  ingress:\n    - from: [{podSelector: {}}]\n    - ports:", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "opens every port"},
+		{"network policy opens admin to all", "networkpolicy.yaml", "        - port: grpc\n", "        - port: admin\n        - port: grpc\n", "networkPolicy: {clients: []}", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "admin port to every source"},
+		{"ServiceMonitor without the token", "servicemonitor.yaml", "authorization:", "authorizationx:", "serviceMonitor: {enabled: true}", chartCheck{forwardAuth: true, serviceMonitor: true, adminToken: "extauthz-admin"}, "authorizationx"},
+		{"ServiceMonitor token dropped", "servicemonitor.yaml", "{{- if .name }}", "{{- if false }}", "serviceMonitor: {enabled: true}", chartCheck{forwardAuth: true, serviceMonitor: true, adminToken: "extauthz-admin"}, "does not send it"},
 		{"secret mounted elsewhere", "deployment.yaml", "mountPath: {{ include \"extauthz.secretDir\" $name }}", "mountPath: /secrets/{{ $name }}", valuesSecrets, chartCheck{forwardAuth: true, serviceMonitor: true, adminToken: "extauthz-admin"}, "no Secret volume mounts that file"},
-		{"config not rolled", "deployment.yaml", "checksum/config:", "config-checksum:", "", chartCheck{forwardAuth: true}, "checksum/config"},
+		{"config not rolled", "deployment.yaml", "checksum/config:", "config-checksum:", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "checksum/config"},
+		{"probes closed by the token", "_helpers.tpl", `{{- $_ := set $admin "open_probes" true -}}`, "", "", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "admin.open_probes"},
+		{"GOMEMLIMIT above the limit", "values", "", "", "goMemLimit: 300MiB", chartCheck{forwardAuth: true, adminToken: defaultAdminToken}, "GOMEMLIMIT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -546,3 +546,48 @@ func TestDecide_TenantHeaderNamesTheDecidedTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestDecide_LogBoundsRequestValues: a request with a 1 MB path, method,
+// request id and kid writes a log line of a few hundred bytes, each value
+// cut with its length noted.
+func TestDecide_LogBoundsRequestValues(t *testing.T) {
+	const mb = 1 << 20
+	huge := strings.Repeat("k", mb)
+	f := newFixture(t)
+	// A key source that quotes a whole (here 1 MB) kid in its error; the
+	// token's own kid stays within max_token_bytes.
+	f.keys.Fail("acme", "main", fmt.Errorf("%w: kid %q", jwkscache.ErrKeyNotFound, huge))
+	tok := sign(t, jwt.SigningMethodRS256, keysOnce().RSA, strings.Repeat("k", 500), acmeClaims(), nil)
+	r := &Request{
+		Host:      "api.acme.test",
+		Path:      "/" + strings.Repeat("p", mb) + "?q=1",
+		Method:    strings.Repeat("M", mb),
+		RequestID: strings.Repeat("r", mb),
+		Headers:   bearer(tok),
+	}
+	if d := f.srv.Decide(context.Background(), r); d.Allowed {
+		t.Fatal("allowed")
+	}
+	logs := f.logs.String()
+	if len(logs) > 4<<10 {
+		t.Fatalf("one decision wrote %d bytes of log, want at most 4 KiB", len(logs))
+	}
+	for _, want := range []string{`"path":"/ppp`, `...(1048577 bytes)"`, `"method":"MMM`, `...(1048576 bytes)"`, `"request_id":"rrr`, `"error":"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{strings.Repeat("a", maxLogValue), strings.Repeat("a", maxLogValue)},
+		{strings.Repeat("a", maxLogValue+1), strings.Repeat("a", maxLogValue) + "...(257 bytes)"},
+		{strings.Repeat("a", maxLogValue-1) + "é", strings.Repeat("a", maxLogValue-1) + "...(257 bytes)"}, // never half a rune
+	} {
+		if got := clip(tt.in); got != tt.want {
+			t.Errorf("clip(%d bytes) = %q, want %q", len(tt.in), got, tt.want)
+		}
+	}
+}

@@ -3,8 +3,28 @@ package authz
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
+
+// maxLogValue bounds each request-derived value a log line quotes (path,
+// method, request id, the error with its kid): a client that sends a 1 MB
+// path must not write 1 MB of log.
+const maxLogValue = 256
+
+// clip returns s cut to maxLogValue bytes at a UTF-8 boundary, its full
+// length noted, so a cut value is never mistaken for the whole.
+func clip(s string) string {
+	if len(s) <= maxLogValue {
+		return s
+	}
+	n := maxLogValue
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "...(" + strconv.Itoa(len(s)) + " bytes)"
+}
 
 // The tenant and provider a log line (and a metric label) names for a
 // decision that matched none: the same placeholders everywhere.
@@ -38,12 +58,12 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 		slog.String("reason", string(d.Reason)),
 		slog.Int("status", d.HTTPStatus),
 		slog.Duration("latency", elapsed),
-		slog.String("request_id", r.RequestID),
-		slog.String("method", r.Method),
-		slog.String("path", pathOnly(r.Path)),
+		slog.String("request_id", clip(r.RequestID)),
+		slog.String("method", clip(r.Method)),
+		slog.String("path", clip(pathOnly(r.Path))),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+		attrs = append(attrs, slog.String("error", clip(err.Error())))
 	}
 	if suppressed > 0 {
 		// Lines of this reason left out since the last one written.

@@ -65,6 +65,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/extauthz/extauthz/internal/authz"
 )
@@ -132,9 +133,22 @@ func New(d Decider, opts Options) (*Handler, error) {
 
 // ServeHTTP answers one forward-auth subrequest (any path, any method).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
+	if hasBody {
+		// An auth subrequest has no body, and a decision never needs one:
+		// answer at once and close, rather than let net/http wait for (and
+		// discard) a body the client may send as slowly as it likes.
+		w.Header().Set("Connection", "close")
+	}
 	req := h.request(r)
 	d := h.decider.Decide(r.Context(), req)
 	write(w, &d)
+	if hasBody {
+		// net/http reads up to 256 KiB of an unread body after the handler,
+		// even on a connection it then closes; an expired read deadline
+		// ends that read at once. The answer is already buffered.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // write maps d to the HTTP answer.

@@ -14,6 +14,8 @@ type Duration time.Duration
 // Config mirrors the YAML file one to one. Unknown keys are errors.
 type Config struct {
 	Listen       Listen      `yaml:"listen"`
+	GRPC         GRPC        `yaml:"grpc"`          // the listen.grpc server's optional services
+	Admin        Admin       `yaml:"admin"`         // the listen.admin API's access rules
 	ForwardAuth  ForwardAuth `yaml:"forward_auth"`  // the listen.http listener's settings
 	TenantHeader string      `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
 	Log          Log         `yaml:"log"`
@@ -28,6 +30,28 @@ type Listen struct {
 	GRPC  string `yaml:"grpc"`  // default 127.0.0.1:9191
 	Admin string `yaml:"admin"` // default 127.0.0.1:9193
 	HTTP  string `yaml:"http"`  // HTTP forward-auth listener; off unless set
+}
+
+// GRPC holds the gRPC server's optional services.
+type GRPC struct {
+	// Reflection registers grpc.reflection (grpcurl can then list the
+	// services without their protos). Off by default: it tells any caller
+	// what the server offers. The -reflection flag turns it on too.
+	Reflection bool `yaml:"reflection"`
+}
+
+// Admin holds the admin API's access rules.
+type Admin struct {
+	// TokenFile names a file whose content (surrounding whitespace removed)
+	// is the bearer token every admin request must carry (RFC 6750 §2.1).
+	// Without it the admin listener must be on a loopback address.
+	TokenFile string `yaml:"token_file"`
+	// OpenProbes serves /healthz, /readyz and /metrics without the token
+	// (for the kubelet and Prometheus); the provider API never is.
+	OpenProbes bool `yaml:"open_probes"`
+	// RefreshMinInterval is the least time between two forced refreshes of
+	// one provider (default 30s); a refresh sooner is answered 429.
+	RefreshMinInterval Duration `yaml:"refresh_min_interval"`
 }
 
 // Log configures log/slog.
@@ -55,6 +79,16 @@ type Limits struct {
 	// ColdWait bounds how long a Check waits for a provider's first fetch
 	// (default 2s) before answering 503 jwks_unavailable.
 	ColdWait Duration `yaml:"cold_wait"`
+	// MaxRequestHeaderBytes bounds the request line and headers of one
+	// request (default 32768): the HTTP listeners refuse more, and it sizes
+	// the largest CheckRequest the gRPC listener accepts.
+	MaxRequestHeaderBytes int `yaml:"max_request_header_bytes"`
+	// MaxConnections bounds the open connections of each listener
+	// (default 64); further clients wait in the accept queue.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConcurrentStreams bounds the concurrent Checks on one gRPC
+	// connection (default 32).
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
 }
 
 // CacheSettings are the cache spec's per-provider fields. In the jwks block

@@ -30,9 +30,9 @@ const (
 
 // Info describes one build.
 type Info struct {
-	Version   string // release version, e.g. v1.2.3, or "dev"
-	Revision  string // source revision (VCS commit), "-dirty" appended for a modified tree, or "unknown"
-	GoVersion string // the Go toolchain that built the binary, e.g. go1.26.8
+	Version   string `json:"version"`   // release version, e.g. v1.2.3, or "dev"
+	Revision  string `json:"revision"`  // source revision (VCS commit), "-dirty" appended for a modified tree, or "unknown"
+	GoVersion string `json:"goversion"` // the Go toolchain that built the binary, e.g. go1.26.8
 }
 
 // String is the one-line form `extauthz version` prints.

@@ -47,11 +47,16 @@ the file keys of the referenced secrets.
 {{- $_ := set $jwks "redis" $redis -}}
 {{- $_ := set $cfg "jwks" $jwks -}}
 {{- end -}}
-{{- if $v.secrets.adminToken.name -}}
+{{- /* In a pod the admin listener binds 0.0.0.0, which extauthz refuses
+without a token: the provider API needs it, the kubelet's probes and
+Prometheus's scrape (which carry none) do not. */ -}}
+{{- if not $v.secrets.adminToken.name -}}
+{{- fail "secrets.adminToken.name is required: the admin listener is reachable in the pod network and extauthz refuses it without admin.token_file; create a Secret with a random token (see the chart's README)" -}}
+{{- end -}}
 {{- $admin := $cfg.admin | default dict -}}
 {{- $_ := set $admin "token_file" (printf "%s/%s" (include "extauthz.secretDir" "admin") $v.secrets.adminToken.key) -}}
+{{- $_ := set $admin "open_probes" true -}}
 {{- $_ := set $cfg "admin" $admin -}}
-{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
