@@ -20,7 +20,7 @@ func checkAll(r repo) error {
 		return err
 	}
 	var errs []error
-	errs = append(errs, checkKubernetes(r, m), checkIstio(m))
+	errs = append(errs, checkKubernetes(r, m), checkIstio(m), checkIstioRoutes(m))
 
 	configs := map[string]*tenants.Config{}
 	demo, err := checkCompose(r)
@@ -120,6 +120,9 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		{"istio status on error", mesh, `statusOnError: "503"`, `statusOnError: "403"`, "statusOnError"},
 		{"istio policy names unknown provider", pol, "name: extauthz ", "name: ext-authz ", `"ext-authz"`},
 		{"istio policy not CUSTOM", pol, "action: CUSTOM", "action: DENY", "no AuthorizationPolicy with action CUSTOM"},
+		{"istio policy skips a route", pol, `notPaths: ["/healthz"]`, `notPaths: ["/healthz", "/admin/*"]`, "routes[0] (/admin/)"},
+		{"istio paths not normalised", mesh, "normalization: MERGE_SLASHES", "normalization: NONE", "pathNormalization NONE"},
+		{"ConfigMap config without routes", cm, "        routes:\n          - {path_prefix: /admin/, requirement: admins}\n          - {path_prefix: /orders/, methods: [POST, PUT, PATCH, DELETE], requirement: orders-write}\n", "", "no routes"},
 		// The compose file names only files of the repository, and agrees with itself.
 		{"compose mounts a missing file", cmp, "./envoy/envoy.yaml:", "./envoy/front-proxy.yaml:", "front-proxy.yaml"},
 		{"compose build context missing", cmp, "context: .\n      dockerfile: Dockerfile\n    image: extauthz:dev\n    command: [\"-config\"", "context: ./build\n      dockerfile: Dockerfile\n    image: extauthz:dev\n    command: [\"-config\"", "build context"},

@@ -46,10 +46,11 @@ const (
 
 // demo is what envoy.yaml must agree with: the docker compose demo it runs in.
 type demo struct {
-	services     map[string]bool // compose service names, the DNS names Envoy resolves
-	grpcPort     uint32          // port of listen.grpc in the extauthz config
-	tenants      map[string]bool // tenant ids in the extauthz config
-	claimHeaders []string        // every claims_to_headers value in the extauthz config
+	services     map[string]bool            // compose service names, the DNS names Envoy resolves
+	grpcPort     uint32                     // port of listen.grpc in the extauthz config
+	tenants      map[string]bool            // tenant ids in the extauthz config
+	requirements map[string]map[string]bool // tenant id → its requirement names
+	claimHeaders []string                   // every claims_to_headers value in the extauthz config
 }
 
 func TestEnvoyConfig_ValidAgainstEnvoyAPIAndDemo(t *testing.T) {
@@ -106,6 +107,11 @@ func TestEnvoyConfig_MutationsFail(t *testing.T) {
 		{"transport API not V3", "transport_api_version: V3", "transport_api_version: AUTO", "transport_api_version"},
 		{"no timeout on the Check", "timeout: 3s", "", "timeout"},
 		{"tenant not in the extauthz config", "tenant: acme", "tenant: umbrella", "umbrella"},
+		{"requirement not in the extauthz config", "requirement: orders-write", "requirement: orders-admin", "orders-admin"},
+		{"no route names a requirement", "requirement: orders-write", "", "requirement"},
+		{"normalize_path off", "normalize_path: true", "normalize_path: false", "normalize_path"},
+		{"merge_slashes off", "merge_slashes: true", "merge_slashes: false", "merge_slashes"},
+		{"escaped slashes kept", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: KEEP_UNCHANGED", "path_with_escaped_slashes_action"},
 		{"no route with ext_authz disabled", "disabled: true", "check_settings: {context_extensions: {tenant: acme}}", "disabled"},
 		{"claim header not stripped at the edge", "\n                        - remove: x-auth-email", "", "x-auth-email"},
 		{"claim header removed after ext_authz", `domains: ["*"]`, "domains: [\"*\"]\n                      request_headers_to_remove: [x-auth-subject]", "request_headers_to_remove"},
@@ -278,7 +284,7 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 	if hcm.GetRouteConfig() == nil {
 		fail("route_config must be inline (RDS cannot be checked here)")
 	}
-	var disabled, tenantRoutes int
+	var disabled, tenantRoutes, requirementRoutes int
 	rc := hcm.GetRouteConfig()
 	if len(rc.GetRequestHeadersToRemove()) > 0 {
 		errs = append(errs, removedAfterAuthz(listener, "route_config", rc.GetRequestHeadersToRemove(), d))
@@ -309,11 +315,20 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 			if name := per.GetCheckSettings().GetGrpcService().GetEnvoyGrpc().GetClusterName(); name != "" && clusters[name] == nil {
 				fail("%s: check_settings.grpc_service names cluster %q, which does not exist", where, name)
 			}
-			if tenant, ok := per.GetCheckSettings().GetContextExtensions()["tenant"]; ok {
+			ext := per.GetCheckSettings().GetContextExtensions()
+			if tenant, ok := ext["tenant"]; ok {
 				if !d.tenants[tenant] {
 					fail("%s: context_extensions tenant %q is not a tenant of %s", where, tenant, extauthzConfig)
 				}
 				tenantRoutes++
+			}
+			if req, ok := ext["requirement"]; ok {
+				// extauthz denies a name the tenant lacks (requirement_unknown):
+				// the route's tenant must have it.
+				if tenant := ext["tenant"]; !d.requirements[tenant][req] {
+					fail("%s: context_extensions requirement %q is not a requirement of tenant %q in %s", where, req, tenant, extauthzConfig)
+				}
+				requirementRoutes++
 			}
 		}
 	}
@@ -322,6 +337,20 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 	}
 	if tenantRoutes == 0 {
 		fail("no route with ext_authz context_extensions {tenant: ...}")
+	}
+	if requirementRoutes == 0 {
+		fail("no route with ext_authz context_extensions {requirement: ...} (the per-route requirement example)")
+	}
+	// extauthz matches its routes on the normalised path; Envoy must match
+	// its own on the same path, and refuse what extauthz refuses.
+	if !hcm.GetNormalizePath().GetValue() {
+		fail("normalize_path must be true (RFC 3986 normalisation before route matching)")
+	}
+	if !hcm.GetMergeSlashes() {
+		fail("merge_slashes must be true")
+	}
+	if a := hcm.GetPathWithEscapedSlashesAction(); a != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		fail("path_with_escaped_slashes_action is %s, want REJECT_REQUEST (extauthz denies %%2F as path_invalid)", a)
 	}
 
 	// Claim headers: stripped before any filter runs.
@@ -449,9 +478,13 @@ func loadDemo(t *testing.T) demo {
 	if err != nil {
 		t.Fatalf("%s: listen.grpc %q: %v", extauthzConfig, cfg.Listen.GRPC, err)
 	}
-	d := demo{grpcPort: uint32(port), tenants: map[string]bool{}, services: map[string]bool{}}
+	d := demo{grpcPort: uint32(port), tenants: map[string]bool{}, services: map[string]bool{}, requirements: map[string]map[string]bool{}}
 	for _, tn := range cfg.Tenants {
 		d.tenants[tn.ID] = true
+		d.requirements[tn.ID] = map[string]bool{}
+		for name := range tn.Requirements {
+			d.requirements[tn.ID][name] = true
+		}
 		for _, p := range tn.Providers {
 			for _, h := range p.ClaimsToHeaders {
 				if !slices.Contains(d.claimHeaders, h) {

@@ -137,6 +137,19 @@ func TestDecide_ReasonCodes(t *testing.T) {
 		{"keys unavailable", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), fmt.Errorf("wrapped: %w", jwkscache.ErrUnavailable), ReasonJWKSUnavailable, true},
 		{"cold wait timed out", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), context.DeadlineExceeded, ReasonJWKSUnavailable, true},
 		{"key source broken", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), errors.New("boom"), ReasonJWKSUnavailable, true},
+
+		{"requirement met", withExt(tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("scope", "orders:read orders:write"))) }), "requirement", "orders-write"), nil, ReasonOK, true},
+		{"requirement: claim missing", withExt(tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), "requirement", "orders-write"), nil, ReasonInsufficientScope, true},
+		{"requirement: provider not accepted", withExt(func(t *testing.T) *Request {
+			r := acmeRequest("")
+			r.Headers = nil
+			r.Path = "/?access_token=" + rs256(t, partnerClaims(set("scope", "orders:write")))
+			return r
+		}, "requirement", "orders-write"), nil, ReasonProviderNotAllowed, true},
+		{"requirement unknown", withExt(tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), "requirement", "orders-admin"), nil, ReasonRequirementUnknown, true},
+		{"path with an encoded slash", func(t *testing.T) *Request {
+			return &Request{Host: "globex.test", Path: "/public%2F..%2Fadmin/x", Method: "GET"}
+		}, nil, ReasonPathInvalid, false},
 	}
 	seen := map[Reason]bool{}
 	for _, tt := range tests {
@@ -164,6 +177,24 @@ func TestDecide_ReasonCodes(t *testing.T) {
 			t.Errorf("reason %s has no test case", r)
 		}
 	}
+}
+
+// withExt sets one context extension on the request mk makes.
+func withExt(mk func(t *testing.T) *Request, k, v string) func(t *testing.T) *Request {
+	return func(t *testing.T) *Request {
+		r := mk(t)
+		r.ContextExtensions = map[string]string{k: v}
+		return r
+	}
+}
+
+// partnerClaims are valid acme/partner claims.
+func partnerClaims(edit ...func(jwt.MapClaims)) jwt.MapClaims {
+	c := acmeClaims(func(c jwt.MapClaims) { c["iss"] = "https://partner.test/"; delete(c, "aud") })
+	for _, e := range edit {
+		e(c)
+	}
+	return c
 }
 
 // tokReq wraps a token maker into an acme request.
@@ -200,8 +231,13 @@ func checkDenialShape(t *testing.T, d *Decision, present bool) {
 	if d.Description == "" {
 		t.Error("empty description")
 	}
-	switch d.HTTPStatus {
-	case http.StatusUnauthorized:
+	switch {
+	case d.Reason == ReasonInsufficientScope:
+		// RFC 6750 §3.1: 403 with the scope the route needs.
+		if !strings.HasPrefix(d.WWWAuthenticate, `Bearer realm="`+d.TenantID+`", error="insufficient_scope"`) {
+			t.Errorf("WWW-Authenticate = %s, want an insufficient_scope challenge", d.WWWAuthenticate)
+		}
+	case d.HTTPStatus == http.StatusUnauthorized:
 		w := `Bearer realm="` + d.TenantID + `"`
 		if present {
 			w += `, error="invalid_token", error_description="` + d.Description + `"`

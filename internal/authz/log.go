@@ -33,22 +33,29 @@ const (
 	NoProvider = "none"
 )
 
-// logDecision logs d: denials at Info, at most Options.DenialLogLimit lines
-// per reason and second (see logLimiter), allows at Debug. The token and
+// logDecision logs d: denials (and shadow mode's would-be denials) at Info,
+// at most Options.DenialLogLimit lines per reason and second (see
+// logLimiter), allows at Debug. The token and
 // the query (which may carry it) are never logged; err is an internal cause
 // built from fixed texts and library errors, never from the token.
 func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err error, elapsed time.Duration) {
 	level := slog.LevelInfo
-	if d.Allowed {
+	if d.Allowed && d.WouldDeny == "" {
 		level = slog.LevelDebug
 	}
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
 	var suppressed int
-	if !d.Allowed {
+	if level == slog.LevelInfo {
+		// Denials, and shadow mode's would-be denials (a budget of their
+		// own), are what a flood multiplies.
+		key := d.Reason
+		if d.Allowed {
+			key = "would_deny:" + d.WouldDeny
+		}
 		var ok bool
-		if ok, suppressed = s.denialLog.allow(d.Reason); !ok {
+		if ok, suppressed = s.denialLog.allow(key); !ok {
 			return
 		}
 	}
@@ -62,6 +69,12 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 		slog.String("method", clip(r.Method)),
 		slog.String("path", clip(pathOnly(r.Path))),
 	}
+	if d.Requirement != "" {
+		attrs = append(attrs, slog.String("requirement", d.Requirement))
+	}
+	if d.Anonymous {
+		attrs = append(attrs, slog.Bool("anonymous", true))
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", clip(err.Error())))
 	}
@@ -70,7 +83,13 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 		attrs = append(attrs, slog.Int("suppressed_before", suppressed))
 	}
 	msg := "denied"
-	if d.Allowed {
+	switch {
+	case d.WouldDeny != "":
+		// Shadow mode: allowed, but this is the denial an operator
+		// onboarding the tenant needs to see.
+		msg = "would deny (shadow mode)"
+		attrs = append(attrs, slog.String("would_deny", string(d.WouldDeny)))
+	case d.Allowed:
 		msg = "allowed"
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)

@@ -112,3 +112,23 @@ func TestDecide_DenialLogsUnlimitedWhenNegative(t *testing.T) {
 		t.Fatalf("tenant/provider = %v/%v, want %s/%s", lines[0]["tenant"], lines[0]["provider"], NoTenant, NoProvider)
 	}
 }
+
+// TestDecide_ShadowWouldDenyLogsLimited: in shadow mode a flood is allowed,
+// but its would-be denials are logged at info: they get a budget too.
+func TestDecide_ShadowWouldDenyLogsLimited(t *testing.T) {
+	const limit, flood = 3, 25
+	logs := &logtest.Buffer{}
+	srv := New(testSet(t, reqConfig+"    mode: shadow\n"), authztest.NewFakeKeys(), Options{
+		Now:            func() time.Time { return testNow },
+		Logger:         slog.New(slog.NewJSONHandler(logs, nil)),
+		DenialLogLimit: limit,
+	})
+	for range flood {
+		if d := srv.Decide(context.Background(), &Request{Host: "api.acme.test", Method: "GET", Path: "/a%2fb"}); !d.Allowed || d.WouldDeny == "" {
+			t.Fatalf("shadow mode: %+v, want an allow that would deny", d)
+		}
+	}
+	if n := len(logLines(t, logs.String())); n != limit {
+		t.Fatalf("%d would-deny lines for %d requests, want %d", n, flood, limit)
+	}
+}

@@ -25,6 +25,10 @@ const (
 	ReasonAudienceMismatch    Reason = "audience_mismatch"     // none of the provider's audiences in aud
 	ReasonTenantUnknown       Reason = "tenant_unknown"        // no tenant for the request
 	ReasonJWKSUnavailable     Reason = "jwks_unavailable"      // the provider has no usable keys (identity provider down, nothing cached)
+	ReasonProviderNotAllowed  Reason = "provider_not_allowed"  // a valid token from a provider the route's requirement does not accept
+	ReasonInsufficientScope   Reason = "insufficient_scope"    // a valid token that fails a claim matcher of the route's requirement (RFC 6750 §3.1)
+	ReasonRequirementUnknown  Reason = "requirement_unknown"   // context_extensions names a requirement the tenant does not have
+	ReasonPathInvalid         Reason = "path_invalid"          // routes apply and the path carries %2F, %5C, %00 or '\', or is not an origin-form path
 )
 
 // answer is what a front end says for one reason.
@@ -55,6 +59,13 @@ var answers = map[Reason]answer{
 	ReasonAudienceMismatch:    {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "the token is not meant for this audience"},
 	ReasonTenantUnknown:       {http.StatusForbidden, codes.PermissionDenied, "", "no tenant for this request"},
 	ReasonJWKSUnavailable:     {http.StatusServiceUnavailable, codes.Unavailable, "", "the identity provider's keys are unavailable; try again later"},
+	ReasonProviderNotAllowed:  {http.StatusUnauthorized, codes.Unauthenticated, "invalid_token", "tokens of this issuer are not accepted on this route"},
+	// A 403 whose challenge (RFC 6750 §3.1's error="insufficient_scope"
+	// with the scope asked for) denyRequirement builds: it needs the
+	// requirement, which this table does not know.
+	ReasonInsufficientScope:  {http.StatusForbidden, codes.PermissionDenied, "", "the token lacks the scopes or claims this route requires"},
+	ReasonRequirementUnknown: {http.StatusForbidden, codes.PermissionDenied, "", "the route names an unknown requirement"},
+	ReasonPathInvalid:        {http.StatusBadRequest, codes.InvalidArgument, "", "the request path is ambiguous or not a valid path"},
 }
 
 // Reasons lists every reason code, allow first.
@@ -63,6 +74,8 @@ var Reasons = []Reason{
 	ReasonAlgorithmNotAllowed, ReasonKeyNotFound, ReasonSignatureInvalid,
 	ReasonTokenExpired, ReasonTokenNotYetValid, ReasonIssuerUnknown,
 	ReasonAudienceMismatch, ReasonTenantUnknown, ReasonJWKSUnavailable,
+	ReasonProviderNotAllowed, ReasonInsufficientScope, ReasonRequirementUnknown,
+	ReasonPathInvalid,
 }
 
 // String returns the code as it appears in bodies, logs and metrics.

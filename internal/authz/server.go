@@ -38,7 +38,8 @@ type Request struct {
 	RequestID string
 	// Headers are the request headers with lowercase names.
 	Headers map[string]string
-	// ContextExtensions are Envoy's per-route values ("tenant", "provider").
+	// ContextExtensions are Envoy's per-route values ("tenant", "provider",
+	// "requirement").
 	ContextExtensions map[string]string
 }
 
@@ -58,8 +59,21 @@ type Decision struct {
 	ProviderID  string
 	// Headers are the claim headers to set, overwriting client values.
 	Headers []Header
-	// RemoveHeaders are claim headers the token did not fill, to remove.
+	// RemoveHeaders are claim headers the token did not fill, and the
+	// token's header under forward_token: false, to remove.
 	RemoveHeaders []string
+	// RemoveQueryParams are query parameters to remove (a token found in
+	// one under forward_token: false).
+	RemoveQueryParams []string
+	// Requirement names the requirement the request was held to ("" for
+	// the baseline: any valid token of the tenant's providers).
+	Requirement string
+	// Anonymous is an allow without a valid token: allow_missing, or a
+	// shadow-mode denial.
+	Anonymous bool
+	// WouldDeny is, in shadow mode, the reason the request would have been
+	// denied; the decision itself is an allow.
+	WouldDeny Reason
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
@@ -181,25 +195,66 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	if t == nil {
 		return deny(ReasonTenantUnknown, "", "", false), nil
 	}
+	d, err := s.decideTenant(ctx, st, t, r)
+	if t.Shadow && !d.Allowed {
+		d = shadow(st, t, d)
+	}
+	return d, err
+}
+
+// decideTenant runs the remaining decision steps of the package doc for
+// tenant t, as if t were in enforce mode. The error is the internal cause
+// of a denial, for the log only.
+func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantRules, r *Request) (Decision, error) {
+	req, reason, err := selectRequirement(t, r)
+	if reason != ReasonOK {
+		return deny(reason, t.ID, "", false), err
+	}
 	route, err := routeProvider(t, r)
 	if err != nil {
-		return deny(ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), err
+		return denyFor(req, ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), err
 	}
-	raw, src := findToken(sourcesFor(t, route), r)
+	raw, src := findToken(requirementSources(t, route, req), r)
+	if raw == "" && route == nil && req != nil && req.Sources != nil {
+		// No token of an accepted provider: one of another provider is
+		// still judged (and refused as provider_not_allowed), never
+		// mistaken for no token at all.
+		raw, src = findToken(t.Sources, r)
+	}
 	if raw == "" {
-		return deny(ReasonTokenMissing, t.ID, providerID(route), false), nil
+		if req != nil && req.AllowMissing {
+			d := allowWithoutToken(st, t)
+			d.Requirement = req.Name
+			return d, nil
+		}
+		return denyFor(req, ReasonTokenMissing, t.ID, providerID(route), false), nil
 	}
 	limits := st.set.Limits()
 	if len(raw) > limits.MaxTokenBytes {
-		return deny(ReasonTokenTooLarge, t.ID, providerID(route), true), nil
+		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
 	p, claims, err := s.verify(ctx, st, t, route, raw, src)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
-		return deny(rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
+		return denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
 	}
-	return allow(st.set, t, p, claims), nil
+	var wouldDeny Reason
+	if req != nil {
+		if reason := meets(req, p, claims); reason != ReasonOK {
+			if !t.Shadow {
+				return denyRequirement(reason, t, p, req), nil
+			}
+			// Shadow mode: the token is valid, so its claim headers go
+			// upstream; the denial is reported, not enforced.
+			wouldDeny = reason
+		}
+	}
+	d := allow(st.set, t, p, claims)
+	d.Requirement = requirementName(req)
+	d.WouldDeny = wouldDeny
+	upstreamToken(&d, p, src, raw, r)
+	return d, nil
 }
 
 // allow builds the allow for a token p verified: its claim headers, the
@@ -221,6 +276,13 @@ func allow(set *tenants.Set, t *tenants.TenantRules, p *tenants.ProviderRules, c
 		// header, or over any header when set by the route).
 		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
 	}
+	return d
+}
+
+// denyFor is deny for a request held to req.
+func denyFor(req *tenants.RequirementRules, reason Reason, tenantID, providerID string, tokenPresent bool) Decision {
+	d := deny(reason, tenantID, providerID, tokenPresent)
+	d.Requirement = requirementName(req)
 	return d
 }
 

@@ -43,6 +43,18 @@
 // configured sources in the subrequest's headers and cookies and in the
 // query of the original target, by authz's own extraction code.
 //
+// # Requirements
+//
+// A location names the requirement it needs (authz's per-route
+// requirements) in the path of its auth URL: a subrequest to
+// ".../requirement/orders-admin" is decided as Envoy's context_extensions
+// {"requirement": "orders-admin"} would be. That path is read only when
+// the original target came in X-Forwarded-Uri or X-Original-URI from a
+// trusted peer (nginx, Traefik, Caddy), because only then is the
+// subrequest's own path the gateway's configuration rather than the
+// client's: Envoy's http_service sends the client's path there, so behind
+// it the tenant's routes choose the requirement.
+//
 // # Trust
 //
 // Forwarded headers name the tenant (X-Forwarded-Host) and so must come from

@@ -82,8 +82,12 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		return true
 	}
 	pick(&req.Host, hForwardedHost, true)
-	if !pick(&req.Path, hForwardedURI, false) {
-		pick(&req.Path, hOriginalURI, false)
+	forwardedTarget := pick(&req.Path, hForwardedURI, false) || pick(&req.Path, hOriginalURI, false)
+	if name, ok := requirementFromPath(r.URL.Path); ok && forwardedTarget {
+		// The gateway's own auth URL names the requirement. Only when the
+		// original target arrived in a forwarded header is the
+		// subrequest's path the gateway's, not the client's.
+		req.ContextExtensions = map[string]string{"requirement": name}
 	}
 	if !pick(&req.Method, hForwardedMethod, false) {
 		pick(&req.Method, hOriginalMethod, false)
@@ -93,6 +97,24 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 			slog.String("peer", r.RemoteAddr), slog.Any("headers", ambiguous))
 	}
 	return req
+}
+
+// RequirementSegment is the path segment of a forward-auth URL before the
+// name of the requirement to apply: ".../requirement/orders-admin".
+const RequirementSegment = "requirement"
+
+// requirementFromPath returns <name> of a path ending in
+// "/requirement/<name>".
+func requirementFromPath(p string) (string, bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", false
+	}
+	name, rest := p[i+1:], p[:i]
+	if name == "" || !strings.HasSuffix(rest, "/"+RequirementSegment) {
+		return "", false
+	}
+	return name, true
 }
 
 // forwarded returns the single value of a forwarded header. present is

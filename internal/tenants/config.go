@@ -140,6 +140,17 @@ type Tenant struct {
 	ID        string     `yaml:"id"`
 	Hosts     []string   `yaml:"hosts"` // exact or "*.suffix"; port stripped, case-insensitive
 	Providers []Provider `yaml:"providers"`
+	// Requirements are named authorization requirements (see Requirement).
+	Requirements map[string]Requirement `yaml:"requirements"`
+	// Routes pick a requirement by path and method when Envoy's
+	// context_extensions name none; the first match wins.
+	Routes []Route `yaml:"routes"`
+	// DefaultRequirement applies when neither names one; "" is any valid
+	// token from any of the tenant's providers.
+	DefaultRequirement string `yaml:"default_requirement"`
+	// Mode is enforce (default) or shadow: in shadow, a denial is logged,
+	// counted and reported as would_deny, but the request is allowed.
+	Mode string `yaml:"mode"`
 }
 
 // Provider is one identity provider of a tenant.
@@ -153,13 +164,21 @@ type Provider struct {
 	// must carry (explicit typing, RFC 8725 §3.11), e.g. [at+jwt] for
 	// RFC 9068 access tokens. Compared case-insensitively, with or
 	// without "application/" (RFC 7515 §4.1.9). Default: typ not checked.
-	TokenTypes      []string          `yaml:"token_types"`
-	ClockSkew       *Duration         `yaml:"clock_skew"` // default 60s
-	FromHeaders     []HeaderSource    `yaml:"from_headers"`
-	FromCookies     []string          `yaml:"from_cookies"`
-	FromParams      []string          `yaml:"from_params"`
+	TokenTypes  []string       `yaml:"token_types"`
+	ClockSkew   *Duration      `yaml:"clock_skew"` // default 60s
+	FromHeaders []HeaderSource `yaml:"from_headers"`
+	FromCookies []string       `yaml:"from_cookies"`
+	FromParams  []string       `yaml:"from_params"`
+	// ClaimsToHeaders maps a dotted claim path ("org.id") to a header.
 	ClaimsToHeaders map[string]string `yaml:"claims_to_headers"`
-	CacheSettings   `yaml:",inline"`
+	// ForwardToken false removes the token (header, cookie or query
+	// parameter, where it was found) from the request sent upstream.
+	// Default true.
+	ForwardToken *bool `yaml:"forward_token"`
+	// PayloadHeader, when set, carries the verified payload upstream as
+	// base64url JSON (like Envoy jwt_authn's forward_payload_header).
+	PayloadHeader string `yaml:"payload_header"`
+	CacheSettings `yaml:",inline"`
 }
 
 // HeaderSource names a header that carries the token, and the prefix

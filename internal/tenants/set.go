@@ -26,7 +26,7 @@ type TokenSource struct {
 
 // ClaimHeader maps one claim to the request header it fills.
 type ClaimHeader struct {
-	Claim  string
+	Claim  string // a dotted path (see ClaimPath)
 	Header string // lowercase
 }
 
@@ -44,6 +44,10 @@ type ProviderRules struct {
 	ClockSkew  time.Duration
 	// Sources in order: from_headers, then from_cookies, then from_params.
 	Sources []TokenSource
+	// ForwardToken false: the token is removed from the upstream request.
+	ForwardToken bool
+	// PayloadHeader receives the verified payload (base64url JSON); "" is off.
+	PayloadHeader string
 	// ClaimHeaders sorted by header name, for deterministic output.
 	ClaimHeaders []ClaimHeader
 
@@ -91,8 +95,17 @@ type TenantRules struct {
 	// found before the provider is known.
 	Sources []TokenSource
 	// ClaimHeaders is the sorted union of every header a provider of the
-	// tenant maps a claim to.
+	// tenant maps a claim (or its payload_header) to.
 	ClaimHeaders []string
+	// Requirements by name.
+	Requirements map[string]*RequirementRules
+	// Routes in config order: the first match wins.
+	Routes []RouteRule
+	// Default is the default_requirement; nil is the baseline (any valid
+	// token of the tenant's providers).
+	Default *RequirementRules
+	// Shadow is mode: shadow.
+	Shadow bool
 
 	byID     map[string]*ProviderRules
 	byIssuer map[string]*ProviderRules
@@ -169,7 +182,11 @@ func NewSet(c *Config) (*Set, error) {
 			for _, ch := range pr.ClaimHeaders {
 				claimHeaders[ch.Header] = true
 			}
+			if pr.PayloadHeader != "" {
+				claimHeaders[pr.PayloadHeader] = true
+			}
 		}
+		compileRequirements(tr, t)
 		for h := range claimHeaders {
 			tr.ClaimHeaders = append(tr.ClaimHeaders, h)
 			allClaimHeaders[h] = true
@@ -217,6 +234,8 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 	for _, q := range p.FromParams {
 		pr.Sources = append(pr.Sources, TokenSource{Kind: SourceParam, Name: q})
 	}
+	pr.ForwardToken = p.ForwardToken == nil || *p.ForwardToken
+	pr.PayloadHeader = strings.ToLower(p.PayloadHeader)
 	if len(pr.Sources) == 0 {
 		pr.Sources = []TokenSource{{Kind: SourceHeader, Name: "authorization", Prefix: "Bearer "}}
 	}

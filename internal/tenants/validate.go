@@ -133,11 +133,13 @@ func (c *Config) Validate(check RegistrationCheck) error {
 				v.add(pp+".jwks_url", "required")
 			}
 			c.validateProvider(v, pp, p, tokenHeaders)
+			c.validatePayloadHeader(v, pp, p, tokenHeaders)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
+		t.validateRequirements(v, tp)
 	}
 	c.validateSharedIssuers(v)
 	return v.err()
@@ -390,8 +392,8 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 	for _, claim := range claims {
 		h := p.ClaimsToHeaders[claim]
 		cp := fmt.Sprintf("%s.claims_to_headers.%s", pp, claim)
-		if claim == "" {
-			v.add(cp, "claim name must not be empty")
+		if err := checkClaimPath(claim); err != nil {
+			v.add(cp, err.Error())
 			continue
 		}
 		if err := checkHeaderName(h); err != nil {
