@@ -24,6 +24,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	earlymutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,6 +38,7 @@ import (
 
 const (
 	envoyConfigPath   = "envoy.yaml"
+	mtlsConfigPath    = "envoy-mtls.yaml"
 	extauthzConfig    = "../deploy/compose/extauthz.yaml"
 	composeFile       = "../docker-compose.yml"
 	extAuthzFilter    = "envoy.filters.http.ext_authz"
@@ -75,6 +77,34 @@ func TestEnvoyConfig_ValidAgainstEnvoyAPIAndDemo(t *testing.T) {
 		if !seen[url] {
 			t.Errorf("typed_config %s was not unpacked and validated; seen: %v", url, seen)
 		}
+	}
+}
+
+// TestEnvoyConfig_MTLSExample checks envoy-mtls.yaml like envoy.yaml, plus
+// what certificate-bound tokens need: the listener requires a client
+// certificate, ext_authz sends it, and a client's own XFCC is dropped.
+func TestEnvoyConfig_MTLSExample(t *testing.T) {
+	doc := readFile(t, mtlsConfigPath)
+	d := loadDemo(t)
+	seen, err := checkEnvoy(doc, d)
+	if err != nil {
+		t.Fatalf("%s does not pass the checks:\n%v", mtlsConfigPath, err)
+	}
+	if url := "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"; !seen[url] {
+		t.Errorf("%s was not unpacked and validated", url)
+	}
+	for _, tt := range []struct{ name, old, new, wantErr string }{
+		{"peer certificate not sent", "include_peer_certificate: true", "include_peer_certificate: false", "include_peer_certificate must be true"},
+		{"client certificate optional", "require_client_certificate: true", "require_client_certificate: false", "include_peer_certificate must be false"},
+		{"client's XFCC passed on", "forward_client_cert_details: SANITIZE_SET", "forward_client_cert_details: APPEND_FORWARD", "forward_client_cert_details"},
+		{"typo in the TLS context", "require_client_certificate: true", "require_client_cert: true", "unknown field"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := checkEnvoy(mutate(t, doc, tt.old, tt.new), d)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -229,6 +259,7 @@ func crossCheck(bs *bootstrapv3.Bootstrap, d demo) error {
 	var hcms int
 	for _, l := range bs.GetStaticResources().GetListeners() {
 		for _, fc := range l.GetFilterChains() {
+			mtls := requiresClientCert(fc.GetTransportSocket())
 			for _, f := range fc.GetFilters() {
 				var hcm hcmv3.HttpConnectionManager
 				if f.GetTypedConfig().MessageIs(&hcm) {
@@ -237,7 +268,7 @@ func crossCheck(bs *bootstrapv3.Bootstrap, d demo) error {
 						continue
 					}
 					hcms++
-					errs = append(errs, checkHCM(l.GetName(), &hcm, clusters, d))
+					errs = append(errs, checkHCM(l.GetName(), &hcm, clusters, d, mtls))
 				}
 			}
 		}
@@ -248,10 +279,29 @@ func crossCheck(bs *bootstrapv3.Bootstrap, d demo) error {
 	return errors.Join(errs...)
 }
 
-func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[string]*clusterv3.Cluster, d demo) error {
+// requiresClientCert reports whether a filter chain's transport socket is
+// downstream TLS that requires a client certificate.
+func requiresClientCert(ts *corev3.TransportSocket) bool {
+	var tls tlsv3.DownstreamTlsContext
+	if ts.GetTypedConfig() == nil || ts.GetTypedConfig().UnmarshalTo(&tls) != nil {
+		return false
+	}
+	return tls.GetRequireClientCertificate().GetValue()
+}
+
+func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[string]*clusterv3.Cluster, d demo, mtls bool) error {
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("listener %q: "+format, append([]any{listener}, args...)...))
+	}
+	if mtls {
+		// A client's own x-forwarded-client-cert must never reach the
+		// upstream (or extauthz) as if Envoy had written it.
+		switch hcm.GetForwardClientCertDetails() {
+		case hcmv3.HttpConnectionManager_SANITIZE, hcmv3.HttpConnectionManager_SANITIZE_SET:
+		default:
+			fail("forward_client_cert_details %s passes on a client's own x-forwarded-client-cert; want SANITIZE or SANITIZE_SET", hcm.GetForwardClientCertDetails())
+		}
 	}
 
 	// The http filter chain: ext_authz present and enforcing, router last.
@@ -276,7 +326,7 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 	if authz == nil {
 		fail("no usable %s http filter", extAuthzFilter)
 	} else {
-		errs = append(errs, checkExtAuthz(listener, authz, clusters, d))
+		errs = append(errs, checkExtAuthz(listener, authz, clusters, d, mtls))
 	}
 
 	// Routes: clusters exist, per-route ext_authz settings name known tenants,
@@ -402,7 +452,7 @@ func routeClusters(r *routev3.Route) []string {
 	return names
 }
 
-func checkExtAuthz(listener string, a *extauthzv3.ExtAuthz, clusters map[string]*clusterv3.Cluster, d demo) error {
+func checkExtAuthz(listener string, a *extauthzv3.ExtAuthz, clusters map[string]*clusterv3.Cluster, d demo, mtls bool) error {
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("listener %q: ext_authz: "+format, append([]any{listener}, args...)...))
@@ -422,8 +472,11 @@ func checkExtAuthz(listener string, a *extauthzv3.ExtAuthz, clusters map[string]
 	if got := a.GetStatusOnError().GetCode(); got != wantStatusOnError {
 		fail("status_on_error is %v, want %d", got, int32(wantStatusOnError))
 	}
-	if a.GetIncludePeerCertificate() {
-		fail("include_peer_certificate must be false")
+	switch {
+	case mtls && !a.GetIncludePeerCertificate():
+		fail("include_peer_certificate must be true on a mutual-TLS listener: certificate-bound tokens (RFC 8705) are refused without the client certificate")
+	case !mtls && a.GetIncludePeerCertificate():
+		fail("include_peer_certificate must be false on a listener that requires no client certificate")
 	}
 	gs := a.GetGrpcService()
 	if gs == nil {
@@ -518,7 +571,7 @@ func parseExtauthzConfig(b []byte) (*tenants.Config, error) {
 func mutate(t *testing.T, doc []byte, old, new string) []byte {
 	t.Helper()
 	if !bytes.Contains(doc, []byte(old)) {
-		t.Fatalf("mutation does not apply: %q not found in %s", old, envoyConfigPath)
+		t.Fatalf("mutation does not apply: %q not found", old)
 	}
 	return bytes.ReplaceAll(doc, []byte(old), []byte(new))
 }

@@ -42,13 +42,18 @@
 //     KeySource by (kid, alg) — never from jku, x5u, jwk or x5c (RFC 8725
 //     §3.10); signature.
 //  8. exp required; exp, nbf and iat with clock_skew; iss exact; aud any-of.
-//  9. The requirement: its providers (else provider_not_allowed) and every
+//  9. Sender constraint (the provider's sender_constraint): a token with
+//     cnf.jkt needs the DPoP scheme and a valid, unreplayed DPoP proof of
+//     that key (RFC 9449 §4.3, §7.1; package dpop); one with
+//     cnf["x5t#S256"] needs that client certificate (RFC 8705 §3; package
+//     certbind). The "Bearer " authorization source also takes "DPoP ".
+//  10. The requirement: its providers (else provider_not_allowed) and every
 //     claim matcher (else insufficient_scope). Matchers compare a claim at a
 //     dotted path with values of the same JSON type (json.Number or float64
 //     numbers alike, integers exactly); any_of and all_of also look into
 //     arrays and the words of a space-delimited string. A missing claim
 //     never matches.
-//  10. A tenant in shadow mode turns every denial into an allow carrying
+//  11. A tenant in shadow mode turns every denial into an allow carrying
 //     WouldDeny (logged at Info, counted, dynamic metadata would_deny); the
 //     claim headers go upstream only when the token was valid.
 //
@@ -74,6 +79,13 @@
 //	insufficient_scope     403   PERMISSION_DENIED  a valid token failing a claim matcher of the route's requirement
 //	requirement_unknown    403   PERMISSION_DENIED  context_extensions names a requirement the tenant does not have
 //	path_invalid           400   INVALID_ARGUMENT   routes apply and the path has %2F, %5C, %00 or '\', or is not origin-form
+//	dpop_proof_missing     401   UNAUTHENTICATED    a DPoP-bound token without a DPoP header, or not under the DPoP scheme
+//	dpop_proof_invalid     401   UNAUTHENTICATED    the DPoP proof breaks a rule of RFC 9449 §4.3
+//	dpop_proof_replayed    401   UNAUTHENTICATED    the DPoP proof was accepted before
+//	dpop_binding_mismatch  401   UNAUTHENTICATED    the proof's key is not cnf.jkt, or the token is not DPoP-bound
+//	dpop_replay_unavailable 503  UNAVAILABLE        the replay check could not answer: fail closed
+//	certificate_missing    401   UNAUTHENTICATED    a certificate-bound token without a client certificate
+//	certificate_mismatch   401   UNAUTHENTICATED    the client certificate is not cnf["x5t#S256"], or the token is not certificate-bound
 //
 // A denial's body is JSON {"error": "<reason>", "error_description": "..."}.
 // 401 answers carry WWW-Authenticate: Bearer realm="<tenant>", plus
@@ -81,8 +93,9 @@
 // (RFC 6750 §3). insufficient_scope is a 403 with WWW-Authenticate:
 // Bearer realm="<tenant>", error="insufficient_scope", scope="<scopes>"
 // (RFC 6750 §3.1), scope listing the values of the requirement's matchers
-// on "scope" or "scp". Descriptions are fixed texts: they never echo the
-// token.
+// on "scope" or "scp". The dpop_* 401s carry RFC 9449 §7.1's DPoP
+// challenge instead, with error="invalid_dpop_proof" and the provider's
+// proof algs. Descriptions are fixed texts: they never echo the token.
 //
 // # Claim headers
 //

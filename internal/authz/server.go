@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
@@ -41,6 +42,18 @@ type Request struct {
 	// ContextExtensions are Envoy's per-route values ("tenant", "provider",
 	// "requirement").
 	ContextExtensions map[string]string
+	// Scheme is the request's URI scheme ("https"): Envoy's
+	// attributes.request.http.scheme, or a trusted proxy's
+	// X-Forwarded-Proto. A DPoP proof's htu is checked against
+	// Scheme://Host/Path; empty matches no proof.
+	Scheme string
+	// PeerCertificate is the client certificate of a mutual-TLS
+	// connection as Envoy sends it (attributes.source.certificate,
+	// URL-encoded PEM); "" without one.
+	PeerCertificate string
+	// ForwardedClientCert is an x-forwarded-client-cert header the front
+	// end may pass on; it is believed only with trust_forwarded_client_cert.
+	ForwardedClientCert string
 }
 
 // Header is one header to set on the upstream request.
@@ -92,6 +105,9 @@ type Options struct {
 	// (DefaultDenialLogLimit when 0, no bound when negative). Lines over it
 	// are counted and reported by the next line of that reason.
 	DenialLogLimit int
+	// DPoPReplay remembers accepted DPoP proofs (default: this replica's
+	// own cache of tenants.DefaultDPoPReplayEntries).
+	DPoPReplay dpop.ReplayCache
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
@@ -103,6 +119,7 @@ type Server struct {
 	observer  Observer
 	denialLog *logLimiter // nil: no limit
 	parser    *jwt.Parser // read-only after New
+	dpop      *dpop.Checker
 	state     atomic.Pointer[state]
 }
 
@@ -133,6 +150,11 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	replay := opts.DPoPReplay
+	if replay == nil {
+		replay = dpop.NewMemoryReplay(tenants.DefaultDPoPReplayEntries, s.now)
+	}
+	s.dpop = dpop.NewChecker(replay, s.now)
 	s.Update(set)
 	return s
 }
@@ -238,6 +260,11 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
 		return denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
+	}
+	if reason, err := s.checkSender(ctx, st, r, p, claims, raw, src); reason != ReasonOK {
+		d := denySender(reason, t.ID, p)
+		d.Requirement = requirementName(req)
+		return d, err
 	}
 	var wouldDeny Reason
 	if req != nil {

@@ -21,11 +21,13 @@ const (
 	hOriginalURI     = "X-Original-Uri"
 	hOriginalMethod  = "X-Original-Method"
 	hForwarded       = "Forwarded" // RFC 7239
+	hClientCert      = "X-Forwarded-Client-Cert"
 )
 
 var forwardedHeaders = [...]string{
 	hForwardedHost, hForwardedURI, hForwardedMethod, hForwardedProto,
 	hForwardedFor, hForwardedPrefix, hOriginalURI, hOriginalMethod, hForwarded,
+	hClientCert,
 }
 
 func isForwarded(canonical string) bool {
@@ -61,6 +63,12 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		req.Headers[k] = strings.Join(vals, sep)
 	}
 	req.RequestID = req.Headers["x-request-id"]
+	// The subrequest's own scheme, unless a trusted proxy says what the
+	// client used (DPoP's htu is checked against it).
+	req.Scheme = "http"
+	if r.TLS != nil {
+		req.Scheme = "https"
+	}
 	if !trusted {
 		if len(ignored) > 0 {
 			// Names only: X-Forwarded-Uri may carry a token in its query.
@@ -92,6 +100,13 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 	if !pick(&req.Method, hForwardedMethod, false) {
 		pick(&req.Method, hOriginalMethod, false)
 	}
+	var proto string
+	if pick(&proto, hForwardedProto, true) {
+		req.Scheme = strings.ToLower(proto)
+	}
+	// The client certificate's hash, believed only with
+	// trust_forwarded_client_cert (authz checks that) and only from here.
+	req.ForwardedClientCert = r.Header.Get(hClientCert)
 	if len(ambiguous) > 0 {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "ambiguous forwarded headers taken as empty",
 			slog.String("peer", r.RemoteAddr), slog.Any("headers", ambiguous))

@@ -70,8 +70,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 // ToRequest maps an ext_authz CheckRequest to an authz.Request: host from
 // attributes.request.http.host (:authority), headers (from headers, or from
-// header_map when Envoy sends raw headers), path, method, x-request-id and
-// the route's context_extensions.
+// header_map when Envoy sends raw headers), path, method, x-request-id, the
+// route's context_extensions, and for sender-constrained tokens the scheme
+// (attributes.request.http.scheme), the client certificate
+// (attributes.source.certificate) and x-forwarded-client-cert.
 func ToRequest(req *authv3.CheckRequest) *authz.Request {
 	r := new(authz.Request)
 	fill(r, req)
@@ -88,6 +90,8 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 		Method:            h.GetMethod(),
 		Headers:           h.GetHeaders(),
 		ContextExtensions: attrs.GetContextExtensions(),
+		Scheme:            h.GetScheme(),
+		PeerCertificate:   attrs.GetSource().GetCertificate(),
 	}
 	if len(r.Headers) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
 		r.Headers = make(map[string]string, len(h.GetHeaderMap().GetHeaders()))
@@ -110,6 +114,7 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
 	}
+	r.ForwardedClientCert = r.Headers["x-forwarded-client-cert"]
 	r.RequestID = r.Headers["x-request-id"]
 	if r.RequestID == "" {
 		r.RequestID = h.GetId()

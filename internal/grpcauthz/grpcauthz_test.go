@@ -241,6 +241,7 @@ func TestToResponse_ReadsTheReasonTable(t *testing.T) {
 		authz.ReasonOK: codes.OK, authz.ReasonTenantUnknown: codes.PermissionDenied,
 		authz.ReasonJWKSUnavailable: codes.Unavailable, authz.ReasonInsufficientScope: codes.PermissionDenied,
 		authz.ReasonRequirementUnknown: codes.PermissionDenied, authz.ReasonPathInvalid: codes.InvalidArgument,
+		authz.ReasonDPoPReplayUnavailable: codes.Unavailable,
 	}
 	for _, r := range authz.Reasons {
 		d := authz.Decision{Allowed: r == authz.ReasonOK, Reason: r, HTTPStatus: r.HTTPStatus()}

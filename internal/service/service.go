@@ -166,7 +166,11 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
 		}
 	}
-	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics})
+	s.authz = authz.New(set, s.registry, authz.Options{
+		Logger:     s.log.With("component", "authz"),
+		Observer:   s.metrics,
+		DPoPReplay: dpopReplay(cfg, s.redis),
+	})
 
 	lis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -365,6 +369,7 @@ func (s *Service) warnRestartOnly(old, cfg *tenants.Config) {
 	changed("jwks.max_concurrent_fetches", old.JWKS.MaxConcurrentFetches, cfg.JWKS.MaxConcurrentFetches)
 	changed("jwks.redis", old.JWKS.Redis, cfg.JWKS.Redis)
 	changed("readiness", old.Readiness, cfg.Readiness)
+	changed("dpop_replay", old.DPoPReplay, cfg.DPoPReplay)
 	if (old.JWKS.RequireHTTPS == nil) != (cfg.JWKS.RequireHTTPS == nil) ||
 		(old.JWKS.RequireHTTPS != nil && *old.JWKS.RequireHTTPS != *cfg.JWKS.RequireHTTPS) {
 		s.log.Warn("setting changed on reload takes effect only after a restart", "setting", "jwks.require_https")

@@ -22,7 +22,16 @@ type Config struct {
 	Limits       Limits      `yaml:"limits"`
 	Readiness    Readiness   `yaml:"readiness"`
 	JWKS         JWKS        `yaml:"jwks"`
-	Tenants      []Tenant    `yaml:"tenants"`
+	// SenderSettings at the top level are every provider's defaults.
+	SenderSettings `yaml:",inline"`
+	DPoPReplay     DPoPReplay `yaml:"dpop_replay"`
+	// TrustForwardedClientCert makes the Hash of the closest hop's
+	// x-forwarded-client-cert element stand for the client certificate
+	// (RFC 8705 binding) when the request has no peer certificate of its
+	// own. Off by default: only a proxy that sanitises the header may be
+	// believed (on listen.http, only from forward_auth.trusted_proxies).
+	TrustForwardedClientCert bool     `yaml:"trust_forwarded_client_cert"`
+	Tenants                  []Tenant `yaml:"tenants"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -151,6 +160,8 @@ type Tenant struct {
 	// Mode is enforce (default) or shadow: in shadow, a denial is logged,
 	// counted and reported as would_deny, but the request is allowed.
 	Mode string `yaml:"mode"`
+	// SenderSettings in a tenant are its providers' defaults.
+	SenderSettings `yaml:",inline"`
 }
 
 // Provider is one identity provider of a tenant.
@@ -177,8 +188,9 @@ type Provider struct {
 	ForwardToken *bool `yaml:"forward_token"`
 	// PayloadHeader, when set, carries the verified payload upstream as
 	// base64url JSON (like Envoy jwt_authn's forward_payload_header).
-	PayloadHeader string `yaml:"payload_header"`
-	CacheSettings `yaml:",inline"`
+	PayloadHeader  string `yaml:"payload_header"`
+	CacheSettings  `yaml:",inline"`
+	SenderSettings `yaml:",inline"`
 }
 
 // HeaderSource names a header that carries the token, and the prefix

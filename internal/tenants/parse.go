@@ -91,7 +91,8 @@ func Load(path string) (*Config, error) {
 // request headers, 64 connections per listener, 32 streams per gRPC
 // connection; admin.refresh_min_interval 30s;
 // forward_auth.trusted_proxies 127.0.0.1/32 and ::1/128 when the key is
-// absent; jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
+// absent; jwks.max_concurrent_fetches 16; redis namespace jwks-cache;
+// dpop_replay 100000 entries, deny on Redis errors; per provider
 // algorithms [RS256], clock_skew 60s, and, when the provider names no token
 // source at all, from_headers [{authorization, "Bearer "}].
 func Parse(data []byte) (*Config, error) {
@@ -164,6 +165,12 @@ func (c *Config) applyDefaults(adminSet bool) {
 	}
 	if c.JWKS.Redis != nil && c.JWKS.Redis.Namespace == "" {
 		c.JWKS.Redis.Namespace = DefaultRedisNamespace
+	}
+	if c.DPoPReplay.MaxEntries == 0 {
+		c.DPoPReplay.MaxEntries = DefaultDPoPReplayEntries
+	}
+	if c.DPoPReplay.OnRedisError == "" {
+		c.DPoPReplay.OnRedisError = DefaultDPoPOnRedisError
 	}
 	for i := range c.Tenants {
 		for j := range c.Tenants[i].Providers {

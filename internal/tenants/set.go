@@ -50,6 +50,11 @@ type ProviderRules struct {
 	PayloadHeader string
 	// ClaimHeaders sorted by header name, for deterministic output.
 	ClaimHeaders []ClaimHeader
+	// SenderConstraint, DPoPMaxAge and DPoPAlgorithms are the layered
+	// sender-constraint settings (provider over tenant over global).
+	SenderConstraint SenderConstraint
+	DPoPMaxAge       time.Duration
+	DPoPAlgorithms   []string
 
 	algs map[string]struct{}
 }
@@ -134,6 +139,8 @@ type Set struct {
 	wildcard     map[string]*TenantRules // key: ".acme.test" for "*.acme.test"
 	tenantHeader string
 	limits       Limits
+	dpopReplay   DPoPReplay
+	trustXFCC    bool
 	claimHeaders []string // sorted union over every tenant
 }
 
@@ -149,6 +156,8 @@ func NewSet(c *Config) (*Set, error) {
 		wildcard:     map[string]*TenantRules{},
 		tenantHeader: strings.ToLower(c.TenantHeader),
 		limits:       c.Limits,
+		dpopReplay:   c.DPoPReplay,
+		trustXFCC:    c.TrustForwardedClientCert,
 	}
 	allClaimHeaders := map[string]bool{}
 	for _, t := range c.Tenants {
@@ -170,6 +179,7 @@ func NewSet(c *Config) (*Set, error) {
 		claimHeaders := map[string]bool{}
 		for _, p := range t.Providers {
 			pr := compileProvider(t.ID, p)
+			pr.applySender(c.SenderSettings, t.SenderSettings, p.SenderSettings)
 			tr.Providers = append(tr.Providers, pr)
 			tr.byID[pr.ID] = pr
 			tr.byIssuer[pr.Issuer] = pr
@@ -267,6 +277,13 @@ func (s *Set) ClaimHeaders() []string { return s.claimHeaders }
 
 // Limits returns the request limits.
 func (s *Set) Limits() Limits { return s.limits }
+
+// DPoPReplay returns the replay cache settings.
+func (s *Set) DPoPReplay() DPoPReplay { return s.dpopReplay }
+
+// TrustForwardedClientCert reports whether x-forwarded-client-cert may
+// stand for the client certificate.
+func (s *Set) TrustForwardedClientCert() bool { return s.trustXFCC }
 
 // TenantForHost returns the tenant whose host pattern matches host most
 // specifically. host is normalised first (see NormalizeHost). An exact

@@ -58,6 +58,7 @@ var reservedHeaders = map[string]bool{
 	"content-encoding": true, "cookie": true, "set-cookie": true, "expect": true,
 	"x-request-id": true, "www-authenticate": true, "cache-control": true,
 	"forwarded": true, "x-real-ip": true,
+	"dpop": true, // the DPoP proof (RFC 9449 §4.1): a credential
 }
 
 var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
@@ -72,6 +73,8 @@ var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
 func (c *Config) Validate(check RegistrationCheck) error {
 	v := &validator{}
 	c.validateGlobal(v)
+	validateSender(v, "", c.SenderSettings)
+	c.validateDPoPReplay(v)
 	if len(c.Tenants) == 0 {
 		v.add("tenants", "at least one tenant is required")
 	}
@@ -104,6 +107,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			}
 			hostOwner[n] = hp
 		}
+		validateSender(v, tp+".", t.SenderSettings)
 		if len(t.Providers) == 0 {
 			v.add(tp+".providers", "at least one provider is required")
 		}
@@ -134,6 +138,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			}
 			c.validateProvider(v, pp, p, tokenHeaders)
 			c.validatePayloadHeader(v, pp, p, tokenHeaders)
+			validateSender(v, pp+".", p.SenderSettings)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
