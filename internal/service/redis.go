@@ -23,7 +23,11 @@ func openRedis(cfg *tenants.Config, log *slog.Logger) (*redisstore.Store, error)
 	if err != nil {
 		return nil, err
 	}
-	store, err := redisstore.Open(u, r.Namespace, redisstore.Options{Logger: log})
+	keys, err := redisstore.ReadHMACKeys(r.HMACKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("jwks.redis.hmac_key_file: %w", err)
+	}
+	store, err := redisstore.Open(u, r.Namespace, redisstore.Options{Logger: log, HMACKeys: keys})
 	if err != nil {
 		return nil, fmt.Errorf("jwks.redis: %w", err)
 	}

@@ -144,6 +144,10 @@ type Redis struct {
 	URL       string `yaml:"url"`
 	URLFile   string `yaml:"url_file"`  // a file holding the URL instead (a mounted Secret: the password goes in the URL)
 	Namespace string `yaml:"namespace"` // default jwks-cache
+	// HMACKeyFile holds the keys that authenticate shared snapshots, one
+	// per line, each at least 32 bytes; the first signs, all verify.
+	// Required: Redis is shared storage, not a trust anchor.
+	HMACKeyFile string `yaml:"hmac_key_file"`
 }
 
 // Tenant is one tenant.
