@@ -9,24 +9,36 @@ import (
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
-// Readiness is the answer of /readyz.
+// Readiness is the answer of /readyz. Readiness is the replica's,
+// availability a provider's: a provider without usable keys costs only its
+// own tenant (its Checks answer 503 jwks_unavailable) and is listed in
+// Unavailable, while the replica stays ready for every other tenant.
 type Readiness struct {
 	Ready        bool `json:"ready"`
 	ConfigLoaded bool `json:"config_loaded"`
 	// ShuttingDown: Drain was called (SIGTERM); never ready again.
 	ShuttingDown bool `json:"shutting_down"`
+	// Started: every provider has finished its first fetch attempt
+	// (successfully or not), or limits.cold_wait has passed since the
+	// replica started. Once true it stays true: a provider added by a reload
+	// never takes a serving replica out of rotation.
+	Started bool `json:"started"`
+	// Pending is the number of providers whose first fetch attempt is still
+	// running (0 once Started).
+	Pending int `json:"pending"`
 	// Providers is the number of registered providers, Available how many
 	// of them can answer lookups (fresh or stale keys), Required how many
-	// must (MinAvailableShare of Providers, rounded up).
+	// must: 0 unless readiness.min_available_share (opt-in) asks for a
+	// share of Providers, rounded up.
 	Providers int `json:"providers"`
 	Available int `json:"available"`
 	Required  int `json:"required"`
-	// NotReady lists the providers without usable keys.
-	NotReady []NotReadyProvider `json:"not_ready"`
+	// Unavailable lists the providers without usable keys.
+	Unavailable []UnavailableProvider `json:"unavailable"`
 }
 
-// NotReadyProvider is a provider that cannot answer lookups.
-type NotReadyProvider struct {
+// UnavailableProvider is a provider that cannot answer lookups.
+type UnavailableProvider struct {
 	TenantID   string     `json:"tenant_id"`
 	ProviderID string     `json:"provider_id"`
 	State      string     `json:"state"`
@@ -37,45 +49,64 @@ type NotReadyProvider struct {
 }
 
 // Readiness computes the readiness report now: ready when a configuration
-// is loaded, the service is not shutting down, and at least
-// MinAvailableShare of the providers have usable keys. It reads the
-// registry's running counts and lists only the providers that are not
-// ready, so it costs nothing per usable provider.
-func (h *Handler) Readiness() Readiness {
-	r := h.readiness(h.opts.Registry.Availability())
-	r.NotReady = []NotReadyProvider{}
-	for _, st := range h.opts.Registry.UnusableStatuses() {
-		if available(st) {
-			continue // became usable since it was listed
-		}
-		v := newProviderStatus(st)
-		r.NotReady = append(r.NotReady, NotReadyProvider{
-			TenantID: v.TenantID, ProviderID: v.ProviderID, State: v.State, Stale: v.Stale,
-			ErrorCount: v.ErrorCount, LastError: v.LastError, ExpiresAt: v.ExpiresAt,
-		})
-	}
-	return r
-}
+// is loaded, the service is not shutting down, the replica has started (see
+// Readiness.Started) and, only when MinAvailableShare is set, at least that
+// share of the providers have usable keys.
+//
+// The counts come from the registry's running availability (kept up to
+// date on each state change) and only the providers that are not usable
+// are listed, so after start-up it costs nothing per usable provider;
+// until the replica has started it also counts the providers whose first
+// fetch has not been attempted yet.
+func (h *Handler) Readiness() Readiness { return h.readiness(true) }
 
-// readiness is the report without its NotReady list.
-func (h *Handler) readiness(a jwkscache.Availability) Readiness {
+// readiness computes the report, with the Unavailable list when list is set.
+func (h *Handler) readiness(list bool) Readiness {
 	r := Readiness{
 		ConfigLoaded: h.opts.ConfigLoaded == nil || h.opts.ConfigLoaded(),
 		ShuttingDown: h.draining.Load(),
-		Providers:    a.Providers,
-		Available:    a.Usable,
+		Unavailable:  []UnavailableProvider{},
+	}
+	r.Started = h.started.Load()
+	if !r.Started {
+		for _, st := range h.opts.Registry.Statuses() {
+			if !st.Attempted {
+				r.Pending++
+			}
+		}
+		if r.ConfigLoaded && (r.Pending == 0 || h.opts.Now().Sub(h.opts.StartedAt) >= h.opts.ColdWait) {
+			h.started.Store(true)
+			r.Started = true
+			r.Pending = 0
+		}
+	}
+	a := h.opts.Registry.Availability()
+	r.Providers, r.Available = a.Providers, a.Usable
+	if list {
+		for _, st := range h.opts.Registry.UnusableStatuses() {
+			if available(st) {
+				continue // became usable since it was listed
+			}
+			v := newProviderStatus(st)
+			r.Unavailable = append(r.Unavailable, UnavailableProvider{
+				TenantID: v.TenantID, ProviderID: v.ProviderID, State: v.State, Stale: v.Stale,
+				ErrorCount: v.ErrorCount, LastError: v.LastError, ExpiresAt: v.ExpiresAt,
+			})
+		}
 	}
 	// The epsilon keeps 0.7 × 10 at 7, not 8, despite binary floats.
 	r.Required = int(math.Ceil(h.opts.MinAvailableShare*float64(r.Providers) - 1e-9))
-	r.Ready = r.ConfigLoaded && !r.ShuttingDown && r.Available >= r.Required
+	r.Ready = r.ConfigLoaded && !r.ShuttingDown && r.Started && r.Available >= r.Required
 	return r
 }
 
 // Ready reports Readiness().Ready without listing anything: the service
-// drives gRPC health from it after every refresh, so it costs the same
-// whatever the number of providers.
-func (h *Handler) Ready() bool { return h.readiness(h.opts.Registry.Availability()).Ready }
+// drives gRPC health from it after every refresh, so after start-up it
+// costs the same whatever the number of providers.
+func (h *Handler) Ready() bool { return h.readiness(false).Ready }
 
+// readyz answers 200 or 503 as Readiness says; the body names the
+// unavailable providers either way.
 func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	r := h.Readiness()
 	status := http.StatusOK
