@@ -90,6 +90,10 @@ type Decision struct {
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
+	// IssuerValues is, for a provider with an issuer_template, the
+	// placeholder's name and the value the token's iss matched (e.g.
+	// {"tid": "..."}); nil for a fixed issuer (allow only).
+	IssuerValues map[string]string
 	// WWWAuthenticate is the challenge of a 401 (RFC 6750 §3).
 	WWWAuthenticate string
 	// Body is the JSON body of a denial.
@@ -174,9 +178,13 @@ func (s *Server) newValidator(p *tenants.ProviderRules) *jwt.Validator {
 	opts := []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(p.ClockSkew),
-		jwt.WithIssuer(p.Issuer),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(s.now),
+	}
+	if p.Template == nil {
+		// A templated iss was matched by chooseProvider, which checks a
+		// fixed one too; the validator checks it again for defence in depth.
+		opts = append(opts, jwt.WithIssuer(p.Issuer))
 	}
 	if len(p.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(p.Audiences...)) // any-of
@@ -249,7 +257,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 	if len(raw) > limits.MaxTokenBytes {
 		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
-	p, claims, err := s.verify(ctx, st, t, route, raw, src)
+	p, claims, match, err := s.verify(ctx, st, t, route, raw, src)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
@@ -272,6 +280,9 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 		}
 	}
 	d := allow(st.set, t, p, claims)
+	if match.Claim != "" {
+		d.IssuerValues = map[string]string{match.Claim: match.Value}
+	}
 	d.Requirement = requirementName(req)
 	d.WouldDeny = wouldDeny
 	upstreamToken(&d, p, src, raw, r)

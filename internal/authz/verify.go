@@ -77,29 +77,29 @@ type token struct {
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource) (*tenants.ProviderRules, jwt.MapClaims, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource) (*tenants.ProviderRules, jwt.MapClaims, tenants.IssuerMatch, error) {
 	tok, err := s.parse(raw)
 	if err != nil {
-		return route, nil, err
+		return route, nil, tenants.IssuerMatch{}, err
 	}
-	p, err := chooseProvider(t, route, tok.iss, src)
+	p, m, err := chooseProvider(t, route, &tok, src)
 	if err != nil {
-		return p, nil, err
+		return p, nil, m, err
 	}
 	if err := checkHeader(p, &tok); err != nil {
-		return p, nil, err
+		return p, nil, m, err
 	}
 	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, &tok)
 	if err != nil {
-		return p, nil, err
+		return p, nil, m, err
 	}
 	if err := tok.verifySignature(key); err != nil {
-		return p, nil, err
+		return p, nil, m, err
 	}
 	if err := checkClaims(st.validators[p], p, tok.claims); err != nil {
-		return p, nil, err
+		return p, nil, m, err
 	}
-	return p, tok.claims, nil
+	return p, tok.claims, m, nil
 }
 
 // parse checks raw's shape and decodes its header and claims (package doc,
