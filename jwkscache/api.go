@@ -66,6 +66,15 @@ type Registration struct {
 	TenantID   string
 	ProviderID string
 	JWKSURL    string
+	// DiscoveryURL, instead of JWKSURL, is where the provider's metadata
+	// document is (OpenID Connect Discovery 1.0 §4 or RFC 8414 §3; see
+	// DiscoveryURL): the key set is fetched from its jwks_uri, which must
+	// pass the guards a JWKSURL does. The document is cached like a key
+	// set (discovery.go).
+	DiscoveryURL string
+	// Issuer is the issuer the metadata document must name exactly;
+	// required with DiscoveryURL.
+	Issuer string
 
 	RequireHTTPS     bool          // default true
 	AllowedDomains   []string      // canonical host names; JWKS host and redirect hops must be inside
@@ -170,6 +179,13 @@ type Status struct {
 	RefreshNotModified uint64 // refreshes answered 304
 	LastRefreshMicros  int64  // duration of the last refresh
 	SkippedKeys        uint64 // JWKs skipped as malformed, unsupported or refused
+
+	// Discovery (a registration with DiscoveryURL); empty otherwise.
+	DiscoveryURL      string    // the metadata document's URL (redacted)
+	JWKSURI           string    // the discovered jwks_uri (redacted)
+	MetadataFetchedAt time.Time // last verified fetch or 304 of the document
+	MetadataExpiresAt time.Time // when the document is fetched again
+	MetadataError     string    // the last metadata fetch's error, "" after a success
 }
 
 // RefreshEvent reports one completed refresh (all attempts included).

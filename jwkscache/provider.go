@@ -61,6 +61,7 @@ type provider struct {
 	reg          Registration
 	deps         deps
 	fetcher      fetcher
+	meta         *metadata // nil unless the registration has a DiscoveryURL
 	closeIdle    func()
 	snap         atomic.Pointer[keySet]
 	coolingUntil atomic.Int64 // unix nanos; unknown-kid refreshes wait until then
@@ -311,5 +312,8 @@ func (p *provider) status() Status {
 	st.RefreshNotModified = p.refreshNotMod.Load()
 	st.LastRefreshMicros = p.lastRefreshMicros.Load()
 	st.SkippedKeys = p.skippedKeys.Load()
+	if p.meta != nil {
+		p.meta.fill(&st)
+	}
 	return st
 }

@@ -148,6 +148,9 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 		if s := old.snap.Load(); s != nil {
 			p.adopt(s.carried(im.deps.clock.Now(), reg.StaleWhileError))
 		}
+		if p.meta != nil {
+			p.meta.carry(old.meta)
+		}
 	}
 	warm := p.warmStart(shared)
 	next := maps.Clone(cur)
@@ -182,7 +185,15 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 		maxTTL:   reg.MaxTTL,
 		pins:     pins,
 	}
-	return newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	p := newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	if reg.DiscoveryURL != "" {
+		p.meta = &metadata{
+			issuer:  reg.Issuer,
+			fetcher: f.at(reg.DiscoveryURL),
+			check:   fetchURLCheck(reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains),
+		}
+	}
+	return p
 }
 
 // Unregister removes a provider and stops its background work.
@@ -300,7 +311,7 @@ func cloneRegistration(reg Registration) Registration {
 // registration b: the same URL, fetched under the same guards (HTTPS,
 // allowlist, pins, redirect and size limits).
 func sameSource(a, b Registration) bool {
-	return a.JWKSURL == b.JWKSURL && a.RequireHTTPS == b.RequireHTTPS &&
+	return a.JWKSURL == b.JWKSURL && a.DiscoveryURL == b.DiscoveryURL && a.Issuer == b.Issuer && a.RequireHTTPS == b.RequireHTTPS &&
 		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&
 		slices.Equal(a.AllowedDomains, b.AllowedDomains) && slices.Equal(a.PinnedSPKI, b.PinnedSPKI)
 }

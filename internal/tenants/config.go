@@ -174,7 +174,13 @@ type Provider struct {
 	// and is one of TemplateValues (["*"]: any), see IssuerTemplate.
 	IssuerTemplate string   `yaml:"issuer_template"`
 	TemplateValues []string `yaml:"template_values"`
-	JWKSURL        string   `yaml:"jwks_url"`
+	// JWKSURL is the key set's URL. Without it the key set is discovered:
+	// from DiscoveryURL when set, else from the issuer's well-known
+	// metadata location, which Discovery picks: oidc (default,
+	// {issuer}/.well-known/openid-configuration) or oauth (RFC 8414).
+	JWKSURL      string `yaml:"jwks_url"`
+	Discovery    string `yaml:"discovery"`
+	DiscoveryURL string `yaml:"discovery_url"`
 	Audiences      []string `yaml:"audiences"`
 	Algorithms     []string `yaml:"algorithms"` // default [RS256]; never none or HS*
 	// TokenTypes, when set, are the JWS "typ" values the provider's tokens

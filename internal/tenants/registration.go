@@ -23,6 +23,15 @@ func (c *Config) Registrations() []jwkscache.Registration {
 // tenantID (see Registrations).
 func (c *Config) Registration(tenantID string, p Provider) jwkscache.Registration {
 	reg := jwkscache.DefaultRegistration(tenantID, p.ID, p.JWKSURL)
+	if p.JWKSURL == "" {
+		reg.DiscoveryURL, reg.Issuer = p.DiscoveryURL, p.Issuer
+		if p.IssuerTemplate != "" {
+			reg.Issuer = p.IssuerTemplate
+		}
+		if reg.DiscoveryURL == "" && p.Issuer != "" {
+			reg.DiscoveryURL, _ = jwkscache.DiscoveryURL(p.Issuer, p.Discovery == DiscoveryOAuth) // checked by Validate
+		}
+	}
 	c.JWKS.CacheSettings.applyTo(&reg)
 	p.CacheSettings.applyTo(&reg)
 	return reg

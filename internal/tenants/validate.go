@@ -133,14 +133,12 @@ func (c *Config) Validate(check RegistrationCheck) error {
 					issuers = append(issuers, u)
 				}
 			}
-			if p.JWKSURL == "" {
-				v.add(pp+".jwks_url", "required")
-			}
+			validateDiscovery(v, pp, p)
 			c.validateProvider(v, pp, p, tokenHeaders)
 			c.validatePayloadHeader(v, pp, p, tokenHeaders)
 			validateSender(v, pp+".", p.SenderSettings)
 			c.validateAllowlist(v, pp, p)
-			if check != nil && p.JWKSURL != "" {
+			if check != nil && (p.JWKSURL != "" || p.DiscoveryURL != "" || p.Issuer != "") {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
@@ -247,6 +245,33 @@ func issuerOf(p *Provider) (issuerUse, bool) {
 		return issuerUse{key: "issuer_template", template: t}, true
 	}
 	return issuerUse{}, false
+}
+
+// The discovery values.
+const (
+	DiscoveryOIDC  = "oidc"  // OpenID Connect Discovery 1.0 §4
+	DiscoveryOAuth = "oauth" // RFC 8414 §3
+)
+
+// validateDiscovery checks where p's key set comes from: jwks_url, or
+// discovery (from discovery_url, or the issuer's well-known location).
+func validateDiscovery(v *validator, pp string, p *Provider) {
+	switch p.Discovery {
+	case "", DiscoveryOIDC, DiscoveryOAuth:
+	default:
+		v.add(pp+".discovery", fmt.Sprintf("%q must be oidc or oauth", p.Discovery))
+	}
+	switch {
+	case p.JWKSURL != "" && (p.DiscoveryURL != "" || p.Discovery != ""):
+		v.add(pp+".jwks_url", "set jwks_url, or discovery/discovery_url, not both")
+	case p.JWKSURL != "" || p.DiscoveryURL != "":
+	case p.IssuerTemplate != "":
+		v.add(pp+".jwks_url", "required with issuer_template (or discovery_url): a template is no URL to discover from")
+	case p.Issuer != "":
+		if _, err := jwkscache.DiscoveryURL(p.Issuer, p.Discovery == DiscoveryOAuth); err != nil {
+			v.add(pp+".issuer", err.Error()+": it is where the metadata is discovered (or set jwks_url)")
+		}
+	}
 }
 
 // validateIssuer checks that p has exactly one of issuer and

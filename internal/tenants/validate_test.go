@@ -39,7 +39,15 @@ func TestValidate_Rules(t *testing.T) {
 			c.Tenants[0].Providers = append(c.Tenants[0].Providers, p)
 		}, []string{`tenants[0].providers[1].issuer: issuer "https://idp.acme.test/" already used by providers[0]`}},
 		{"missing issuer", func(c *Config) { c.Tenants[0].Providers[0].Issuer = "" }, []string{"tenants[0].providers[0].issuer: required"}},
-		{"missing jwks_url", func(c *Config) { c.Tenants[0].Providers[0].JWKSURL = "" }, []string{"tenants[0].providers[0].jwks_url: required"}},
+		{"jwks_url and discovery", func(c *Config) { c.Tenants[0].Providers[0].Discovery = "oauth" }, []string{"tenants[0].providers[0].jwks_url: set jwks_url, or discovery/discovery_url, not both"}},
+		{"unknown discovery", func(c *Config) { c.Tenants[0].Providers[0].JWKSURL, c.Tenants[0].Providers[0].Discovery = "", "oauth2" }, []string{`tenants[0].providers[0].discovery: "oauth2" must be oidc or oauth`}},
+		{"issuer with a query, no jwks_url", func(c *Config) {
+			c.Tenants[0].Providers[0].JWKSURL, c.Tenants[0].Providers[0].Issuer = "", "https://idp.acme.test/?x=1"
+		}, []string{`tenants[0].providers[0].issuer: issuer "https://idp.acme.test/?x=1" is not a URL`}},
+		{"template without jwks_url", func(c *Config) {
+			p := &c.Tenants[0].Providers[0]
+			p.JWKSURL, p.Issuer, p.IssuerTemplate, p.TemplateValues = "", "", "https://idp.acme.test/{tid}", []string{"*"}
+		}, []string{"tenants[0].providers[0].jwks_url: required with issuer_template (or discovery_url)"}},
 		{"no providers", func(c *Config) { c.Tenants[1].Providers = nil }, []string{"tenants[1].providers: at least one provider is required"}},
 		{"same host in two tenants", func(c *Config) { c.Tenants[1].Hosts = []string{"API.acme.test."} }, []string{`tenants[1].hosts[0]: host "api.acme.test" already used at tenants[0].hosts[0]`}},
 		{"same wildcard in two tenants", func(c *Config) { c.Tenants[1].Hosts = []string{"*.ACME.test"} }, []string{`tenants[1].hosts[0]: host "*.acme.test" already used at tenants[0].hosts[1]`}},
