@@ -178,11 +178,11 @@ type Provider struct {
 	// from DiscoveryURL when set, else from the issuer's well-known
 	// metadata location, which Discovery picks: oidc (default,
 	// {issuer}/.well-known/openid-configuration) or oauth (RFC 8414).
-	JWKSURL      string `yaml:"jwks_url"`
-	Discovery    string `yaml:"discovery"`
-	DiscoveryURL string `yaml:"discovery_url"`
-	Audiences      []string `yaml:"audiences"`
-	Algorithms     []string `yaml:"algorithms"` // default [RS256]; never none or HS*
+	JWKSURL      string   `yaml:"jwks_url"`
+	Discovery    string   `yaml:"discovery"`
+	DiscoveryURL string   `yaml:"discovery_url"`
+	Audiences    []string `yaml:"audiences"`
+	Algorithms   []string `yaml:"algorithms"` // default [RS256]; never none or HS*
 	// TokenTypes, when set, are the JWS "typ" values the provider's tokens
 	// must carry (explicit typing, RFC 8725 §3.11), e.g. [at+jwt] for
 	// RFC 9068 access tokens. Compared case-insensitively, with or
