@@ -157,6 +157,21 @@ func (m *metadata) conditional(uri string) bool {
 	return m.keysFrom == uri
 }
 
+// expire makes the next refresh fetch the document again (conditionally);
+// m may be nil (no discovery).
+func (m *metadata) expire() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.doc != nil {
+		d := *m.doc
+		d.expiresAt = time.Time{}
+		m.doc = &d
+	}
+}
+
 // expiry returns when the document expires (zero before the first).
 func (m *metadata) expiry() time.Time {
 	m.mu.Lock()

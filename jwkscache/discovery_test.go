@@ -486,3 +486,27 @@ func problems(err error) []*jwkscache.FieldError {
 	}
 	return out
 }
+
+// TestDiscovery_RefreshRereadsMetadata: a forced refresh fetches the
+// metadata document again although it is fresh, and follows a new jwks_uri.
+func TestDiscovery_RefreshRereadsMetadata(t *testing.T) {
+	oldKey, newKey := newECKey(t), newECKey(t)
+	f := newDiscoveryFixture(t)
+	base := f.idp.URL
+	du, _ := jwkscache.DiscoveryURL(base, false)
+	f.idp.set(func(s *idpServer) {
+		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys/v1")
+		s.metaCC = "max-age=3600"
+		s.jwks["/keys/v1"] = jwksDoc(t, jwkJSON(t, &oldKey.PublicKey, "old", "ES256"))
+		s.jwks["/keys/v2"] = jwksDoc(t, jwkJSON(t, &newKey.PublicKey, "new", "ES256"))
+	})
+	f.registerDiscovery(t, base, du)
+	f.idp.set(func(s *idpServer) { s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys/v2") })
+	if err := f.reg.Refresh(context.Background(), "acme", "main"); err != nil {
+		t.Fatal(err)
+	}
+	f.mustKey(t, "new", newKey)
+	if n := f.idp.hitsOf("/.well-known/openid-configuration"); n != 2 {
+		t.Fatalf("metadata fetched %d times, want 2", n)
+	}
+}

@@ -193,6 +193,7 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 			fetcher: f.at(reg.DiscoveryURL),
 			check:   fetchURLCheck(reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains),
 		}
+		p.fetcher.display = "the jwks_uri of " + p.meta.fetcher.display
 	}
 	return p
 }
@@ -245,13 +246,15 @@ func (r *Registry) Key(ctx context.Context, tenantID, providerID, kid, alg strin
 	}
 }
 
-// Refresh fetches now, even when the set is fresh, and waits for the outcome.
-// A refresh already in flight is joined rather than duplicated.
+// Refresh fetches now, even when the set (and a discovering provider's
+// metadata document) is fresh, and waits for the outcome. A refresh
+// already in flight is joined rather than duplicated.
 func (r *Registry) Refresh(ctx context.Context, tenantID, providerID string) error {
 	p := (*r.impl.providers.Load())[providerKey{tenantID, providerID}]
 	if p == nil {
 		return fmt.Errorf("%w: %s/%s", ErrUnknownProvider, tenantID, providerID)
 	}
+	p.meta.expire()
 	return p.refreshNow(ctx)
 }
 

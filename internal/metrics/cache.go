@@ -29,6 +29,9 @@ type cacheCollector struct {
 	results  *prometheus.Desc
 	keys     *prometheus.Desc
 	expires  *prometheus.Desc
+	// Discovery (providers configured by issuer alone).
+	discovered  *prometheus.Desc
+	metaExpires *prometheus.Desc
 }
 
 func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollector {
@@ -46,12 +49,16 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 		results:  d("jwks_cache_refresh_total", "Completed refreshes, by result (fetched, not_modified, error).", "result"),
 		keys:     d("jwks_cache_keys", "Usable keys in the current key set."),
 		expires:  d("jwks_cache_expires_at_seconds", "Unix time at which the current key set expires."),
+		discovered: d("jwks_cache_discovered_jwks_uri_info",
+			"1 for the jwks_uri the metadata document of a provider configured by issuer alone names.", "jwks_uri"),
+		metaExpires: d("jwks_cache_metadata_expires_at_seconds",
+			"Unix time at which a discovering provider's metadata document is fetched again."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.discovered, c.metaExpires} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -84,6 +91,12 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.keys, float64(len(st.KeyIDs)))
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)
+		}
+		if st.JWKSURI != "" {
+			ch <- prometheus.MustNewConstMetric(c.discovered, prometheus.GaugeValue, 1, t, p, st.JWKSURI)
+		}
+		if !st.MetadataExpiresAt.IsZero() {
+			gauge(c.metaExpires, float64(st.MetadataExpiresAt.UnixNano())/1e9)
 		}
 	}
 	// The duration histogram is collected here, after the prune, so a
