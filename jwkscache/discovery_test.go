@@ -2,6 +2,8 @@ package jwkscache_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +34,7 @@ type idpServer struct {
 	requested  chan string              // paths, as requests arrive
 	hits       map[string]int
 	conditions map[string][]string // path → If-None-Match of each request
+	redirect   map[string]string   // path → Location of a 302
 }
 
 func newIDPServer(t testing.TB) *idpServer {
@@ -39,7 +42,7 @@ func newIDPServer(t testing.TB) *idpServer {
 	s := &idpServer{
 		meta: map[string][]byte{}, jwks: map[string][]byte{}, jwksETag: map[string]string{},
 		gate: map[string]chan struct{}{}, requested: make(chan string, 100),
-		hits: map[string]int{}, conditions: map[string][]string{}, metaCC: "max-age=60",
+		hits: map[string]int{}, conditions: map[string][]string{}, metaCC: "max-age=60", redirect: map[string]string{},
 	}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
@@ -56,6 +59,7 @@ func (s *idpServer) serve(w http.ResponseWriter, r *http.Request) {
 	status, cc, metaETag := s.metaStatus, s.metaCC, s.metaETag
 	keys, isKeys := s.jwks[p]
 	keysETag := s.jwksETag[p]
+	location := s.redirect[p]
 	s.mu.Unlock()
 	select {
 	case s.requested <- p:
@@ -65,6 +69,8 @@ func (s *idpServer) serve(w http.ResponseWriter, r *http.Request) {
 		<-gate
 	}
 	switch {
+	case location != "":
+		http.Redirect(w, r, location, http.StatusFound)
 	case isMeta && status != 0:
 		w.WriteHeader(status)
 	case isMeta:
@@ -508,5 +514,54 @@ func TestDiscovery_RefreshRereadsMetadata(t *testing.T) {
 	f.mustKey(t, "new", newKey)
 	if n := f.idp.hitsOf("/.well-known/openid-configuration"); n != 2 {
 		t.Fatalf("metadata fetched %d times, want 2", n)
+	}
+}
+
+// TestDiscovery_FetchGuards: the metadata document and the key set at its
+// jwks_uri are fetched under the provider's guards: SPKI pins, the size
+// limit and the redirect rules.
+func TestDiscovery_FetchGuards(t *testing.T) {
+	other := sha256.Sum256([]byte("another key"))
+	tests := []struct {
+		name   string
+		setup  func(s *idpServer, base string)
+		mutate func(*jwkscache.Registration)
+		want   string // in the refresh error
+	}{
+		{"pin mismatch", nil, func(r *jwkscache.Registration) { r.PinnedSPKI = []string{base64.StdEncoding.EncodeToString(other[:])} }, "pinned_spki"},
+		{"metadata over max_response_bytes", func(s *idpServer, base string) {
+			s.meta["/.well-known/openid-configuration"] = []byte(`{"issuer":"` + base + `","jwks_uri":"` + base + `/keys","pad":"` + strings.Repeat("x", 2048) + `"}`)
+		}, func(r *jwkscache.Registration) { r.MaxResponseBytes = 1024 }, "max_response_bytes"},
+		{"jwks_uri redirected past max_redirects", func(s *idpServer, base string) {
+			s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/moved")
+			s.redirect["/moved"] = base + "/keys"
+		}, func(r *jwkscache.Registration) { r.MaxRedirects = 0 }, "max_redirects"},
+		{"jwks_uri redirected outside the allowlist", func(s *idpServer, base string) {
+			s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/moved")
+			s.redirect["/moved"] = "https://evil.test/keys"
+		}, func(r *jwkscache.Registration) { r.AllowedDomains = []string{"127.0.0.1"} }, "outside the allowed domains"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newDiscoveryFixture(t)
+			base := f.idp.URL
+			du, _ := jwkscache.DiscoveryURL(base, false)
+			f.idp.set(func(s *idpServer) {
+				s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
+				s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &newECKey(t).PublicKey, "k1", "ES256"))
+				if tt.setup != nil {
+					tt.setup(s, base)
+				}
+			})
+			ev := f.registerDiscovery(t, base, du, tt.mutate)
+			if ev.Err == nil || !strings.Contains(ev.Err.Error(), tt.want) {
+				t.Fatalf("first refresh error %v, want one about %s", ev.Err, tt.want)
+			}
+			_, err := f.key("k1", "ES256")
+			wantErr(t, err, jwkscache.ErrUnavailable)
+			if n := f.idp.hitsOf("/keys"); n != 0 {
+				t.Fatalf("key set fetched %d times past a guard", n)
+			}
+		})
 	}
 }

@@ -123,6 +123,8 @@ tenants:
       - {id: a, issuer_template: "https://idp.test/{tid}/v2.0", template_values: ["*"], jwks_url: "https://k.test/"}
       - {id: b, issuer_template: "https://idp.test/{org}/v2.0", template_values: [x], jwks_url: "https://k.test/"}`,
 			`tenants[0].providers[1].issuer_template: issuer_template "https://idp.test/{org}/v2.0" could match the same iss as providers[0]`},
+		{"template discovering from a discovery_url", `
+      - {id: entra, issuer_template: "` + entra + `", template_values: ["*"], discovery_url: "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration"}`, ""},
 		{"templates on other paths", `
       - {id: a, issuer_template: "https://idp.test/{tid}/v2.0", template_values: ["*"], jwks_url: "https://k.test/"}
       - {id: b, issuer_template: "https://idp.test/{tid}/v1", template_values: ["*"], jwks_url: "https://k.test/"}
@@ -211,5 +213,49 @@ tenants:
 		if p == nil || p.ID != tt.provider || m != tt.match || !errors.Is(err, tt.wantErr) {
 			t.Errorf("ProviderForToken(%q, tid %q) = %v, %+v, %v; want %s, %+v, %v", tt.iss, tt.tid, p, m, err, tt.provider, tt.match, tt.wantErr)
 		}
+	}
+}
+
+// FuzzIssuerTemplate_StaysOnItsHostAndPath: whatever the token says, a
+// match is the template's own prefix and suffix around one safe value.
+func FuzzIssuerTemplate_StaysOnItsHostAndPath(f *testing.F) {
+	tpl, err := ParseIssuerTemplate(entra, []string{"*"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"abc", "evil.com/x", "..", "", "a:b", "a%2F", "a/../b"} {
+		f.Add("https://login.microsoftonline.com/"+s+"/v2.0", s)
+	}
+	f.Fuzz(func(t *testing.T, iss, tid string) {
+		v, err := tpl.Match(iss, map[string]any{"tid": tid})
+		if err != nil {
+			return
+		}
+		if iss != "https://login.microsoftonline.com/"+v+"/v2.0" || v != tid || strings.ContainsAny(v, "/.:%@?#\\") || v == "" {
+			t.Fatalf("Match(%q, tid %q) = %q", iss, tid, v)
+		}
+	})
+}
+
+func TestRegistration_Discovery(t *testing.T) {
+	tests := []struct {
+		name                    string
+		p                       Provider
+		jwksURL, discovery, iss string
+	}{
+		{"jwks_url", Provider{ID: "a", Issuer: "https://idp.test/", JWKSURL: "https://idp.test/keys"}, "https://idp.test/keys", "", ""},
+		{"oidc", Provider{ID: "a", Issuer: "https://idp.test/realms/acme"}, "", "https://idp.test/realms/acme/.well-known/openid-configuration", "https://idp.test/realms/acme"},
+		{"oauth", Provider{ID: "a", Issuer: "https://idp.test/oauth2/default", Discovery: DiscoveryOAuth}, "", "https://idp.test/.well-known/oauth-authorization-server/oauth2/default", "https://idp.test/oauth2/default"},
+		{"discovery_url", Provider{ID: "a", Issuer: "https://idp.test/", DiscoveryURL: "https://meta.test/doc"}, "", "https://meta.test/doc", "https://idp.test/"},
+		{"template", Provider{ID: "a", IssuerTemplate: entra, TemplateValues: []string{"*"}, DiscoveryURL: "https://meta.test/doc"}, "", "https://meta.test/doc", entra},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Config{}
+			reg := c.Registration("acme", tt.p)
+			if reg.JWKSURL != tt.jwksURL || reg.DiscoveryURL != tt.discovery || reg.Issuer != tt.iss {
+				t.Fatalf("registration jwks_url %q, discovery_url %q, issuer %q; want %q, %q, %q", reg.JWKSURL, reg.DiscoveryURL, reg.Issuer, tt.jwksURL, tt.discovery, tt.iss)
+			}
+		})
 	}
 }
