@@ -72,8 +72,10 @@ type Registration struct {
 	// pass the guards a JWKSURL does. The document is cached like a key
 	// set (discovery.go).
 	DiscoveryURL string
-	// Issuer is the issuer the metadata document must name exactly;
-	// required with DiscoveryURL.
+	// Issuer is the iss the provider's keys are trusted for (optional;
+	// required with DiscoveryURL, whose document must name it exactly).
+	// The cache does not check tokens; it makes the issuer part of the
+	// trust fingerprint that ties shared snapshots to these settings.
 	Issuer string
 
 	RequireHTTPS     bool          // default true
@@ -186,6 +188,11 @@ type Status struct {
 	MetadataFetchedAt time.Time // last verified fetch or 304 of the document
 	MetadataExpiresAt time.Time // when the document is fetched again
 	MetadataError     string    // the last metadata fetch's error, "" after a success
+
+	// SnapshotsRejected counts shared snapshots (Coordinator) that were
+	// there but not trusted, by reason (the Reject* constants and the
+	// coordinator's own reasons, such as "bad_mac"). Nil when none.
+	SnapshotsRejected map[string]uint64
 }
 
 // RefreshEvent reports one completed refresh (all attempts included).

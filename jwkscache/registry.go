@@ -33,6 +33,7 @@ type registryImpl struct {
 	providers atomic.Pointer[map[providerKey]*provider]
 	mu        sync.Mutex
 	closed    bool
+	bg        sync.WaitGroup // the coordinator subscription
 }
 
 // New returns a registry. It fails on invalid options (a bad global allowlist entry).
@@ -91,6 +92,9 @@ func New(opts Options) (*Registry, error) {
 	r.impl.ctx, r.impl.cancel = context.WithCancel(context.Background())
 	empty := map[providerKey]*provider{}
 	r.impl.providers.Store(&empty)
+	if n, ok := opts.Coordinator.(Notifier); ok {
+		r.impl.bg.Go(func() { r.impl.subscribe(n) })
+	}
 	return r, nil
 }
 
@@ -187,6 +191,7 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 		pins:     pins,
 	}
 	p := newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	p.fingerprint = fingerprint(reg, im.opts.AllowedDomains)
 	if reg.DiscoveryURL != "" {
 		p.meta = &metadata{
 			issuer:  reg.Issuer,
@@ -300,6 +305,7 @@ func (r *Registry) Close() error {
 		wg.Go(p.close)
 	}
 	wg.Wait()
+	im.bg.Wait()
 	return nil
 }
 
@@ -313,9 +319,12 @@ func cloneRegistration(reg Registration) Registration {
 
 // sameSource reports whether keys fetched under registration a may serve
 // registration b: the same URL, fetched under the same guards (HTTPS,
-// allowlist, pins, redirect and size limits).
+// allowlist, pins, redirect and size limits). The issuer does not matter
+// here: the same document fetched again would hold the same keys; except
+// for a discovered key set, whose metadata document must name the issuer.
 func sameSource(a, b Registration) bool {
-	return a.JWKSURL == b.JWKSURL && a.DiscoveryURL == b.DiscoveryURL && a.Issuer == b.Issuer && a.RequireHTTPS == b.RequireHTTPS &&
+	return a.JWKSURL == b.JWKSURL && a.DiscoveryURL == b.DiscoveryURL && (a.DiscoveryURL == "" || a.Issuer == b.Issuer) &&
+		a.RequireHTTPS == b.RequireHTTPS &&
 		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&
 		slices.Equal(a.AllowedDomains, b.AllowedDomains) && slices.Equal(a.PinnedSPKI, b.PinnedSPKI)
 }

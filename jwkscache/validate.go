@@ -45,9 +45,10 @@ func (r *Registry) Validate(reg Registration) error {
 	u, err := url.Parse(target)
 	switch {
 	case err != nil:
-		bad(field, "not a URL: %v", err)
+		// url.Parse's error quotes the whole URL, credentials included.
+		bad(field, "not a URL: %v", errors.Unwrap(err))
 	case !u.IsAbs() || u.Host == "" || u.Hostname() == "":
-		bad(field, "must be an absolute URL with a host, got %q", target)
+		bad(field, "must be an absolute URL with a host, got %q", redactURL(u))
 	case u.Scheme != "https" && u.Scheme != "http":
 		bad(field, "scheme %q is not https", u.Scheme)
 	case u.Scheme == "http" && (reg.RequireHTTPS || !r.impl.opts.InsecureAllowHTTP):

@@ -32,6 +32,7 @@ type cacheCollector struct {
 	// Discovery (providers configured by issuer alone).
 	discovered  *prometheus.Desc
 	metaExpires *prometheus.Desc
+	rejected    *prometheus.Desc
 }
 
 func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollector {
@@ -53,12 +54,14 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 			"1 for the jwks_uri the metadata document of a provider configured by issuer alone names.", "jwks_uri"),
 		metaExpires: d("jwks_cache_metadata_expires_at_seconds",
 			"Unix time at which a discovering provider's metadata document is fetched again."),
+		rejected: d("jwks_cache_redis_snapshots_rejected_total",
+			"Shared snapshots found in Redis but not trusted (bad MAC, other trust fingerprint, times out of bounds...), by reason.", "reason"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.discovered, c.metaExpires} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.rejected, c.discovered, c.metaExpires} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -97,6 +100,9 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if !st.MetadataExpiresAt.IsZero() {
 			gauge(c.metaExpires, float64(st.MetadataExpiresAt.UnixNano())/1e9)
+		}
+		for reason, n := range st.SnapshotsRejected {
+			ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n), t, p, reason)
 		}
 	}
 	// The duration histogram is collected here, after the prune, so a

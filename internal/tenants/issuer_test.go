@@ -243,7 +243,7 @@ func TestRegistration_Discovery(t *testing.T) {
 		p                       Provider
 		jwksURL, discovery, iss string
 	}{
-		{"jwks_url", Provider{ID: "a", Issuer: "https://idp.test/", JWKSURL: "https://idp.test/keys"}, "https://idp.test/keys", "", ""},
+		{"jwks_url", Provider{ID: "a", Issuer: "https://idp.test/", JWKSURL: "https://idp.test/keys"}, "https://idp.test/keys", "", "https://idp.test/"},
 		{"oidc", Provider{ID: "a", Issuer: "https://idp.test/realms/acme"}, "", "https://idp.test/realms/acme/.well-known/openid-configuration", "https://idp.test/realms/acme"},
 		{"oauth", Provider{ID: "a", Issuer: "https://idp.test/oauth2/default", Discovery: DiscoveryOAuth}, "", "https://idp.test/.well-known/oauth-authorization-server/oauth2/default", "https://idp.test/oauth2/default"},
 		{"discovery_url", Provider{ID: "a", Issuer: "https://idp.test/", DiscoveryURL: "https://meta.test/doc"}, "", "https://meta.test/doc", "https://idp.test/"},
