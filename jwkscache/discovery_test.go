@@ -565,3 +565,49 @@ func TestDiscovery_FetchGuards(t *testing.T) {
 		})
 	}
 }
+
+// TestCoordinated_DiscoveredKeySetsShared: replicas discovering from the
+// same metadata document share the key set one of them fetched, through
+// Redis under the fleet's MAC; a replica discovering from another document
+// (another trust fingerprint) never adopts it.
+func TestCoordinated_DiscoveredKeySetsShared(t *testing.T) {
+	idp := newIDPServer(t)
+	base := idp.URL
+	key := newECKey(t)
+	idp.set(func(s *idpServer) {
+		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
+		s.meta["/other/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
+		s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &key.PublicKey, "k1", "ES256"))
+	})
+	f := newFleet(t, &jwksServer{Server: idp.Server}, 3)
+	discovering := func(r *replica, du string) jwkscache.Registration {
+		reg := r.reg.NewRegistration("acme", "main", "")
+		reg.Issuer, reg.DiscoveryURL = base, du
+		reg.RetryPolicy.MaxRetries = 0
+		return reg
+	}
+	du, _ := jwkscache.DiscoveryURL(base, false)
+	first, second, third := f.replicas[0], f.replicas[1], f.replicas[2]
+	if err := first.reg.Register(context.Background(), discovering(first, du)); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	if n := idp.hitsOf("/keys"); n != 1 {
+		t.Fatalf("first replica fetched the key set %d times, want 1", n)
+	}
+	if err := second.reg.Register(context.Background(), discovering(second, du)); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	if st := second.status(t); st.Source != jwkscache.SourceRedis || idp.hitsOf("/keys") != 1 {
+		t.Fatalf("second replica: source %q after %d key set fetches, want redis after 1", st.Source, idp.hitsOf("/keys"))
+	}
+	if err := third.reg.Register(context.Background(), discovering(third, base+"/other/.well-known/openid-configuration")); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	st := third.status(t)
+	if st.Source != jwkscache.SourceIdentityProvider || st.SnapshotsRejected[jwkscache.RejectFingerprint] == 0 {
+		t.Fatalf("replica with another discovery_url: source %q, rejected %v; want its own fetch and a fingerprint rejection", st.Source, st.SnapshotsRejected)
+	}
+}
