@@ -254,7 +254,7 @@ func fetchURLCheck(requireHTTPS bool, allowlists ...[]string) func(string) error
 		}
 		host := canonicalHost(u)
 		for _, list := range allowlists {
-			if len(list) > 0 && !hostAllowed(host, list) {
+			if len(list) > 0 && !HostAllowed(host, list) {
 				return fmt.Errorf("host %q is not inside the allowed domains", host)
 			}
 		}

@@ -1,7 +1,7 @@
 // Command extauthz is an Envoy ext_authz gRPC service that verifies JWTs
 // for many tenants against their identity providers' JWKS. `extauthz -h`
-// lists its commands (usage.go writes each one's synopsis, once); README.md
-// describes them.
+// lists its commands, each synopsis written once beside the flags it
+// describes; README.md describes them.
 //
 // This package only parses flags and wires packages together.
 package main

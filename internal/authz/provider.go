@@ -19,7 +19,7 @@ var (
 // context_extensions["provider"], or nil when the route pins none. It only
 // narrows where the token is looked for (sourcesFor); chooseProvider makes
 // the choice.
-func routeProvider(t *tenants.TenantRules, r *Request) (*tenants.ProviderRules, error) {
+func routeProvider(t *tenants.Rules, r *Request) (*tenants.ProviderRules, error) {
 	id := r.ContextExtensions["provider"]
 	if id == "" {
 		return nil, nil
@@ -34,7 +34,7 @@ func routeProvider(t *tenants.TenantRules, r *Request) (*tenants.ProviderRules, 
 // sourcesFor returns where to look for the token: the pinned provider's
 // sources, else the union of the tenant's (the provider is chosen by the
 // token's iss, so the token must be found before the provider is known).
-func sourcesFor(t *tenants.TenantRules, route *tenants.ProviderRules) []tenants.TokenSource {
+func sourcesFor(t *tenants.Rules, route *tenants.ProviderRules) []tenants.TokenSource {
 	if route != nil {
 		return route.Sources
 	}
@@ -48,7 +48,7 @@ func sourcesFor(t *tenants.TenantRules, route *tenants.ProviderRules) []tenants.
 // token's claim of that name, and accepted), which must read the source
 // src the token came from. The provider is returned with a refusal when it
 // is known, so the denial names it; the match carries a template's value.
-func chooseProvider(t *tenants.TenantRules, route *tenants.ProviderRules, tok *token, src tenants.TokenSource) (*tenants.ProviderRules, tenants.IssuerMatch, error) {
+func chooseProvider(t *tenants.Rules, route *tenants.ProviderRules, tok *token, src tenants.TokenSource) (*tenants.ProviderRules, tenants.IssuerMatch, error) {
 	if route != nil {
 		m, err := route.MatchIssuer(tok.iss, tok.claims)
 		if err != nil {

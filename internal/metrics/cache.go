@@ -2,17 +2,11 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
-// The result label values of jwks_cache_refresh_total, as in
-// jwkscache.RefreshEvent.Result.
-const (
-	RefreshFetched     = "fetched"
-	RefreshNotModified = "not_modified"
-	RefreshError       = "error"
-)
-
-// cacheCollector turns the cache's Statuses into the spec's per-provider
+// cacheCollector turns the cache's Statuses into the jwks_cache_* per-provider
 // series at scrape time. The cache already keeps these counters for its
 // status API, so reading them here costs the lookup hot path nothing, and a
 // provider removed by a reload disappears from the next scrape. It also
@@ -80,17 +74,17 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, t, p)
 		}
-		result := func(v uint64, result string) {
-			ch <- prometheus.MustNewConstMetric(c.results, prometheus.CounterValue, float64(v), t, p, result)
+		result := func(v uint64, result jwkscache.RefreshResult) {
+			ch <- prometheus.MustNewConstMetric(c.results, prometheus.CounterValue, float64(v), t, p, string(result))
 		}
 		counter(c.requests, st.Requests)
 		counter(c.hits, st.Hits)
 		counter(c.stale, st.StaleServes)
 		counter(c.errors, st.RefreshErrors)
-		gauge(c.lastUS, float64(st.LastRefreshMicros))
-		result(st.RefreshFetched, RefreshFetched)
-		result(st.RefreshNotModified, RefreshNotModified)
-		result(st.RefreshErrors, RefreshError)
+		gauge(c.lastUS, float64(st.LastRefreshDuration.Microseconds()))
+		result(st.RefreshFetched, jwkscache.RefreshFetched)
+		result(st.RefreshNotModified, jwkscache.RefreshNotModified)
+		result(st.RefreshErrors, jwkscache.RefreshError)
 		gauge(c.keys, float64(len(st.KeyIDs)))
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)

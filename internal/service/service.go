@@ -147,7 +147,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		s.stopObserving()
 		return nil, err
 	}
-	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis), s.cacheTracer())
+	s.registry, err = newRegistry(cfg, s.log.With("component", "jwkscache"), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis), s.cacheTracer())
 	if err != nil {
 		if s.redis != nil {
 			_ = s.redis.Close()

@@ -1,9 +1,11 @@
 // Package tenants provides extauthz's configuration (tenants, their hosts
 // and identity providers) and maps a request to its tenant and provider.
 //
-// CONTRACT FILE: the exported names below are what authz and cmd/extauthz
-// build against. The implementation may add exported names; it must not
-// rename or remove these without updating every caller.
+// Config mirrors the YAML file one to one; Load reads and defaults it,
+// Validate reports every problem with its YAML path, and NewSet compiles a
+// valid Config into the Set that authz asks which tenant a request belongs
+// to and what that tenant's Rules are. Registrations turns each provider
+// into the jwkscache.Registration the service registers.
 package tenants
 
 import "time"
@@ -102,7 +104,8 @@ type Limits struct {
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
 }
 
-// CacheSettings are the cache spec's per-provider fields. In the jwks block
+// CacheSettings are the per-provider settings of a jwkscache.Registration,
+// by their YAML names. In the jwks block
 // they are registry-wide defaults; in a provider they override those. A nil
 // field is "not set".
 type CacheSettings struct {
@@ -136,7 +139,7 @@ type JWKS struct {
 	CacheSettings        `yaml:",inline"`
 	CAFile               string `yaml:"ca_file"`                // extra CA bundle (PEM) for internal identity providers
 	MaxConcurrentFetches int    `yaml:"max_concurrent_fetches"` // default 16
-	Redis                *Redis `yaml:"redis"`                  // optional snapshot sharing (issue: Redis)
+	Redis                *Redis `yaml:"redis"`                  // optional snapshot sharing between replicas
 }
 
 // Redis configures snapshot sharing between replicas.

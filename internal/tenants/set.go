@@ -94,8 +94,8 @@ func NormalizeType(typ string) string {
 	return strings.TrimPrefix(typ, "application/")
 }
 
-// TenantRules are one tenant's compiled settings. They are read-only.
-type TenantRules struct {
+// Rules are one tenant's compiled settings. They are read-only.
+type Rules struct {
 	ID        string
 	Hosts     []string         // normalised patterns
 	Providers []*ProviderRules // config order
@@ -122,14 +122,14 @@ type TenantRules struct {
 }
 
 // Provider returns the provider with that id.
-func (t *TenantRules) Provider(id string) (*ProviderRules, bool) {
+func (t *Rules) Provider(id string) (*ProviderRules, bool) {
 	p, ok := t.byID[id]
 	return p, ok
 }
 
 // ProviderByIssuer returns the provider whose fixed issuer equals iss
 // exactly (RFC 7519 §4.1.1: a case-sensitive string comparison).
-func (t *TenantRules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
+func (t *Rules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
 	p, ok := t.byIssuer[iss]
 	return p, ok
 }
@@ -140,7 +140,7 @@ func (t *TenantRules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
 // tenant that could both match one iss). The match is that provider's
 // MatchIssuer; a provider is returned with an error when iss has its
 // template's shape but fails its other conditions.
-func (t *TenantRules) ProviderForToken(iss string, claims map[string]any) (*ProviderRules, IssuerMatch, error) {
+func (t *Rules) ProviderForToken(iss string, claims map[string]any) (*ProviderRules, IssuerMatch, error) {
 	if p, ok := t.byIssuer[iss]; ok {
 		return p, IssuerMatch{}, nil
 	}
@@ -183,10 +183,10 @@ func (p *ProviderRules) MatchIssuer(iss string, claims map[string]any) (IssuerMa
 // tenants by id and by host, and their providers. It is safe for concurrent
 // use; a reload builds a new Set and swaps it in.
 type Set struct {
-	tenants      []*TenantRules
-	byID         map[string]*TenantRules
-	exact        map[string]*TenantRules
-	wildcard     map[string]*TenantRules // key: ".acme.test" for "*.acme.test"
+	tenants      []*Rules
+	byID         map[string]*Rules
+	exact        map[string]*Rules
+	wildcard     map[string]*Rules // key: ".acme.test" for "*.acme.test"
 	tenantHeader string
 	limits       Limits
 	dpopReplay   DPoPReplay
@@ -201,9 +201,9 @@ func NewSet(c *Config) (*Set, error) {
 		return nil, fmt.Errorf("tenants: invalid config: %w", err)
 	}
 	s := &Set{
-		byID:         make(map[string]*TenantRules, len(c.Tenants)),
-		exact:        map[string]*TenantRules{},
-		wildcard:     map[string]*TenantRules{},
+		byID:         make(map[string]*Rules, len(c.Tenants)),
+		exact:        map[string]*Rules{},
+		wildcard:     map[string]*Rules{},
 		tenantHeader: strings.ToLower(c.TenantHeader),
 		limits:       c.Limits,
 		dpopReplay:   c.DPoPReplay,
@@ -211,7 +211,7 @@ func NewSet(c *Config) (*Set, error) {
 	}
 	allClaimHeaders := map[string]bool{}
 	for _, t := range c.Tenants {
-		tr := &TenantRules{
+		tr := &Rules{
 			ID:       t.ID,
 			byID:     map[string]*ProviderRules{},
 			byIssuer: map[string]*ProviderRules{},
@@ -314,10 +314,10 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 }
 
 // Tenants returns every tenant in config order.
-func (s *Set) Tenants() []*TenantRules { return s.tenants }
+func (s *Set) Tenants() []*Rules { return s.tenants }
 
 // Tenant returns the tenant with that id (exact, case-sensitive).
-func (s *Set) Tenant(id string) (*TenantRules, bool) {
+func (s *Set) Tenant(id string) (*Rules, bool) {
 	t, ok := s.byID[id]
 	return t, ok
 }
@@ -348,7 +348,7 @@ func (s *Set) TrustForwardedClientCert() bool { return s.trustXFCC }
 // "*.acme.test" matches every name below acme.test at any depth
 // ("x.acme.test", "a.b.acme.test"), like Envoy's virtual_hosts domains, but
 // never "acme.test" itself.
-func (s *Set) TenantForHost(host string) (*TenantRules, bool) {
+func (s *Set) TenantForHost(host string) (*Rules, bool) {
 	h := NormalizeHost(host)
 	if h == "" {
 		return nil, false

@@ -218,7 +218,7 @@ func writeFile(t *testing.T, content string) string {
 }
 
 // fakeCheck stands in for (*jwkscache.Registry).Validate: it reports a
-// FieldError for a few rules of the spec.
+// FieldError for a few rules of the cache.
 func fakeCheck(reg jwkscache.Registration) error {
 	var errs []error
 	if !strings.HasPrefix(reg.JWKSURL, "https://") && reg.RequireHTTPS {
