@@ -343,8 +343,8 @@ func (c *Config) validateGlobal(v *validator) {
 	if n := c.Limits.MaxConcurrentStreams; n < 1 || n > 1024 {
 		v.add("limits.max_concurrent_streams", fmt.Sprintf("%d must be between 1 and 1024", n))
 	}
-	if f := c.Readiness.MinAvailableShare; !(f > 0 && f <= 1) {
-		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in (0, 1]", f))
+	if f := c.Readiness.MinAvailableShare; !(f >= 0 && f <= 1) {
+		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in [0, 1] (0: off)", f))
 	}
 	if d := time.Duration(c.Limits.ColdWait); d < 0 || d > time.Minute {
 		v.add("limits.cold_wait", fmt.Sprintf("%s must be between 0s and 1m", d))
