@@ -182,6 +182,13 @@ func checkCompose(r repo) (*composeDemo, error) {
 	if !slices.ContainsFunc(idp.Ports, func(p string) bool { return strings.HasSuffix(p, ":"+idpPort) }) {
 		fail("service demo-idp: port %s is not published, so the docs' curl for /token cannot reach it", idpPort)
 	}
+	for _, p := range idp.Ports {
+		// HOST_IP:HOST_PORT:CONTAINER_PORT; without HOST_IP Docker
+		// publishes on every interface of the host.
+		if host, _, ok := strings.Cut(p, ":"); !ok || strings.Count(p, ":") < 2 || !tenants.IsLoopback(host+":0") {
+			fail("service demo-idp: port %q is published beyond loopback; its /token mints valid tokens for anyone who reaches it (use \"127.0.0.1:%s:%s\")", p, idpPort, idpPort)
+		}
+	}
 	if cfg := demo.config; cfg != nil {
 		if cfg.JWKS.CAFile != caOut {
 			fail("extauthz config jwks.ca_file %q is not the file demo-idp writes (-ca-out %q)", cfg.JWKS.CAFile, caOut)

@@ -20,7 +20,7 @@ func checkAll(r repo) error {
 		return err
 	}
 	var errs []error
-	errs = append(errs, checkKubernetes(r, m), checkIstio(m))
+	errs = append(errs, checkKubernetes(r, m), checkIstio(m), checkIstioRoutes(m))
 
 	configs := map[string]*tenants.Config{}
 	demo, err := checkCompose(r)
@@ -55,6 +55,7 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		svc   = "deploy/kubernetes/service.yaml"
 		pdb   = "deploy/kubernetes/pdb.yaml"
 		kust  = "deploy/kubernetes/kustomization.yaml"
+		np    = "deploy/kubernetes/networkpolicy.yaml"
 		mesh  = "deploy/istio/mesh-config.yaml"
 		pol   = "deploy/istio/authorization-policy.yaml"
 		cmp   = composeFileName
@@ -101,6 +102,17 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		{"pdb blocks every disruption", pdb, "minAvailable: 1", "minAvailable: 2", "leaves no disruption"},
 		{"kustomization lists a missing file", kust, "  - pdb.yaml", "  - pdb.yaml\n  - hpa.yaml", "hpa.yaml does not exist"},
 		{"kustomization misses a file", kust, "  - pdb.yaml\n", "", "pdb.yaml is not listed"},
+		// The admin API: a token from a Secret, probes open, the port closed to all but the scraper.
+		{"admin token removed", cm, "      token_file: /etc/extauthz-admin/token\n", "", "not a loopback address"},
+		{"admin token not from a Secret", dep, "mountPath: /etc/extauthz-admin", "mountPath: /etc/extauthz-token", "not in a volume mounted from a Secret"},
+		{"admin probes need the token", cm, "open_probes: true", "open_probes: false", "get 401"},
+		{"network policy missing", kust, "  - networkpolicy.yaml\n", "", "networkpolicy.yaml is not listed"},
+		{"network policy typo", np, "policyTypes: [Ingress]", "policyType: [Ingress]", `unknown field "policyType"`},
+		{"network policy admits admin from all", np, "    - from:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: monitoring\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n      ports:", "    - ports:", "from everyone"},
+		{"network policy admits all ports to clients", np, "    - ports:\n        - port: grpc\n        - port: http\n", "    - {}\n", "from everyone"},
+		{"network policy admits admin from any pod", np, "          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: prometheus\n", "", "more than a named scraper"},
+		{"network policy blocks clients", np, "        - port: grpc\n", "", "no rule admits listen.grpc"},
+		{"network policy selects nothing", np, "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: extauthz", "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: other", "does not select"},
 		// Istio provider and policy agree with the Service.
 		{"istio provider port", mesh, "port: 9191", "port: 9192", "not the Service's grpc port"},
 		{"istio provider service", mesh, "service: extauthz.extauthz.svc", "service: extauthz.default.svc", "extauthz.default.svc"},
@@ -108,6 +120,9 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		{"istio status on error", mesh, `statusOnError: "503"`, `statusOnError: "403"`, "statusOnError"},
 		{"istio policy names unknown provider", pol, "name: extauthz ", "name: ext-authz ", `"ext-authz"`},
 		{"istio policy not CUSTOM", pol, "action: CUSTOM", "action: DENY", "no AuthorizationPolicy with action CUSTOM"},
+		{"istio policy skips a route", pol, `notPaths: ["/healthz"]`, `notPaths: ["/healthz", "/admin/*"]`, "routes[0] (/admin/)"},
+		{"istio paths not normalised", mesh, "normalization: MERGE_SLASHES", "normalization: NONE", "pathNormalization NONE"},
+		{"ConfigMap config without routes", cm, "        routes:\n          - {path_prefix: /admin/, requirement: admins}\n          - {path_prefix: /orders/, methods: [POST, PUT, PATCH, DELETE], requirement: orders-write}\n", "", "no routes"},
 		// The compose file names only files of the repository, and agrees with itself.
 		{"compose mounts a missing file", cmp, "./envoy/envoy.yaml:", "./envoy/front-proxy.yaml:", "front-proxy.yaml"},
 		{"compose build context missing", cmp, "context: .\n      dockerfile: Dockerfile\n    image: extauthz:dev\n    command: [\"-config\"", "context: ./build\n      dockerfile: Dockerfile\n    image: extauthz:dev\n    command: [\"-config\"", "build context"},
@@ -115,7 +130,10 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		{"compose undeclared volume", cmp, "- idp-ca:/shared\n", "- ca:/shared\n", `"ca"`},
 		{"compose CA path differs", cmp, `"-ca-out", "/shared/ca.pem"`, `"-ca-out", "/shared/idp-ca.pem"`, "jwks.ca_file"},
 		{"compose idp hostname differs", cmp, `"-hostname", "demo-idp"`, `"-hostname", "idp"`, "want host idp:8443"},
-		{"compose idp port not published", cmp, `- "8443:8443"`, `- "9443:9443"`, "not published"},
+		{"compose idp port not published", cmp, `- "127.0.0.1:8443:8443"`, `- "127.0.0.1:9443:9443"`, "not published"},
+		{"compose idp token endpoint on every interface", cmp, `- "127.0.0.1:8443:8443"`, `- "8443:8443"`, "beyond loopback"},
+		{"compose idp token endpoint on a host IP", cmp, `- "127.0.0.1:8443:8443"`, `- "0.0.0.0:8443:8443"`, "beyond loopback"},
+		{"compose admin off loopback without token", excfg, "admin: 127.0.0.1:9193", "admin: 0.0.0.0:9193", "not a loopback address"},
 		{"compose config not mounted", cmp, "./deploy/compose/extauthz.yaml:/etc/extauthz/config.yaml", "./deploy/compose/extauthz.yaml:/etc/extauthz/other.yaml", "-config"},
 		{"compose envoy image of another release", cmp, "envoyproxy/envoy:v1.40-latest", "envoyproxy/envoy:v1.31-latest", "Envoy 1.31"},
 		{"compose demo-idp healthcheck", cmp, "    healthcheck:\n      disable: true\n", "", "HEALTHCHECK"},

@@ -14,6 +14,7 @@ import (
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -58,6 +59,7 @@ type manifests struct {
 	services      []*corev1.Service
 	configMaps    []*corev1.ConfigMap
 	pdbs          []*policyv1.PodDisruptionBudget
+	netpols       []*networkingv1.NetworkPolicy
 	namespaces    []*corev1.Namespace
 	kustomization *kustomization
 	files         []string // the manifest files read, repository-relative
@@ -131,6 +133,10 @@ func (m *manifests) decode(doc []byte) error {
 	case "policy/v1/PodDisruptionBudget":
 		o := &policyv1.PodDisruptionBudget{}
 		m.pdbs = append(m.pdbs, o)
+		return strict(o)
+	case "networking.k8s.io/v1/NetworkPolicy":
+		o := &networkingv1.NetworkPolicy{}
+		m.netpols = append(m.netpols, o)
 		return strict(o)
 	case "kustomize.config.k8s.io/v1beta1/Kustomization":
 		m.kustomization = &kustomization{}
@@ -320,6 +326,8 @@ func checkKubernetes(r repo, m *manifests) error {
 		}
 	}
 
+	errs = append(errs, checkAdminAccess(kd, adminPort), checkNetworkPolicy(m, podLabels, c, ports))
+
 	pdb, err := one(m.pdbs, "PodDisruptionBudget")
 	if err != nil {
 		fail("%v", err)
@@ -507,4 +515,93 @@ func resolvePort(p intstr.IntOrString, ports []corev1.ContainerPort) int32 {
 		}
 	}
 	return 0
+}
+
+// checkAdminAccess: an admin listener a pod exposes has a token, read from
+// a Secret volume, and the probes (which carry no token) are open.
+func checkAdminAccess(kd *kubeDeployment, adminPort int32) error {
+	cfg, c := kd.config, kd.container
+	if adminPort == 0 {
+		return nil
+	}
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	file := cfg.Admin.TokenFile
+	if file == "" {
+		return errors.New("ConfigMap config: admin.token_file is not set, but listen.admin is reachable in the pod")
+	}
+	if !cfg.Admin.OpenProbes {
+		fail("ConfigMap config: admin.open_probes is false, so the kubelet's probes (no token) get 401")
+	}
+	spec := kd.dep.Spec.Template.Spec
+	fromSecret := false
+	for _, vm := range c.VolumeMounts {
+		if path.Dir(file) != path.Clean(vm.MountPath) {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name == vm.Name && v.Secret != nil && v.Secret.SecretName != "" {
+				fromSecret = true
+			}
+		}
+	}
+	if !fromSecret {
+		fail("container %s: admin.token_file %s is not in a volume mounted from a Secret", c.Name, file)
+	}
+	return errors.Join(errs...)
+}
+
+// checkNetworkPolicy: one NetworkPolicy selects the pods for Ingress, lets
+// clients reach the grpc and http ports, and admits the admin port only
+// from named peers, never from everyone.
+func checkNetworkPolicy(m *manifests, podLabels labels.Set, c *corev1.Container, ports map[string]int32) error {
+	np, err := one(m.netpols, "NetworkPolicy")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err != nil || sel.Empty() || !sel.Matches(podLabels) {
+		fail("NetworkPolicy %s: podSelector does not select the Deployment's pods", np.Name)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+		fail("NetworkPolicy %s: policyTypes must include Ingress", np.Name)
+	}
+	// admits reports whether rule r lets traffic reach container port p.
+	admits := func(r networkingv1.NetworkPolicyIngressRule, p int32) bool {
+		if len(r.Ports) == 0 {
+			return true
+		}
+		for _, rp := range r.Ports {
+			if rp.Port == nil || resolvePort(*rp.Port, c.Ports) == p {
+				return true
+			}
+		}
+		return false
+	}
+	for _, key := range []string{"listen.grpc", "listen.http"} {
+		p, on := ports[key]
+		if on && !slices.ContainsFunc(np.Spec.Ingress, func(r networkingv1.NetworkPolicyIngressRule) bool { return admits(r, p) }) {
+			fail("NetworkPolicy %s: no rule admits %s (port %d): clients could not reach it", np.Name, key, p)
+		}
+	}
+	if p, on := ports["listen.admin"]; on {
+		for i, r := range np.Spec.Ingress {
+			if !admits(r, p) {
+				continue
+			}
+			if len(r.From) == 0 {
+				fail("NetworkPolicy %s: ingress[%d] admits the admin port %d from everyone; name the scraper", np.Name, i, p)
+			}
+			for j, peer := range r.From {
+				// A named scraper: pods chosen by label (in the namespaces
+				// chosen), not an address range or a whole namespace.
+				if peer.IPBlock != nil || peer.PodSelector == nil ||
+					len(peer.PodSelector.MatchLabels)+len(peer.PodSelector.MatchExpressions) == 0 {
+					fail("NetworkPolicy %s: ingress[%d].from[%d] admits the admin port %d from more than a named scraper", np.Name, i, j, p)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

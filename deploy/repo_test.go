@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
@@ -90,8 +91,9 @@ func stripComments(doc []byte) []byte {
 // loadConfig parses and validates an extauthz config as
 // `extauthz -config FILE -check` does: tenants.Parse, then Validate with a
 // jwkscache registry's rules for every provider's cache registration.
-// jwks.ca_file is the one exception: it names a file inside the container
-// (the compose demo's shared volume), which the repository does not have.
+// jwks.ca_file and admin.token_file are the exceptions: they name files
+// inside the container (the compose demo's shared volume, a Secret), which
+// the repository does not have.
 func loadConfig(b []byte) (*tenants.Config, error) {
 	cfg, err := tenants.Parse(b)
 	if err != nil {
@@ -105,7 +107,7 @@ func loadConfig(b []byte) (*tenants.Config, error) {
 	var kept []error
 	for _, e := range tenants.Problems(cfg.Validate(reg.Validate)) {
 		var pe *tenants.PathError
-		if errors.As(e, &pe) && pe.Path == "jwks.ca_file" {
+		if errors.As(e, &pe) && (pe.Path == "jwks.ca_file" || pe.Path == "admin.token_file" && strings.HasPrefix(pe.Reason, "cannot read")) {
 			continue
 		}
 		kept = append(kept, e)

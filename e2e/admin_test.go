@@ -18,10 +18,11 @@ import (
 	"github.com/extauthz/extauthz/internal/checkclient"
 )
 
-// adminConfig is config with the admin listener on adminAddr.
+// adminConfig is config with the admin listener on adminAddr (loopback,
+// so no token) and forced refreshes of one provider at least 1s apart.
 func adminConfig(addr, adminAddr, ca string, ts ...tenant) string {
 	cfg := config(addr, ca, ts...)
-	return strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", adminAddr), 1)
+	return strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", adminAddr), 1) + "admin: {refresh_min_interval: 1s}\n"
 }
 
 // adminStart starts the binary like start does, but returns as soon as the
@@ -127,8 +128,14 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 
 	// The identity provider fails again: the forced refresh is a 502, and
 	// the cached keys keep the service ready and the tokens allowed.
+	// A refresh sooner than admin.refresh_min_interval is a 429.
 	globex.down.Store(true)
-	if res := adminDo(http.MethodPost, base+"/v1/providers/globex/main/refresh"); res.status != http.StatusBadGateway || !strings.Contains(res.body, `"refresh_failed"`) {
+	var res adminResponse
+	eventually(t, func() bool {
+		res = adminDo(http.MethodPost, base+"/v1/providers/globex/main/refresh")
+		return res.status != http.StatusTooManyRequests
+	}, "a forced refresh 1s after the last")
+	if res.status != http.StatusBadGateway || !strings.Contains(res.body, `"refresh_failed"`) {
 		t.Fatalf("forced refresh with the identity provider down: %d %s", res.status, res.body)
 	}
 	if res := p.check(checkclient.Request{Host: "api.globex.test", Token: globex.token(t, "bob", nil)}); !res.Allowed {
@@ -188,5 +195,64 @@ func TestAdmin_MinReadyShare(t *testing.T) {
 	}
 	if res := adminDo(http.MethodGet, base+"/v1/providers/nope/main"); res.status != http.StatusNotFound {
 		t.Errorf("unknown provider: %d %s", res.status, res.body)
+	}
+}
+
+// TestAdmin_TokenOnTheRealBinary: -check refuses an admin listener beyond
+// loopback without admin.token_file; with one, the binary serves the
+// provider API only to the bearer token, and the probes only to it unless
+// admin.open_probes.
+func TestAdmin_TokenOnTheRealBinary(t *testing.T) {
+	acme := newIdP(t, "ES256")
+	addr := freeAddr(t)
+	ca := caFile(t, acme.srv)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	exposed := strings.Replace(config(addr, ca, tenant{id: "acme", host: "api.acme.test", idp: acme}), `admin: ""`, `admin: "0.0.0.0:0"`, 1)
+	if code, _, stderr := run(t, "-config", write("exposed.yaml", exposed), "-check"); code != 1 || !strings.Contains(stderr, `listen.admin: "0.0.0.0:0" is not a loopback address: set admin.token_file`) {
+		t.Fatalf("-check of a non-loopback admin without a token: exit %d\n%s", code, stderr)
+	}
+
+	const token = "e2e-admin-token-0123456789abcdef"
+	tokenFile := write("token", token+"\n")
+	adminAddr := freeAddr(t)
+	cfg := strings.Replace(config(addr, ca, tenant{id: "acme", host: "api.acme.test", idp: acme}), `admin: ""`, fmt.Sprintf("admin: %q", adminAddr), 1) +
+		fmt.Sprintf("admin: {token_file: %q}\n", tokenFile)
+	start(t, addr, cfg)
+	base := "http://" + adminAddr
+	get := func(path, auth string) int {
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, tt := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/v1/providers", "", http.StatusUnauthorized},
+		{"/v1/providers", "Bearer wrong-token-0123456789abcdef", http.StatusUnauthorized},
+		{"/v1/providers", "Bearer " + token, http.StatusOK},
+		{"/healthz", "", http.StatusUnauthorized}, // open_probes is off
+		{"/healthz", "Bearer " + token, http.StatusOK},
+	} {
+		if got := get(tt.path, tt.auth); got != tt.want {
+			t.Errorf("GET %s with %q: %d, want %d", tt.path, tt.auth, got, tt.want)
+		}
 	}
 }

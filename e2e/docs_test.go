@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -117,7 +118,7 @@ func TestReadme_EnvoySnippetIsValidEnvoyAPI(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(block), &doc); err != nil {
 		t.Fatalf("README Envoy snippet is not YAML: %v", err)
 	}
-	if len(doc.HTTPFilters) != 2 || len(doc.Routes) != 1 || len(doc.Clusters) != 1 {
+	if len(doc.HTTPFilters) != 2 || len(doc.Routes) != 2 || len(doc.Clusters) != 1 {
 		t.Fatalf("snippet shape changed: %d filters, %d routes, %d clusters", len(doc.HTTPFilters), len(doc.Routes), len(doc.Clusters))
 	}
 	parse := func(name string, raw json.RawMessage, m validatable) {
@@ -132,7 +133,9 @@ func TestReadme_EnvoySnippetIsValidEnvoyAPI(t *testing.T) {
 	filter := &hcmv3.HttpFilter{}
 	parse("http_filters[0]", doc.HTTPFilters[0], filter)
 	parse("http_filters[1]", doc.HTTPFilters[1], &hcmv3.HttpFilter{})
-	parse("routes[0]", doc.Routes[0], &routev3.Route{})
+	for i, r := range doc.Routes {
+		parse(fmt.Sprintf("routes[%d]", i), r, &routev3.Route{})
+	}
 	cluster := &clusterv3.Cluster{}
 	parse("clusters[0]", doc.Clusters[0], cluster)
 

@@ -24,6 +24,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	earlymutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,6 +38,7 @@ import (
 
 const (
 	envoyConfigPath   = "envoy.yaml"
+	mtlsConfigPath    = "envoy-mtls.yaml"
 	extauthzConfig    = "../deploy/compose/extauthz.yaml"
 	composeFile       = "../docker-compose.yml"
 	extAuthzFilter    = "envoy.filters.http.ext_authz"
@@ -46,10 +48,11 @@ const (
 
 // demo is what envoy.yaml must agree with: the docker compose demo it runs in.
 type demo struct {
-	services     map[string]bool // compose service names, the DNS names Envoy resolves
-	grpcPort     uint32          // port of listen.grpc in the extauthz config
-	tenants      map[string]bool // tenant ids in the extauthz config
-	claimHeaders []string        // every claims_to_headers value in the extauthz config
+	services     map[string]bool            // compose service names, the DNS names Envoy resolves
+	grpcPort     uint32                     // port of listen.grpc in the extauthz config
+	tenants      map[string]bool            // tenant ids in the extauthz config
+	requirements map[string]map[string]bool // tenant id → its requirement names
+	claimHeaders []string                   // every claims_to_headers value in the extauthz config
 }
 
 func TestEnvoyConfig_ValidAgainstEnvoyAPIAndDemo(t *testing.T) {
@@ -74,6 +77,34 @@ func TestEnvoyConfig_ValidAgainstEnvoyAPIAndDemo(t *testing.T) {
 		if !seen[url] {
 			t.Errorf("typed_config %s was not unpacked and validated; seen: %v", url, seen)
 		}
+	}
+}
+
+// TestEnvoyConfig_MTLSExample checks envoy-mtls.yaml like envoy.yaml, plus
+// what certificate-bound tokens need: the listener requires a client
+// certificate, ext_authz sends it, and a client's own XFCC is dropped.
+func TestEnvoyConfig_MTLSExample(t *testing.T) {
+	doc := readFile(t, mtlsConfigPath)
+	d := loadDemo(t)
+	seen, err := checkEnvoy(doc, d)
+	if err != nil {
+		t.Fatalf("%s does not pass the checks:\n%v", mtlsConfigPath, err)
+	}
+	if url := "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"; !seen[url] {
+		t.Errorf("%s was not unpacked and validated", url)
+	}
+	for _, tt := range []struct{ name, old, new, wantErr string }{
+		{"peer certificate not sent", "include_peer_certificate: true", "include_peer_certificate: false", "include_peer_certificate must be true"},
+		{"client certificate optional", "require_client_certificate: true", "require_client_certificate: false", "include_peer_certificate must be false"},
+		{"client's XFCC passed on", "forward_client_cert_details: SANITIZE_SET", "forward_client_cert_details: APPEND_FORWARD", "forward_client_cert_details"},
+		{"typo in the TLS context", "require_client_certificate: true", "require_client_cert: true", "unknown field"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := checkEnvoy(mutate(t, doc, tt.old, tt.new), d)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
 	}
 }
 
@@ -106,6 +137,11 @@ func TestEnvoyConfig_MutationsFail(t *testing.T) {
 		{"transport API not V3", "transport_api_version: V3", "transport_api_version: AUTO", "transport_api_version"},
 		{"no timeout on the Check", "timeout: 3s", "", "timeout"},
 		{"tenant not in the extauthz config", "tenant: acme", "tenant: umbrella", "umbrella"},
+		{"requirement not in the extauthz config", "requirement: orders-write", "requirement: orders-admin", "orders-admin"},
+		{"no route names a requirement", "requirement: orders-write", "", "requirement"},
+		{"normalize_path off", "normalize_path: true", "normalize_path: false", "normalize_path"},
+		{"merge_slashes off", "merge_slashes: true", "merge_slashes: false", "merge_slashes"},
+		{"escaped slashes kept", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: KEEP_UNCHANGED", "path_with_escaped_slashes_action"},
 		{"no route with ext_authz disabled", "disabled: true", "check_settings: {context_extensions: {tenant: acme}}", "disabled"},
 		{"claim header not stripped at the edge", "\n                        - remove: x-auth-email", "", "x-auth-email"},
 		{"claim header removed after ext_authz", `domains: ["*"]`, "domains: [\"*\"]\n                      request_headers_to_remove: [x-auth-subject]", "request_headers_to_remove"},
@@ -223,6 +259,7 @@ func crossCheck(bs *bootstrapv3.Bootstrap, d demo) error {
 	var hcms int
 	for _, l := range bs.GetStaticResources().GetListeners() {
 		for _, fc := range l.GetFilterChains() {
+			mtls := requiresClientCert(fc.GetTransportSocket())
 			for _, f := range fc.GetFilters() {
 				var hcm hcmv3.HttpConnectionManager
 				if f.GetTypedConfig().MessageIs(&hcm) {
@@ -231,7 +268,7 @@ func crossCheck(bs *bootstrapv3.Bootstrap, d demo) error {
 						continue
 					}
 					hcms++
-					errs = append(errs, checkHCM(l.GetName(), &hcm, clusters, d))
+					errs = append(errs, checkHCM(l.GetName(), &hcm, clusters, d, mtls))
 				}
 			}
 		}
@@ -242,10 +279,29 @@ func crossCheck(bs *bootstrapv3.Bootstrap, d demo) error {
 	return errors.Join(errs...)
 }
 
-func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[string]*clusterv3.Cluster, d demo) error {
+// requiresClientCert reports whether a filter chain's transport socket is
+// downstream TLS that requires a client certificate.
+func requiresClientCert(ts *corev3.TransportSocket) bool {
+	var tls tlsv3.DownstreamTlsContext
+	if ts.GetTypedConfig() == nil || ts.GetTypedConfig().UnmarshalTo(&tls) != nil {
+		return false
+	}
+	return tls.GetRequireClientCertificate().GetValue()
+}
+
+func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[string]*clusterv3.Cluster, d demo, mtls bool) error {
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("listener %q: "+format, append([]any{listener}, args...)...))
+	}
+	if mtls {
+		// A client's own x-forwarded-client-cert must never reach the
+		// upstream (or extauthz) as if Envoy had written it.
+		switch hcm.GetForwardClientCertDetails() {
+		case hcmv3.HttpConnectionManager_SANITIZE, hcmv3.HttpConnectionManager_SANITIZE_SET:
+		default:
+			fail("forward_client_cert_details %s passes on a client's own x-forwarded-client-cert; want SANITIZE or SANITIZE_SET", hcm.GetForwardClientCertDetails())
+		}
 	}
 
 	// The http filter chain: ext_authz present and enforcing, router last.
@@ -270,7 +326,7 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 	if authz == nil {
 		fail("no usable %s http filter", extAuthzFilter)
 	} else {
-		errs = append(errs, checkExtAuthz(listener, authz, clusters, d))
+		errs = append(errs, checkExtAuthz(listener, authz, clusters, d, mtls))
 	}
 
 	// Routes: clusters exist, per-route ext_authz settings name known tenants,
@@ -278,7 +334,7 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 	if hcm.GetRouteConfig() == nil {
 		fail("route_config must be inline (RDS cannot be checked here)")
 	}
-	var disabled, tenantRoutes int
+	var disabled, tenantRoutes, requirementRoutes int
 	rc := hcm.GetRouteConfig()
 	if len(rc.GetRequestHeadersToRemove()) > 0 {
 		errs = append(errs, removedAfterAuthz(listener, "route_config", rc.GetRequestHeadersToRemove(), d))
@@ -309,11 +365,20 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 			if name := per.GetCheckSettings().GetGrpcService().GetEnvoyGrpc().GetClusterName(); name != "" && clusters[name] == nil {
 				fail("%s: check_settings.grpc_service names cluster %q, which does not exist", where, name)
 			}
-			if tenant, ok := per.GetCheckSettings().GetContextExtensions()["tenant"]; ok {
+			ext := per.GetCheckSettings().GetContextExtensions()
+			if tenant, ok := ext["tenant"]; ok {
 				if !d.tenants[tenant] {
 					fail("%s: context_extensions tenant %q is not a tenant of %s", where, tenant, extauthzConfig)
 				}
 				tenantRoutes++
+			}
+			if req, ok := ext["requirement"]; ok {
+				// extauthz denies a name the tenant lacks (requirement_unknown):
+				// the route's tenant must have it.
+				if tenant := ext["tenant"]; !d.requirements[tenant][req] {
+					fail("%s: context_extensions requirement %q is not a requirement of tenant %q in %s", where, req, tenant, extauthzConfig)
+				}
+				requirementRoutes++
 			}
 		}
 	}
@@ -322,6 +387,20 @@ func checkHCM(listener string, hcm *hcmv3.HttpConnectionManager, clusters map[st
 	}
 	if tenantRoutes == 0 {
 		fail("no route with ext_authz context_extensions {tenant: ...}")
+	}
+	if requirementRoutes == 0 {
+		fail("no route with ext_authz context_extensions {requirement: ...} (the per-route requirement example)")
+	}
+	// extauthz matches its routes on the normalised path; Envoy must match
+	// its own on the same path, and refuse what extauthz refuses.
+	if !hcm.GetNormalizePath().GetValue() {
+		fail("normalize_path must be true (RFC 3986 normalisation before route matching)")
+	}
+	if !hcm.GetMergeSlashes() {
+		fail("merge_slashes must be true")
+	}
+	if a := hcm.GetPathWithEscapedSlashesAction(); a != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		fail("path_with_escaped_slashes_action is %s, want REJECT_REQUEST (extauthz denies %%2F as path_invalid)", a)
 	}
 
 	// Claim headers: stripped before any filter runs.
@@ -373,7 +452,7 @@ func routeClusters(r *routev3.Route) []string {
 	return names
 }
 
-func checkExtAuthz(listener string, a *extauthzv3.ExtAuthz, clusters map[string]*clusterv3.Cluster, d demo) error {
+func checkExtAuthz(listener string, a *extauthzv3.ExtAuthz, clusters map[string]*clusterv3.Cluster, d demo, mtls bool) error {
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("listener %q: ext_authz: "+format, append([]any{listener}, args...)...))
@@ -393,8 +472,11 @@ func checkExtAuthz(listener string, a *extauthzv3.ExtAuthz, clusters map[string]
 	if got := a.GetStatusOnError().GetCode(); got != wantStatusOnError {
 		fail("status_on_error is %v, want %d", got, int32(wantStatusOnError))
 	}
-	if a.GetIncludePeerCertificate() {
-		fail("include_peer_certificate must be false")
+	switch {
+	case mtls && !a.GetIncludePeerCertificate():
+		fail("include_peer_certificate must be true on a mutual-TLS listener: certificate-bound tokens (RFC 8705) are refused without the client certificate")
+	case !mtls && a.GetIncludePeerCertificate():
+		fail("include_peer_certificate must be false on a listener that requires no client certificate")
 	}
 	gs := a.GetGrpcService()
 	if gs == nil {
@@ -449,9 +531,13 @@ func loadDemo(t *testing.T) demo {
 	if err != nil {
 		t.Fatalf("%s: listen.grpc %q: %v", extauthzConfig, cfg.Listen.GRPC, err)
 	}
-	d := demo{grpcPort: uint32(port), tenants: map[string]bool{}, services: map[string]bool{}}
+	d := demo{grpcPort: uint32(port), tenants: map[string]bool{}, services: map[string]bool{}, requirements: map[string]map[string]bool{}}
 	for _, tn := range cfg.Tenants {
 		d.tenants[tn.ID] = true
+		d.requirements[tn.ID] = map[string]bool{}
+		for name := range tn.Requirements {
+			d.requirements[tn.ID][name] = true
+		}
 		for _, p := range tn.Providers {
 			for _, h := range p.ClaimsToHeaders {
 				if !slices.Contains(d.claimHeaders, h) {
@@ -485,7 +571,7 @@ func parseExtauthzConfig(b []byte) (*tenants.Config, error) {
 func mutate(t *testing.T, doc []byte, old, new string) []byte {
 	t.Helper()
 	if !bytes.Contains(doc, []byte(old)) {
-		t.Fatalf("mutation does not apply: %q not found in %s", old, envoyConfigPath)
+		t.Fatalf("mutation does not apply: %q not found", old)
 	}
 	return bytes.ReplaceAll(doc, []byte(old), []byte(new))
 }

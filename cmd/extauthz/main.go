@@ -1,13 +1,9 @@
 // Command extauthz is an Envoy ext_authz gRPC service that verifies JWTs
-// for many tenants against their identity providers' JWKS.
+// for many tenants against their identity providers' JWKS. `extauthz -h`
+// lists its commands (usage.go writes each one's synopsis, once); README.md
+// describes them.
 //
-//	extauthz -config FILE [-check] [-log-format json|text]
-//	extauthz demo
-//	extauthz demo-idp -listen ADDR -ca-out FILE -hostname NAME
-//	extauthz client -addr HOST:PORT -host HOST [-path /p] [-method GET] [-H 'name: value']... [-token T] [-ext k=v]...
-//	extauthz health -addr HOST:PORT [-service NAME]
-//
-// This file only parses flags and wires packages together; see README.md.
+// This package only parses flags and wires packages together.
 package main
 
 import (
@@ -22,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
 	"github.com/extauthz/extauthz/internal/service"
 )
@@ -34,33 +29,30 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	if len(args) > 0 {
-		switch args[0] {
-		case "demo":
-			return runDemo(ctx, args[1:], stdout, stderr)
-		case "demo-idp":
-			return runDemoIdP(args[1:], stdout, stderr)
-		case "client":
-			return checkclient.ClientCommand(ctx, args[1:], stdout, stderr)
-		case "health":
-			return checkclient.HealthCommand(ctx, args[1:], stdout, stderr)
+		for _, c := range commands() {
+			if c.name != "" && c.name == args[0] {
+				return c.run(ctx, args[1:], stdout, stderr)
+			}
 		}
 	}
 	return runServe(ctx, args, stdout, stderr)
 }
 
-func usage(fs *flag.FlagSet, stderr io.Writer) func() {
-	return func() {
-		fmt.Fprint(stderr, `usage:
-  extauthz -config FILE [-check] [-log-format json|text] [-drain-delay D] [-stop-timeout D]
-  extauthz demo [-grpc ADDR]
-  extauthz demo-idp -listen ADDR -ca-out FILE -hostname NAME
-  extauthz client -addr HOST:PORT -host HOST [-path /p] [-method GET] [-H 'name: value']... [-token TOKEN] [-ext key=value]...
-  extauthz health -addr HOST:PORT [-service NAME]
-
-flags of the server:
-`)
-		fs.PrintDefaults()
+// parse parses args into fs; done is set with the exit code when the
+// command must not run: 0 after -h, 2 after a bad flag or a stray argument.
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2, true
+	}
+	return 0, false
 }
 
 func signals() (<-chan os.Signal, func()) {
@@ -70,25 +62,16 @@ func signals() (<-chan os.Signal, func()) {
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("extauthz", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, stderr)
+	fs := newFlagSet("", stderr)
 	var opts service.Options
 	fs.StringVar(&opts.ConfigPath, "config", "", "configuration `FILE` (YAML)")
 	check := fs.Bool("check", false, "validate the configuration, list every problem, and exit")
+	fs.BoolVar(&opts.Reflection, "reflection", false, "serve grpc.reflection (also grpc.reflection in the config); off by default")
 	fs.StringVar(&opts.LogFormat, "log-format", "", "override log.format: json or text")
 	fs.DurationVar(&opts.DrainDelay, "drain-delay", service.DefaultDrainDelay, "on SIGTERM, keep answering this long after health turns NOT_SERVING (negative: none)")
 	fs.DurationVar(&opts.StopTimeout, "stop-timeout", service.DefaultStopTimeout, "bound of the graceful stop after the drain")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "extauthz: unknown command or argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
+	if code, done := parse(fs, args, stderr); done {
+		return code
 	}
 	if opts.ConfigPath == "" {
 		fmt.Fprintln(stderr, "extauthz: -config FILE is required (or try: extauthz demo)")
@@ -123,14 +106,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stderr)
 	grpcAddr := fs.String("grpc", "127.0.0.1:9191", "gRPC listen `ADDR` of the demo service")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	reflect := fs.Bool("reflection", false, "serve grpc.reflection (for grpcurl)")
+	if code, done := parse(fs, args, stderr); done {
+		return code
 	}
 	idp, err := demo.Start("127.0.0.1:0", "")
 	if err != nil {
@@ -155,6 +135,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			CAFile:   caFile,
 		}),
 		DrainDelay: -1, // a demo stops at once on Ctrl-C
+		Reflection: *reflect,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n(is %s in use? pick another address with -grpc 127.0.0.1:PORT)\n", err, *grpcAddr)
@@ -181,17 +162,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runDemoIdP(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo-idp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runDemoIdP(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("demo-idp", stderr)
 	listen := fs.String("listen", "127.0.0.1:8443", "HTTPS listen `ADDR`")
 	caOut := fs.String("ca-out", "", "write the generated CA certificate (PEM) to `FILE`")
 	hostname := fs.String("hostname", "", "host `NAME` in the issuer and the certificate (default: the listen IP)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parse(fs, args, stderr); done {
+		return code
 	}
 	idp, err := demo.Start(*listen, *hostname)
 	if err != nil {

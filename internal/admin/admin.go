@@ -4,16 +4,23 @@
 //
 // The admin listener is for operators and the local kubelet or Docker
 // health check only: it must not be exposed beyond them. It reveals the
-// configured tenants and identity providers and lets anyone who reaches it
-// make extauthz fetch key sets on demand; it binds to loopback by default.
+// configured tenants and identity providers and can make extauthz fetch
+// key sets on demand, so every request carries a bearer token (Options.Token)
+// unless the service keeps the listener on loopback; forced refreshes of one
+// provider are spaced by a minimum interval.
 package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +39,10 @@ type Registry interface {
 // policy's default deadline (8 s), so a refresh ends on its own terms.
 const DefaultRefreshTimeout = 15 * time.Second
 
+// DefaultRefreshMinInterval is the least time between two forced
+// refreshes of one provider when Options leave it unset.
+const DefaultRefreshMinInterval = 30 * time.Second
+
 // Options configure a Handler.
 type Options struct {
 	// Registry is the key cache; required.
@@ -49,13 +60,29 @@ type Options struct {
 	RefreshTimeout time.Duration
 	// Logger records forced refreshes (default: discard).
 	Logger *slog.Logger
+	// Token, when not empty, is the bearer token (RFC 6750 §2.1) every
+	// request must carry; others are answered 401.
+	Token []byte
+	// OpenProbes serves /healthz, /readyz and /metrics without the token.
+	// The provider API always needs it.
+	OpenProbes bool
+	// RefreshMinInterval spaces forced refreshes of one provider (default
+	// DefaultRefreshMinInterval); one sooner is answered 429 with
+	// Retry-After, so no caller can make the API flood an identity provider.
+	RefreshMinInterval time.Duration
+	// Now is the clock of RefreshMinInterval (default time.Now).
+	Now func() time.Time
 }
 
 // Handler is the admin API, an http.Handler. It is safe for concurrent use.
 type Handler struct {
-	opts     Options
-	mux      *http.ServeMux
-	draining atomic.Bool
+	opts      Options
+	mux       *http.ServeMux
+	draining  atomic.Bool
+	tokenHash [sha256.Size]byte
+
+	refreshMu   sync.Mutex
+	lastRefresh map[[2]string]time.Time // tenant, provider → last forced refresh
 }
 
 // New returns the admin API over opts.Registry.
@@ -69,7 +96,14 @@ func New(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{opts: opts, mux: http.NewServeMux()}
+	if opts.RefreshMinInterval <= 0 {
+		opts.RefreshMinInterval = DefaultRefreshMinInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{opts: opts, mux: http.NewServeMux(), lastRefresh: map[[2]string]time.Time{}}
+	h.tokenHash = sha256.Sum256(opts.Token)
 	if opts.Metrics != nil {
 		h.mux.Handle("GET /metrics", opts.Metrics)
 	}
@@ -83,7 +117,59 @@ func New(opts Options) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		// RFC 6750 §3: a challenge naming the scheme; no error code when
+		// the request carried no credentials at all.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="extauthz-admin"`)
+		writeJSON(w, http.StatusUnauthorized, Error{Error: "unauthorized", Message: "this admin API needs a bearer token (admin.token_file)"})
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// openPaths are what Options.OpenProbes serves without the token.
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// authorized reports whether r may be served: no token configured, an open
+// probe, or the right bearer token. The comparison is of SHA-256 digests in
+// constant time, so neither the token's content nor its length leaks
+// through timing.
+func (h *Handler) authorized(r *http.Request) bool {
+	if len(h.opts.Token) == 0 {
+		return true
+	}
+	if h.opts.OpenProbes && r.Method == http.MethodGet && openPaths[r.URL.Path] {
+		return true
+	}
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") { // RFC 6750 §2.1: the scheme is case-insensitive
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	return subtle.ConstantTimeCompare(got[:], h.tokenHash[:]) == 1
+}
+
+// allowRefresh records a forced refresh of tenant/provider now, or returns
+// how long the caller must wait for the next one.
+func (h *Handler) allowRefresh(tenant, provider string) (wait time.Duration, ok bool) {
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
+	now := h.opts.Now()
+	key := [2]string{tenant, provider}
+	if last, seen := h.lastRefresh[key]; seen {
+		if next := last.Add(h.opts.RefreshMinInterval); now.Before(next) {
+			return next.Sub(now), false
+		}
+	}
+	// Only known providers get here, so the map stays as small as the
+	// configuration; entries of removed providers are dropped here too.
+	for k, t := range h.lastRefresh {
+		if now.Sub(t) >= h.opts.RefreshMinInterval {
+			delete(h.lastRefresh, k)
+		}
+	}
+	h.lastRefresh[key] = now
+	return 0, true
 }
 
 // Drain marks the service as shutting down: from now on /readyz answers 503
@@ -93,7 +179,8 @@ func (h *Handler) Drain() { h.draining.Store(true) }
 
 // Error is the JSON body of every error answer.
 type Error struct {
-	// Error is a stable code: not_found, refresh_failed, refresh_timeout.
+	// Error is a stable code: unauthorized, not_found, refresh_too_soon,
+	// refresh_failed, refresh_timeout.
 	Error string `json:"error"`
 	// Message says what went wrong, for people.
 	Message string `json:"message"`
@@ -135,6 +222,13 @@ func (h *Handler) refreshProvider(w http.ResponseWriter, r *http.Request) {
 	tenant, provider := r.PathValue("tenant"), r.PathValue("provider")
 	if _, ok := h.opts.Registry.Status(tenant, provider); !ok {
 		writeNotFound(w, tenant, provider)
+		return
+	}
+	if wait, ok := h.allowRefresh(tenant, provider); !ok {
+		secs := int((wait + time.Second - 1) / time.Second) // RFC 9110 §10.2.3: whole seconds, rounded up
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeJSON(w, http.StatusTooManyRequests, Error{Error: "refresh_too_soon",
+			Message: "this provider was refreshed less than " + h.opts.RefreshMinInterval.String() + " ago; retry in " + strconv.Itoa(secs) + "s"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.RefreshTimeout)

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -111,6 +112,7 @@ func TestAdmin_WalkThroughProviderStates(t *testing.T) {
 	}
 
 	// Refreshing: a forced refresh is held; the cached set keeps serving.
+	f.adminClk.Advance(admin.DefaultRefreshMinInterval)
 	f.idp.hold()
 	done := make(chan exchange, 1)
 	go func() { done <- f.send(http.MethodPost, "/v1/providers/acme/main/refresh") }()
@@ -332,4 +334,110 @@ func TestNudge_NeverBlocks(t *testing.T) {
 	if len(n) != 1 {
 		t.Errorf("pending nudges = %d, want 1", len(n))
 	}
+}
+
+// TestAdmin_TokenRequired: with a token, every path needs it (the provider
+// API always, the probes unless OpenProbes); a wrong, truncated or
+// differently-schemed token is 401 with a Bearer challenge.
+func TestAdmin_TokenRequired(t *testing.T) {
+	const token = "s3cret-admin-token-0123456789abcdef"
+	for _, open := range []bool{false, true} {
+		f := newFixture(t, func(o *admin.Options) { o.Token = []byte(token); o.OpenProbes = open })
+		f.register(t, "main")
+		f.events.next(t)
+		tests := []struct {
+			method, path, auth string
+			want               int
+		}{
+			{http.MethodGet, "/v1/providers", "", http.StatusUnauthorized},
+			{http.MethodGet, "/v1/providers", "Bearer " + token, http.StatusOK},
+			{http.MethodGet, "/v1/providers", "bearer " + token, http.StatusOK}, // RFC 6750: scheme case-insensitive
+			{http.MethodGet, "/v1/providers", "Bearer " + token[:len(token)-1], http.StatusUnauthorized},
+			{http.MethodGet, "/v1/providers", "Bearer " + token + "x", http.StatusUnauthorized},
+			{http.MethodGet, "/v1/providers", "Basic " + token, http.StatusUnauthorized},
+			{http.MethodGet, "/v1/providers", token, http.StatusUnauthorized},
+			{http.MethodGet, "/v1/providers/acme/main", "Bearer wrong", http.StatusUnauthorized},
+			{http.MethodPost, "/v1/providers/acme/main/refresh", "", http.StatusUnauthorized},
+			{http.MethodPost, "/v1/providers/acme/main/refresh", "Bearer wrong", http.StatusUnauthorized},
+			{http.MethodGet, "/healthz", "", map[bool]int{false: http.StatusUnauthorized, true: http.StatusOK}[open]},
+			{http.MethodGet, "/readyz", "", map[bool]int{false: http.StatusUnauthorized, true: http.StatusOK}[open]},
+			{http.MethodGet, "/metrics", "", map[bool]int{false: http.StatusUnauthorized, true: http.StatusOK}[open]},
+			{http.MethodGet, "/metrics", "Bearer " + token, http.StatusOK},
+		}
+		for _, tt := range tests {
+			req, err := http.NewRequest(tt.method, f.srv.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			res, err := f.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tt.want {
+				t.Errorf("open_probes=%v %s %s with %q: %d, want %d", open, tt.method, tt.path, tt.auth, res.StatusCode, tt.want)
+				continue
+			}
+			f.spec.validate(t, req, res.StatusCode, res.Header, body)
+			if tt.want == http.StatusUnauthorized {
+				if got := res.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") {
+					t.Errorf("%s %s: WWW-Authenticate %q, want a Bearer challenge", tt.method, tt.path, got)
+				}
+				if strings.Contains(string(body), "acme") || strings.Contains(string(body), token) {
+					t.Errorf("401 body reveals something: %s", body)
+				}
+			}
+		}
+	}
+}
+
+// TestAdmin_RefreshMinInterval: a second forced refresh of one provider
+// within the interval is 429 with Retry-After and fetches nothing; another
+// provider is not affected; after the interval it is accepted again.
+func TestAdmin_RefreshMinInterval(t *testing.T) {
+	f := newFixture(t, func(o *admin.Options) { o.RefreshMinInterval = 10 * time.Second })
+	f.register(t, "main")
+	f.events.next(t)
+	f.register(t, "backup")
+	f.events.next(t)
+
+	if r := f.do(t, http.MethodPost, "/v1/providers/acme/main/refresh"); r.status != http.StatusOK {
+		t.Fatalf("first refresh: %d %s", r.status, r.body)
+	}
+	f.events.next(t)
+	for _, step := range []struct {
+		advance   time.Duration
+		wantRetry string
+	}{
+		{0, "10"},
+		{2500 * time.Millisecond, "8"}, // 7.5 s rounded up
+		{7 * time.Second, "1"},         // 0.5 s rounded up
+	} {
+		f.adminClk.Advance(step.advance)
+		r := f.do(t, http.MethodPost, "/v1/providers/acme/main/refresh")
+		var e admin.Error
+		r.decode(t, &e)
+		if r.status != http.StatusTooManyRequests || e.Error != "refresh_too_soon" || r.header.Get("Retry-After") != step.wantRetry {
+			t.Fatalf("refresh again: %d Retry-After %q %s, want 429 Retry-After %s", r.status, r.header.Get("Retry-After"), r.body, step.wantRetry)
+		}
+	}
+	select {
+	case ev := <-f.events:
+		t.Fatalf("a refused refresh fetched: %+v", ev)
+	default:
+	}
+	// Another provider has its own interval.
+	if r := f.do(t, http.MethodPost, "/v1/providers/acme/backup/refresh"); r.status != http.StatusOK {
+		t.Fatalf("other provider: %d %s", r.status, r.body)
+	}
+	f.events.next(t)
+	f.adminClk.Advance(500 * time.Millisecond) // exactly the interval since the first
+	if r := f.do(t, http.MethodPost, "/v1/providers/acme/main/refresh"); r.status != http.StatusOK {
+		t.Fatalf("after the interval: %d %s", r.status, r.body)
+	}
+	f.events.next(t)
 }

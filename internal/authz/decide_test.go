@@ -137,6 +137,19 @@ func TestDecide_ReasonCodes(t *testing.T) {
 		{"keys unavailable", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), fmt.Errorf("wrapped: %w", jwkscache.ErrUnavailable), ReasonJWKSUnavailable, true},
 		{"cold wait timed out", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), context.DeadlineExceeded, ReasonJWKSUnavailable, true},
 		{"key source broken", tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), errors.New("boom"), ReasonJWKSUnavailable, true},
+
+		{"requirement met", withExt(tokReq(func(t *testing.T) string { return rs256(t, acmeClaims(set("scope", "orders:read orders:write"))) }), "requirement", "orders-write"), nil, ReasonOK, true},
+		{"requirement: claim missing", withExt(tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), "requirement", "orders-write"), nil, ReasonInsufficientScope, true},
+		{"requirement: provider not accepted", withExt(func(t *testing.T) *Request {
+			r := acmeRequest("")
+			r.Headers = nil
+			r.Path = "/?access_token=" + rs256(t, partnerClaims(set("scope", "orders:write")))
+			return r
+		}, "requirement", "orders-write"), nil, ReasonProviderNotAllowed, true},
+		{"requirement unknown", withExt(tokReq(func(t *testing.T) string { return rs256(t, acmeClaims()) }), "requirement", "orders-admin"), nil, ReasonRequirementUnknown, true},
+		{"path with an encoded slash", func(t *testing.T) *Request {
+			return &Request{Host: "globex.test", Path: "/public%2F..%2Fadmin/x", Method: "GET"}
+		}, nil, ReasonPathInvalid, false},
 	}
 	seen := map[Reason]bool{}
 	for _, tt := range tests {
@@ -160,10 +173,28 @@ func TestDecide_ReasonCodes(t *testing.T) {
 		})
 	}
 	for _, r := range Reasons {
-		if !seen[r] {
+		if !seen[r] && !senderReasonsCovered[r] {
 			t.Errorf("reason %s has no test case", r)
 		}
 	}
+}
+
+// withExt sets one context extension on the request mk makes.
+func withExt(mk func(t *testing.T) *Request, k, v string) func(t *testing.T) *Request {
+	return func(t *testing.T) *Request {
+		r := mk(t)
+		r.ContextExtensions = map[string]string{k: v}
+		return r
+	}
+}
+
+// partnerClaims are valid acme/partner claims.
+func partnerClaims(edit ...func(jwt.MapClaims)) jwt.MapClaims {
+	c := acmeClaims(func(c jwt.MapClaims) { c["iss"] = "https://partner.test/"; delete(c, "aud") })
+	for _, e := range edit {
+		e(c)
+	}
+	return c
 }
 
 // tokReq wraps a token maker into an acme request.
@@ -200,8 +231,13 @@ func checkDenialShape(t *testing.T, d *Decision, present bool) {
 	if d.Description == "" {
 		t.Error("empty description")
 	}
-	switch d.HTTPStatus {
-	case http.StatusUnauthorized:
+	switch {
+	case d.Reason == ReasonInsufficientScope:
+		// RFC 6750 §3.1: 403 with the scope the route needs.
+		if !strings.HasPrefix(d.WWWAuthenticate, `Bearer realm="`+d.TenantID+`", error="insufficient_scope"`) {
+			t.Errorf("WWW-Authenticate = %s, want an insufficient_scope challenge", d.WWWAuthenticate)
+		}
+	case d.HTTPStatus == http.StatusUnauthorized:
 		w := `Bearer realm="` + d.TenantID + `"`
 		if present {
 			w += `, error="invalid_token", error_description="` + d.Description + `"`
@@ -544,5 +580,50 @@ func TestDecide_TenantHeaderNamesTheDecidedTenant(t *testing.T) {
 				t.Fatalf("headers not sorted: %v", d.Headers)
 			}
 		})
+	}
+}
+
+// TestDecide_LogBoundsRequestValues: a request with a 1 MB path, method,
+// request id and kid writes a log line of a few hundred bytes, each value
+// cut with its length noted.
+func TestDecide_LogBoundsRequestValues(t *testing.T) {
+	const mb = 1 << 20
+	huge := strings.Repeat("k", mb)
+	f := newFixture(t)
+	// A key source that quotes a whole (here 1 MB) kid in its error; the
+	// token's own kid stays within max_token_bytes.
+	f.keys.Fail("acme", "main", fmt.Errorf("%w: kid %q", jwkscache.ErrKeyNotFound, huge))
+	tok := sign(t, jwt.SigningMethodRS256, keysOnce().RSA, strings.Repeat("k", 500), acmeClaims(), nil)
+	r := &Request{
+		Host:      "api.acme.test",
+		Path:      "/" + strings.Repeat("p", mb) + "?q=1",
+		Method:    strings.Repeat("M", mb),
+		RequestID: strings.Repeat("r", mb),
+		Headers:   bearer(tok),
+	}
+	if d := f.srv.Decide(context.Background(), r); d.Allowed {
+		t.Fatal("allowed")
+	}
+	logs := f.logs.String()
+	if len(logs) > 4<<10 {
+		t.Fatalf("one decision wrote %d bytes of log, want at most 4 KiB", len(logs))
+	}
+	for _, want := range []string{`"path":"/ppp`, `...(1048577 bytes)"`, `"method":"MMM`, `...(1048576 bytes)"`, `"request_id":"rrr`, `"error":"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{strings.Repeat("a", maxLogValue), strings.Repeat("a", maxLogValue)},
+		{strings.Repeat("a", maxLogValue+1), strings.Repeat("a", maxLogValue) + "...(257 bytes)"},
+		{strings.Repeat("a", maxLogValue-1) + "é", strings.Repeat("a", maxLogValue-1) + "...(257 bytes)"}, // never half a rune
+	} {
+		if got := clip(tt.in); got != tt.want {
+			t.Errorf("clip(%d bytes) = %q, want %q", len(tt.in), got, tt.want)
+		}
 	}
 }

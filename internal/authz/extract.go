@@ -22,6 +22,11 @@ func findToken(sources []tenants.TokenSource, r *Request) (string, tenants.Token
 		switch src.Kind {
 		case tenants.SourceHeader:
 			tok = fromHeader(r.Headers[src.Name], src.Prefix)
+			if tok == "" && isAuthorizationBearer(src) {
+				// RFC 9449 §7.1: a DPoP-bound token comes with the DPoP
+				// scheme; checkSender tells the two apart.
+				tok = fromHeader(r.Headers[src.Name], dpopScheme)
+			}
 		case tenants.SourceCookie:
 			tok = fromCookie(r.Headers["cookie"], src.Name)
 		case tenants.SourceParam:

@@ -3,6 +3,7 @@ package authz
 import (
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,18 @@ var (
 	bearer     = authztest.Bearer
 )
 
-const testConfig = authztest.Config
+// testConfig is the shared fixture plus requirements: acme has
+// orders-write (provider main, scope orders:write), globex a route to
+// admins (group admins) under /admin/.
+var testConfig = strings.Replace(authztest.Config, "  - id: globex\n", `    requirements:
+      orders-write:
+        providers: [main]
+        claims: [{claim: scope, all_of: ["orders:write"]}]
+  - id: globex
+`, 1) + `    routes: [{path_prefix: /admin/, requirement: admins}]
+    requirements:
+      admins: {claims: [{claim: groups, any_of: [admins]}]}
+`
 
 type fixture struct {
 	srv  *Server

@@ -15,8 +15,8 @@ func claimHeaders(all []string, p *tenants.ProviderRules, claims map[string]any,
 		set = make([]Header, 0, len(p.ClaimHeaders))
 	}
 	for _, ch := range p.ClaimHeaders {
-		v, ok := claims[ch.Claim]
-		if !ok || v == nil {
+		v, ok := tenants.ClaimPath(ch.Claim).Lookup(claims)
+		if !ok {
 			continue
 		}
 		if s := sanitize(claimString(v), maxLen); s != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
@@ -38,8 +39,21 @@ type Request struct {
 	RequestID string
 	// Headers are the request headers with lowercase names.
 	Headers map[string]string
-	// ContextExtensions are Envoy's per-route values ("tenant", "provider").
+	// ContextExtensions are Envoy's per-route values ("tenant", "provider",
+	// "requirement").
 	ContextExtensions map[string]string
+	// Scheme is the request's URI scheme ("https"): Envoy's
+	// attributes.request.http.scheme, or a trusted proxy's
+	// X-Forwarded-Proto. A DPoP proof's htu is checked against
+	// Scheme://Host/Path; empty matches no proof.
+	Scheme string
+	// PeerCertificate is the client certificate of a mutual-TLS
+	// connection as Envoy sends it (attributes.source.certificate,
+	// URL-encoded PEM); "" without one.
+	PeerCertificate string
+	// ForwardedClientCert is an x-forwarded-client-cert header the front
+	// end may pass on; it is believed only with trust_forwarded_client_cert.
+	ForwardedClientCert string
 }
 
 // Header is one header to set on the upstream request.
@@ -58,8 +72,21 @@ type Decision struct {
 	ProviderID  string
 	// Headers are the claim headers to set, overwriting client values.
 	Headers []Header
-	// RemoveHeaders are claim headers the token did not fill, to remove.
+	// RemoveHeaders are claim headers the token did not fill, and the
+	// token's header under forward_token: false, to remove.
 	RemoveHeaders []string
+	// RemoveQueryParams are query parameters to remove (a token found in
+	// one under forward_token: false).
+	RemoveQueryParams []string
+	// Requirement names the requirement the request was held to ("" for
+	// the baseline: any valid token of the tenant's providers).
+	Requirement string
+	// Anonymous is an allow without a valid token: allow_missing, or a
+	// shadow-mode denial.
+	Anonymous bool
+	// WouldDeny is, in shadow mode, the reason the request would have been
+	// denied; the decision itself is an allow.
+	WouldDeny Reason
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
@@ -74,6 +101,9 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	// DPoPReplay remembers accepted DPoP proofs (default: this replica's
+	// own cache of tenants.DefaultDPoPReplayEntries).
+	DPoPReplay dpop.ReplayCache
 }
 
 // Server makes authorization decisions. It is safe for concurrent use; its
@@ -84,6 +114,7 @@ type Server struct {
 	log      *slog.Logger
 	observer Observer
 	parser   *jwt.Parser // read-only after New
+	dpop     *dpop.Checker
 	state    atomic.Pointer[state]
 }
 
@@ -113,6 +144,11 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	replay := opts.DPoPReplay
+	if replay == nil {
+		replay = dpop.NewMemoryReplay(tenants.DefaultDPoPReplayEntries, s.now)
+	}
+	s.dpop = dpop.NewChecker(replay, s.now)
 	s.Update(set)
 	return s
 }
@@ -175,25 +211,71 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 	if t == nil {
 		return deny(ReasonTenantUnknown, "", "", false), nil
 	}
+	d, err := s.decideTenant(ctx, st, t, r)
+	if t.Shadow && !d.Allowed {
+		d = shadow(st, t, d)
+	}
+	return d, err
+}
+
+// decideTenant runs the remaining decision steps of the package doc for
+// tenant t, as if t were in enforce mode. The error is the internal cause
+// of a denial, for the log only.
+func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantRules, r *Request) (Decision, error) {
+	req, reason, err := selectRequirement(t, r)
+	if reason != ReasonOK {
+		return deny(reason, t.ID, "", false), err
+	}
 	route, err := routeProvider(t, r)
 	if err != nil {
-		return deny(ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), err
+		return denyFor(req, ReasonIssuerUnknown, t.ID, "", hasAnyToken(t.Sources, r)), err
 	}
-	raw, src := findToken(sourcesFor(t, route), r)
+	raw, src := findToken(requirementSources(t, route, req), r)
+	if raw == "" && route == nil && req != nil && req.Sources != nil {
+		// No token of an accepted provider: one of another provider is
+		// still judged (and refused as provider_not_allowed), never
+		// mistaken for no token at all.
+		raw, src = findToken(t.Sources, r)
+	}
 	if raw == "" {
-		return deny(ReasonTokenMissing, t.ID, providerID(route), false), nil
+		if req != nil && req.AllowMissing {
+			d := allowWithoutToken(st, t)
+			d.Requirement = req.Name
+			return d, nil
+		}
+		return denyFor(req, ReasonTokenMissing, t.ID, providerID(route), false), nil
 	}
 	limits := st.set.Limits()
 	if len(raw) > limits.MaxTokenBytes {
-		return deny(ReasonTokenTooLarge, t.ID, providerID(route), true), nil
+		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
 	p, claims, err := s.verify(ctx, st, t, route, raw, src)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
-		return deny(rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
+		return denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
 	}
-	return allow(st.set, t, p, claims), nil
+	if reason, err := s.checkSender(ctx, st, r, p, claims, raw, src); reason != ReasonOK {
+		d := denySender(reason, t.ID, p)
+		d.Requirement = requirementName(req)
+		return d, err
+	}
+	var wouldDeny Reason
+	if req != nil {
+		if reason := meets(req, p, claims); reason != ReasonOK {
+			if !t.Shadow {
+				return denyRequirement(reason, t, p, req), nil
+			}
+			// Shadow mode: the token is valid, so its claim headers go
+			// upstream; the denial is reported, not enforced.
+			wouldDeny = reason
+		}
+	}
+	d := allow(st.set, t, p, claims)
+	d.Requirement = requirementName(req)
+	d.WouldDeny = wouldDeny
+	upstreamToken(&d, p, src, raw, r)
+	return d, nil
 }
 
 // allow builds the allow for a token p verified: its claim headers, the
@@ -215,6 +297,13 @@ func allow(set *tenants.Set, t *tenants.TenantRules, p *tenants.ProviderRules, c
 		// header, or over any header when set by the route).
 		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
 	}
+	return d
+}
+
+// denyFor is deny for a request held to req.
+func denyFor(req *tenants.RequirementRules, reason Reason, tenantID, providerID string, tokenPresent bool) Decision {
+	d := deny(reason, tenantID, providerID, tokenPresent)
+	d.Requirement = requirementName(req)
 	return d
 }
 

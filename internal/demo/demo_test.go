@@ -73,7 +73,7 @@ func TestServer_TokenEndpointMintsTokenVerifiableWithPublishedJWKS(t *testing.T)
 	if strings.Contains(string(jwks), `"d"`) {
 		t.Fatalf("JWKS leaks private key material: %s", jwks)
 	}
-	code, _, body := get(t, c, s.URL()+TokenPath+"?sub=alice&tenant=demo&email=a@example.test")
+	code, _, body := get(t, c, s.URL()+TokenPath+"?sub=alice&tenant=demo&email=a@example.test&scope=orders:read+orders:write")
 	if code != http.StatusOK {
 		t.Fatalf("token status %d: %s", code, body)
 	}
@@ -83,7 +83,7 @@ func TestServer_TokenEndpointMintsTokenVerifiableWithPublishedJWKS(t *testing.T)
 		t.Fatalf("minted token does not verify: %v", err)
 	}
 	claims := tok.Claims.(jwt.MapClaims)
-	for k, want := range map[string]string{"sub": "alice", "tenant": "demo", "email": "a@example.test"} {
+	for k, want := range map[string]string{"sub": "alice", "tenant": "demo", "email": "a@example.test", "scope": "orders:read orders:write"} {
 		if claims[k] != want {
 			t.Errorf("claim %s = %v, want %q", k, claims[k], want)
 		}

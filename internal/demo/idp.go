@@ -179,7 +179,7 @@ func (p *IdP) Mint(sub string, lifetime time.Duration, extra map[string]any) (st
 }
 
 // ServeHTTP serves the JWKS at JWKSPath and, for the demo only, mints a
-// one-hour token at GET TokenPath?sub=NAME&tenant=ID[&email=E][&ttl=60s].
+// one-hour token at GET TokenPath?sub=NAME&tenant=ID[&email=E][&scope=S][&ttl=60s].
 func (p *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -220,6 +220,9 @@ func (p *IdP) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if e := q.Get("email"); e != "" {
 		extra["email"] = e
+	}
+	if sc := q.Get("scope"); sc != "" {
+		extra["scope"] = sc
 	}
 	tok, err := p.Mint(sub, lifetime, extra)
 	if err != nil {

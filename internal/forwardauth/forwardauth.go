@@ -43,6 +43,18 @@
 // configured sources in the subrequest's headers and cookies and in the
 // query of the original target, by authz's own extraction code.
 //
+// # Requirements
+//
+// A location names the requirement it needs (authz's per-route
+// requirements) in the path of its auth URL: a subrequest to
+// ".../requirement/orders-admin" is decided as Envoy's context_extensions
+// {"requirement": "orders-admin"} would be. That path is read only when
+// the original target came in X-Forwarded-Uri or X-Original-URI from a
+// trusted peer (nginx, Traefik, Caddy), because only then is the
+// subrequest's own path the gateway's configuration rather than the
+// client's: Envoy's http_service sends the client's path there, so behind
+// it the tenant's routes choose the requirement.
+//
 // # Trust
 //
 // Forwarded headers name the tenant (X-Forwarded-Host) and so must come from
@@ -65,6 +77,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/extauthz/extauthz/internal/authz"
 )
@@ -132,9 +145,22 @@ func New(d Decider, opts Options) (*Handler, error) {
 
 // ServeHTTP answers one forward-auth subrequest (any path, any method).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
+	if hasBody {
+		// An auth subrequest has no body, and a decision never needs one:
+		// answer at once and close, rather than let net/http wait for (and
+		// discard) a body the client may send as slowly as it likes.
+		w.Header().Set("Connection", "close")
+	}
 	req := h.request(r)
 	d := h.decider.Decide(r.Context(), req)
 	write(w, &d)
+	if hasBody {
+		// net/http reads up to 256 KiB of an unread body after the handler,
+		// even on a connection it then closes; an expired read deadline
+		// ends that read at once. The answer is already buffered.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // write maps d to the HTTP answer.

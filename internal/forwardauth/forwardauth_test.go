@@ -46,7 +46,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 				"X-Request-Id: rid-1",
 			},
 			want: authz.Request{
-				Host: "api.acme.test", Path: "/orders/7?access_token=abc", Method: "POST", RequestID: "rid-1",
+				Host: "api.acme.test", Path: "/orders/7?access_token=abc", Method: "POST", RequestID: "rid-1", Scheme: "http",
 				Headers: map[string]string{
 					"x-forwarded-host": "api.acme.test", "x-original-uri": "/orders/7?access_token=abc",
 					"x-original-method": "POST", "authorization": "Bearer tok", "x-request-id": "rid-1",
@@ -62,14 +62,16 @@ func TestRequest_GatewayConventions(t *testing.T) {
 				"X-Forwarded-Host: api.acme.test",
 				"X-Forwarded-Uri: /orders?page=2",
 				"X-Forwarded-Method: DELETE",
-				"X-Forwarded-Proto: https",
+				"X-Forwarded-Proto: HTTPS",
 				"X-Forwarded-For: 198.51.100.4",
+				"X-Forwarded-Client-Cert: Hash=ab",
 			},
 			want: authz.Request{
-				Host: "api.acme.test", Path: "/orders?page=2", Method: "DELETE",
+				Host: "api.acme.test", Path: "/orders?page=2", Method: "DELETE", Scheme: "https", ForwardedClientCert: "Hash=ab",
 				Headers: map[string]string{
 					"x-forwarded-host": "api.acme.test", "x-forwarded-uri": "/orders?page=2",
-					"x-forwarded-method": "DELETE", "x-forwarded-proto": "https", "x-forwarded-for": "198.51.100.4",
+					"x-forwarded-method": "DELETE", "x-forwarded-proto": "HTTPS", "x-forwarded-for": "198.51.100.4",
+					"x-forwarded-client-cert": "Hash=ab",
 				},
 			},
 		},
@@ -86,7 +88,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 				"Cookie: session=tok",
 			},
 			want: authz.Request{
-				Host: "api.acme.test", Path: "/cart", Method: "PUT",
+				Host: "api.acme.test", Path: "/cart", Method: "PUT", Scheme: "http",
 				Headers: map[string]string{
 					"x-forwarded-host": "api.acme.test", "x-forwarded-uri": "/cart",
 					"x-forwarded-method": "PUT", "cookie": "theme=dark; session=tok",
@@ -100,7 +102,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			method: "PATCH", target: "/extauthz/orders/7?access_token=abc", host: "api.acme.test",
 			headers: []string{"Authorization: Bearer tok", "X-Request-Id: rid-2"},
 			want: authz.Request{
-				Host: "api.acme.test", Path: "/orders/7?access_token=abc", Method: "PATCH", RequestID: "rid-2",
+				Host: "api.acme.test", Path: "/orders/7?access_token=abc", Method: "PATCH", RequestID: "rid-2", Scheme: "http",
 				Headers: map[string]string{"authorization": "Bearer tok", "x-request-id": "rid-2"},
 			},
 		},
@@ -108,7 +110,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			name:   "Envoy http_service without prefix",
 			peer:   "192.0.2.10:41000",
 			method: "POST", target: "/orders", host: "api.acme.test:8443",
-			want: authz.Request{Host: "api.acme.test:8443", Path: "/orders", Method: "POST", Headers: map[string]string{}},
+			want: authz.Request{Host: "api.acme.test:8443", Path: "/orders", Method: "POST", Scheme: "http", Headers: map[string]string{}},
 		},
 		{
 			name:   "X-Forwarded-Uri beats X-Original-URI; X-Forwarded-Method beats X-Original-Method",
@@ -120,7 +122,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 				"X-Forwarded-Method: DELETE", "X-Original-Method: POST",
 			},
 			want: authz.Request{
-				Host: "api.acme.test", Path: "/from-forwarded", Method: "DELETE",
+				Host: "api.acme.test", Path: "/from-forwarded", Method: "DELETE", Scheme: "http",
 				Headers: map[string]string{
 					"x-forwarded-uri": "/from-forwarded", "x-original-uri": "/from-original",
 					"x-forwarded-method": "DELETE", "x-original-method": "POST",
@@ -135,9 +137,10 @@ func TestRequest_GatewayConventions(t *testing.T) {
 				"X-Forwarded-Host: globex.test", "X-Original-URI: /fake", "X-Forwarded-Uri: /fake",
 				"X-Forwarded-Method: DELETE", "X-Original-Method: DELETE", "X-Forwarded-Proto: https",
 				"X-Forwarded-For: 1.2.3.4", "Forwarded: host=globex.test", "Authorization: Bearer tok",
+				"X-Forwarded-Client-Cert: Hash=ab",
 			},
 			want: authz.Request{
-				Host: "api.acme.test", Path: "/real?x=1", Method: "GET",
+				Host: "api.acme.test", Path: "/real?x=1", Method: "GET", Scheme: "http",
 				Headers: map[string]string{"authorization": "Bearer tok"},
 			},
 		},

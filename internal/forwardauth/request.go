@@ -21,11 +21,13 @@ const (
 	hOriginalURI     = "X-Original-Uri"
 	hOriginalMethod  = "X-Original-Method"
 	hForwarded       = "Forwarded" // RFC 7239
+	hClientCert      = "X-Forwarded-Client-Cert"
 )
 
 var forwardedHeaders = [...]string{
 	hForwardedHost, hForwardedURI, hForwardedMethod, hForwardedProto,
 	hForwardedFor, hForwardedPrefix, hOriginalURI, hOriginalMethod, hForwarded,
+	hClientCert,
 }
 
 func isForwarded(canonical string) bool {
@@ -61,6 +63,12 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		req.Headers[k] = strings.Join(vals, sep)
 	}
 	req.RequestID = req.Headers["x-request-id"]
+	// The subrequest's own scheme, unless a trusted proxy says what the
+	// client used (DPoP's htu is checked against it).
+	req.Scheme = "http"
+	if r.TLS != nil {
+		req.Scheme = "https"
+	}
 	if !trusted {
 		if len(ignored) > 0 {
 			// Names only: X-Forwarded-Uri may carry a token in its query.
@@ -82,17 +90,46 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		return true
 	}
 	pick(&req.Host, hForwardedHost, true)
-	if !pick(&req.Path, hForwardedURI, false) {
-		pick(&req.Path, hOriginalURI, false)
+	forwardedTarget := pick(&req.Path, hForwardedURI, false) || pick(&req.Path, hOriginalURI, false)
+	if name, ok := requirementFromPath(r.URL.Path); ok && forwardedTarget {
+		// The gateway's own auth URL names the requirement. Only when the
+		// original target arrived in a forwarded header is the
+		// subrequest's path the gateway's, not the client's.
+		req.ContextExtensions = map[string]string{"requirement": name}
 	}
 	if !pick(&req.Method, hForwardedMethod, false) {
 		pick(&req.Method, hOriginalMethod, false)
 	}
+	var proto string
+	if pick(&proto, hForwardedProto, true) {
+		req.Scheme = strings.ToLower(proto)
+	}
+	// The client certificate's hash, believed only with
+	// trust_forwarded_client_cert (authz checks that) and only from here.
+	req.ForwardedClientCert = r.Header.Get(hClientCert)
 	if len(ambiguous) > 0 {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "ambiguous forwarded headers taken as empty",
 			slog.String("peer", r.RemoteAddr), slog.Any("headers", ambiguous))
 	}
 	return req
+}
+
+// RequirementSegment is the path segment of a forward-auth URL before the
+// name of the requirement to apply: ".../requirement/orders-admin".
+const RequirementSegment = "requirement"
+
+// requirementFromPath returns <name> of a path ending in
+// "/requirement/<name>".
+func requirementFromPath(p string) (string, bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", false
+	}
+	name, rest := p[i+1:], p[:i]
+	if name == "" || !strings.HasSuffix(rest, "/"+RequirementSegment) {
+		return "", false
+	}
+	return name, true
 }
 
 // forwarded returns the single value of a forwarded header. present is

@@ -3,6 +3,7 @@ package grpcauthz
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,47 @@ func BenchmarkCheck(b *testing.B) {
 			})
 		}
 	}
+	// The same Check held to a requirement of three claim matchers (all_of
+	// on a space-delimited scope, any_of on an array, equals on a nested
+	// claim), named by context_extensions and chosen by a route on the
+	// normalised path: the matchers should be noise next to the signature.
+	reqAuthz := authz.New(authztest.Set(b, strings.Replace(authztest.Config, "  - id: globex\n", benchRequirement+"  - id: globex\n", 1)), authztest.NewFakeKeys(), discard)
+	reqSrv := New(reqAuthz)
+	for _, a := range algs {
+		tok := authztest.Sign(b, a.method, a.key, a.kid, authztest.AcmeClaims(func(c jwt.MapClaims) {
+			c["scope"] = "orders:read orders:write"
+			c["groups"] = []any{"ops"}
+			c["org"] = map[string]any{"tier": "gold"}
+		}), nil)
+		for _, via := range []struct {
+			name, path string
+			ext        map[string]string
+		}{
+			{"none", "/orders", nil}, // the same token and claims, baseline requirement
+			{"context_extensions", "/orders", map[string]string{"requirement": "bench"}},
+			{"route", "/bench/orders?x=1", nil},
+		} {
+			req := checkRequest("api.acme.test", via.path, map[string]string{
+				"authorization": "Bearer " + tok, "x-request-id": "r1", "user-agent": "bench",
+			}, via.ext)
+			ctx := context.Background()
+			if resp, _ := reqSrv.Check(ctx, req); resp.GetOkResponse() == nil {
+				b.Fatalf("warm-up denied: %v", resp.GetStatus())
+			}
+			if md := reqAuthz.Decide(ctx, ToRequest(req)); (md.Requirement == "bench") != (via.ext != nil || via.name == "route") {
+				b.Fatalf("requirement %q for %s", md.Requirement, via.name)
+			}
+			b.Run(a.name+"/fake/requirement-3-matchers/"+via.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					resp, _ := reqSrv.Check(ctx, req)
+					if resp.GetOkResponse() == nil {
+						b.Fatal("denied")
+					}
+				}
+			})
+		}
+	}
 	// A cheap denial for comparison: what a flood of garbage tokens costs.
 	b.Run("deny-malformed", func(b *testing.B) {
 		req := checkRequest("api.acme.test", "/", authztest.Bearer("not-a-token"), nil)
@@ -67,3 +109,14 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	})
 }
+
+// benchRequirement adds the three-matcher requirement "bench" to acme in
+// authztest.Config, and a route to it.
+const benchRequirement = `    routes: [{path_prefix: /bench/, requirement: bench}]
+    requirements:
+      bench:
+        claims:
+          - {claim: scope, all_of: ["orders:read"]}
+          - {claim: groups, any_of: [admins, ops]}
+          - {claim: org.tier, equals: gold}
+`

@@ -8,8 +8,13 @@
 //
 //   - Allow: OkHttpResponse with one header per claim header the token
 //     filled (append_action OVERWRITE_IF_EXISTS_OR_ADD), headers_to_remove
-//     listing every other claim header, and dynamic metadata {tenant,
-//     provider, claims}.
+//     listing every other claim header (and the token's header under
+//     forward_token: false), query_parameters_to_remove (a token found in
+//     the query under forward_token: false), and dynamic metadata {tenant,
+//     provider, claims}, plus requirement (the name of the requirement
+//     applied), anonymous: true (an allow without a valid token) and
+//     would_deny (the reason a shadow-mode tenant's request would have been
+//     denied with) when they apply.
 //   - Deny: DeniedHttpResponse with the reason's HTTP status,
 //     WWW-Authenticate (RFC 6750 §3), content-type and the JSON body, and
 //     the reason's gRPC status (authz.Reason.GRPCCode) with the reason as
@@ -65,8 +70,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 // ToRequest maps an ext_authz CheckRequest to an authz.Request: host from
 // attributes.request.http.host (:authority), headers (from headers, or from
-// header_map when Envoy sends raw headers), path, method, x-request-id and
-// the route's context_extensions.
+// header_map when Envoy sends raw headers), path, method, x-request-id, the
+// route's context_extensions, and for sender-constrained tokens the scheme
+// (attributes.request.http.scheme), the client certificate
+// (attributes.source.certificate) and x-forwarded-client-cert.
 func ToRequest(req *authv3.CheckRequest) *authz.Request {
 	r := new(authz.Request)
 	fill(r, req)
@@ -83,6 +90,8 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 		Method:            h.GetMethod(),
 		Headers:           h.GetHeaders(),
 		ContextExtensions: attrs.GetContextExtensions(),
+		Scheme:            h.GetScheme(),
+		PeerCertificate:   attrs.GetSource().GetCertificate(),
 	}
 	if len(r.Headers) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
 		r.Headers = make(map[string]string, len(h.GetHeaderMap().GetHeaders()))
@@ -105,6 +114,7 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
 	}
+	r.ForwardedClientCert = r.Headers["x-forwarded-client-cert"]
 	r.RequestID = r.Headers["x-request-id"]
 	if r.RequestID == "" {
 		r.RequestID = h.GetId()
@@ -116,7 +126,7 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 // meaning of an unset one.
 func ToResponse(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allowed {
-		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders}
+		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders, QueryParametersToRemove: d.RemoveQueryParams}
 		if len(d.Headers) > 0 {
 			ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Headers))
 		}
@@ -155,7 +165,8 @@ func headerOption(k, v string) *corev3.HeaderValueOption {
 	}
 }
 
-// metadata builds {tenant, provider, claims}.
+// metadata builds {tenant, provider, claims, requirement, anonymous,
+// would_deny}.
 func metadata(d *authz.Decision) *structpb.Struct {
 	fields := map[string]*structpb.Value{
 		"tenant":   structpb.NewStringValue(d.TenantID),
@@ -163,6 +174,15 @@ func metadata(d *authz.Decision) *structpb.Struct {
 	}
 	if d.Claims != nil {
 		fields["claims"] = structpb.NewStructValue(claimsStruct(d.Claims))
+	}
+	if d.Requirement != "" {
+		fields["requirement"] = structpb.NewStringValue(d.Requirement)
+	}
+	if d.Anonymous {
+		fields["anonymous"] = structpb.NewBoolValue(true)
+	}
+	if d.WouldDeny != "" {
+		fields["would_deny"] = structpb.NewStringValue(string(d.WouldDeny))
 	}
 	return &structpb.Struct{Fields: fields}
 }

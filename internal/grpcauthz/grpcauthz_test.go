@@ -208,12 +208,40 @@ func TestToResponse_MetadataWithoutClaims(t *testing.T) {
 	}
 }
 
+// TestToResponse_RequirementFields: what a requirement adds to an allow
+// reaches Envoy: requirement, anonymous and would_deny in the metadata,
+// query parameters to remove.
+func TestToResponse_RequirementFields(t *testing.T) {
+	resp := ToResponse(&authz.Decision{
+		Allowed: true, HTTPStatus: 200, Reason: authz.ReasonOK, TenantID: "t",
+		Requirement: "public", Anonymous: true, WouldDeny: authz.ReasonTokenMissing,
+		RemoveHeaders: []string{"x-auth-subject"}, RemoveQueryParams: []string{"access_token"},
+	})
+	want := &structpb.Struct{Fields: map[string]*structpb.Value{
+		"tenant": structpb.NewStringValue("t"), "provider": structpb.NewStringValue(""),
+		"requirement": structpb.NewStringValue("public"), "anonymous": structpb.NewBoolValue(true),
+		"would_deny": structpb.NewStringValue("token_missing"),
+	}}
+	if diff := cmp.Diff(want, resp.GetDynamicMetadata(), protocmp.Transform()); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+	ok := resp.GetOkResponse()
+	if diff := cmp.Diff([]string{"access_token"}, ok.GetQueryParametersToRemove()); diff != "" {
+		t.Errorf("query_parameters_to_remove (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"x-auth-subject"}, ok.GetHeadersToRemove()); diff != "" {
+		t.Errorf("headers_to_remove (-want +got):\n%s", diff)
+	}
+}
+
 // TestToResponse_ReadsTheReasonTable: the gRPC status of every reason is
 // the one authz's table gives, and a denial never carries OK.
 func TestToResponse_ReadsTheReasonTable(t *testing.T) {
 	want := map[authz.Reason]codes.Code{
 		authz.ReasonOK: codes.OK, authz.ReasonTenantUnknown: codes.PermissionDenied,
-		authz.ReasonJWKSUnavailable: codes.Unavailable,
+		authz.ReasonJWKSUnavailable: codes.Unavailable, authz.ReasonInsufficientScope: codes.PermissionDenied,
+		authz.ReasonRequirementUnknown: codes.PermissionDenied, authz.ReasonPathInvalid: codes.InvalidArgument,
+		authz.ReasonDPoPReplayUnavailable: codes.Unavailable,
 	}
 	for _, r := range authz.Reasons {
 		d := authz.Decision{Allowed: r == authz.ReasonOK, Reason: r, HTTPStatus: r.HTTPStatus()}

@@ -56,6 +56,26 @@ func (m *Metrics) CheckDone(d *authz.Decision, elapsed time.Duration) {
 	s := v.(*checkSeries)
 	s.count.Inc()
 	s.duration.Observe(elapsed.Seconds())
+	if d.WouldDeny != "" {
+		m.shadowDone(k, d.WouldDeny)
+	}
+}
+
+// shadowDone counts a shadow-mode allow that would have been a denial. It
+// is off the hot path of enforce mode, so the vector's own lookup is fine.
+func (m *Metrics) shadowDone(k checkKey, wouldDeny authz.Reason) {
+	tenant, provider := k.tenant, k.provider
+	if tenant == "" {
+		tenant = UnknownTenant
+	}
+	if provider == "" {
+		provider = NoProvider
+	}
+	reason := string(wouldDeny)
+	if !m.reasons[wouldDeny] {
+		reason = "other"
+	}
+	m.wouldDeny.WithLabelValues(tenant, provider, reason).Inc()
 }
 
 func (m *Metrics) resolve(k checkKey) *checkSeries {

@@ -61,6 +61,7 @@ type Metrics struct {
 
 	checks        *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
+	wouldDeny     *prometheus.CounterVec
 	refresh       *refreshDurations
 	reloads       *prometheus.CounterVec
 	lastReloadOK  prometheus.Gauge
@@ -81,6 +82,10 @@ func New() *Metrics {
 		Help:    "Time to make one authorization decision, by decision (allow, deny).",
 		Buckets: checkBuckets,
 	}, []string{"decision"})
+	m.wouldDeny = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "extauthz_shadow_would_deny_total",
+		Help: "Requests of tenants in shadow mode that were allowed but would have been denied, by tenant, provider and reason code.",
+	}, []string{"tenant", "provider", "reason"})
 	m.refresh = newRefreshDurations()
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "extauthz_config_reload_total",
@@ -96,7 +101,7 @@ func New() *Metrics {
 	m.reloads.WithLabelValues(ReloadFailure)
 
 	m.reg.MustRegister(
-		m.checks, m.checkDuration, m.reloads, m.lastReloadOK,
+		m.checks, m.checkDuration, m.wouldDeny, m.reloads, m.lastReloadOK,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -198,6 +198,8 @@ func TestCheckDone_LabelValues(t *testing.T) {
 			"decision=deny,provider=none,reason=token_missing,tenant=acme"},
 		{"reason outside the fixed list", authz.Decision{Reason: "made_up", TenantID: "acme", ProviderID: "main"},
 			"decision=deny,provider=main,reason=other,tenant=acme"},
+		{"shadow allow", authz.Decision{Allowed: true, Reason: authz.ReasonOK, WouldDeny: authz.ReasonInsufficientScope, TenantID: "acme", ProviderID: "main"},
+			"decision=allow,provider=main,reason=ok,tenant=acme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,6 +208,13 @@ func TestCheckDone_LabelValues(t *testing.T) {
 			fams := scrape(t, m)
 			if diff := cmp.Diff(map[string]float64{tt.want: 1}, series(fams, "extauthz_check_total")); diff != "" {
 				t.Errorf("extauthz_check_total (-want +got):\n%s", diff)
+			}
+			wantShadow := map[string]float64{}
+			if tt.d.WouldDeny != "" {
+				wantShadow["provider="+tt.d.ProviderID+",reason="+string(tt.d.WouldDeny)+",tenant="+tt.d.TenantID] = 1
+			}
+			if diff := cmp.Diff(wantShadow, series(fams, "extauthz_shadow_would_deny_total")); diff != "" {
+				t.Errorf("extauthz_shadow_would_deny_total (-want +got):\n%s", diff)
 			}
 			decision := strings.SplitN(tt.want, ",", 2)[0]
 			if diff := cmp.Diff(map[string]float64{decision: 1}, series(fams, "extauthz_check_duration_seconds")); diff != "" {

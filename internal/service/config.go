@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,6 +20,41 @@ import (
 // maxCABytes bounds jwks.ca_file: a CA bundle is kilobytes, the system
 // bundle about 200 KiB.
 const maxCABytes = 4 << 20
+
+// Bounds of admin.token_file's token: long enough not to be guessed, short
+// enough to be a token and not some other file.
+const (
+	minAdminTokenBytes = 16
+	maxAdminTokenBytes = 4 << 10
+)
+
+// readAdminToken returns the token in path (surrounding whitespace, such as
+// the newline of `echo TOKEN > file`, removed), or nil when path is empty.
+func readAdminToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin.token_file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxAdminTokenBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("admin.token_file: read %s: %w", path, err)
+	}
+	tok := bytes.TrimSpace(b)
+	switch {
+	case len(b) > maxAdminTokenBytes:
+		return nil, fmt.Errorf("admin.token_file: %s is larger than %d bytes", path, maxAdminTokenBytes)
+	case len(tok) < minAdminTokenBytes:
+		return nil, fmt.Errorf("admin.token_file: %s holds %d bytes of token, want at least %d", path, len(tok), minAdminTokenBytes)
+	case bytes.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r > '~' }):
+		// RFC 6750 §2.1: a b64token; anything else could not be sent.
+		return nil, fmt.Errorf("admin.token_file: %s: the token must be printable ASCII without spaces", path)
+	}
+	return tok, nil
+}
 
 // ConfigError is an invalid configuration: every problem, each naming its
 // YAML path (tenants[1].providers[0].jwks_url: must use https).
@@ -68,6 +104,13 @@ func validate(cfg *tenants.Config) error {
 	if cfg.JWKS.CAFile != "" {
 		if _, err := os.Stat(cfg.JWKS.CAFile); err == nil { // a missing file is reported by Validate
 			if _, err := httpClient(cfg.JWKS.CAFile); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if cfg.Admin.TokenFile != "" {
+		if _, err := os.Stat(cfg.Admin.TokenFile); err == nil { // a missing file is reported by Validate
+			if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
 				errs = append(errs, err)
 			}
 		}

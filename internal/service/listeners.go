@@ -59,15 +59,8 @@ func (s *Service) startListeners(ctx context.Context) (stop func(), err error) {
 		if err != nil {
 			return fmt.Errorf("service: %s: %w", name, err)
 		}
-		srv := &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 5 * time.Second,
-			// A decision or a forced refresh (bounded by admin's own
-			// timeout) finishes well within this; a client that reads
-			// slowly cannot hold a connection forever.
-			WriteTimeout: 30 * time.Second,
-			IdleTimeout:  2 * time.Minute,
-		}
+		lis = limitListener(lis, cfg.Limits.MaxConnections)
+		srv := newHTTPServer(h, s.opts.HTTPTimeouts, cfg.Limits)
 		ls = append(ls, httpListener{name: name, srv: srv, lis: lis})
 		go func() {
 			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {

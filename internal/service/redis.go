@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/tenants"
 	"github.com/extauthz/extauthz/jwkscache"
@@ -43,4 +44,17 @@ func (s *Service) closeRegistry() error {
 		_ = s.redis.Close()
 	}
 	return err
+}
+
+// dpopReplay returns the memory of accepted DPoP proofs: fleet-wide in
+// store's Redis when jwks.redis is set, with dpop_replay.on_redis_error
+// deciding whether a Redis failure refuses the proof (deny, the default) or
+// falls back to this replica's own bounded cache (per_replica); without
+// Redis, the replica's own cache.
+func dpopReplay(cfg *tenants.Config, store *redisstore.Store) dpop.ReplayCache {
+	local := dpop.NewMemoryReplay(cfg.DPoPReplay.MaxEntries, nil)
+	if store == nil {
+		return local
+	}
+	return &dpop.FallbackReplay{Shared: store, Local: local, FallBack: cfg.DPoPReplay.FallBack()}
 }

@@ -1,7 +1,7 @@
 // Package service runs extauthz: it loads and validates the configuration,
 // builds the JWKS cache and the authorization server, serves Envoy's
-// envoy.service.auth.v3.Authorization with grpc.health.v1 and reflection on
-// one gRPC listener, reloads the configuration on SIGHUP and drains on
+// envoy.service.auth.v3.Authorization with grpc.health.v1 (and, when asked,
+// reflection) on one gRPC listener, reloads the configuration on SIGHUP and drains on
 // SIGTERM. cmd/extauthz only parses flags and calls it.
 package service
 
@@ -58,6 +58,12 @@ type Options struct {
 	DrainDelay time.Duration
 	// StopTimeout: see DefaultStopTimeout; after it, connections are closed.
 	StopTimeout time.Duration
+	// Reflection registers grpc.reflection even when grpc.reflection is
+	// off in the configuration (the -reflection flag).
+	Reflection bool
+	// HTTPTimeouts bound the HTTP listeners' connections; zero fields take
+	// DefaultHTTPTimeouts'.
+	HTTPTimeouts HTTPTimeouts
 }
 
 // Service is a running extauthz: listener bound, providers registered.
@@ -99,6 +105,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = DefaultStopTimeout
 	}
+	opts.HTTPTimeouts = opts.HTTPTimeouts.withDefaults()
 	if opts.LogFormat != "" && opts.LogFormat != "json" && opts.LogFormat != "text" {
 		return nil, fmt.Errorf("service: log format %q: want json or text", opts.LogFormat)
 	}
@@ -139,11 +146,19 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("service: metrics: %w", err)
 	}
 	s.metrics.ConfigLoaded(time.Now())
+	adminToken, err := readAdminToken(cfg.Admin.TokenFile)
+	if err != nil {
+		_ = s.closeRegistry()
+		return nil, &ConfigError{Err: err}
+	}
 	s.admin = admin.New(admin.Options{
-		Registry:          s.registry,
-		Metrics:           s.metrics.Handler(),
-		MinAvailableShare: cfg.Readiness.MinAvailableShare,
-		Logger:            s.log.With("component", "admin"),
+		Registry:           s.registry,
+		Metrics:            s.metrics.Handler(),
+		MinAvailableShare:  cfg.Readiness.MinAvailableShare,
+		Logger:             s.log.With("component", "admin"),
+		Token:              adminToken,
+		OpenProbes:         cfg.Admin.OpenProbes,
+		RefreshMinInterval: time.Duration(cfg.Admin.RefreshMinInterval),
 	})
 	for _, reg := range cfg.Registrations() {
 		if err := s.registry.Register(ctx, reg); err != nil {
@@ -151,18 +166,27 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
 		}
 	}
-	s.authz = authz.New(set, s.registry, authz.Options{Logger: s.log.With("component", "authz"), Observer: s.metrics})
+	s.authz = authz.New(set, s.registry, authz.Options{
+		Logger:     s.log.With("component", "authz"),
+		Observer:   s.metrics,
+		DPoPReplay: dpopReplay(cfg, s.redis),
+	})
 
-	s.lis, err = net.Listen("tcp", cfg.Listen.GRPC)
+	lis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
 		_ = s.closeRegistry()
 		return nil, fmt.Errorf("service: listen.grpc: %w", err)
 	}
-	s.grpc = grpc.NewServer()
+	s.lis = limitListener(lis, cfg.Limits.MaxConnections)
+	s.grpc = grpc.NewServer(grpcServerOptions(cfg.Limits)...)
 	authv3.RegisterAuthorizationServer(s.grpc, grpcauthz.New(s.authz))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if cfg.GRPC.Reflection || opts.Reflection {
+		// Off by default: it lists what the server offers to anyone who
+		// can reach the port.
+		reflection.Register(s.grpc)
+	}
 	// Health follows readiness (see startListeners): NOT_SERVING until
 	// enough providers have usable keys, so Envoy's health checks keep a
 	// cold replica out of rotation. A Check that reaches it anyway waits up
@@ -335,11 +359,17 @@ func (s *Service) warnRestartOnly(old, cfg *tenants.Config) {
 	}
 	changed("listen", old.Listen, cfg.Listen)
 	changed("forward_auth", old.ForwardAuth, cfg.ForwardAuth)
+	changed("grpc", old.GRPC, cfg.GRPC)
+	changed("admin", old.Admin, cfg.Admin)
+	changed("limits (connections, streams, request headers)",
+		[3]int{old.Limits.MaxConnections, old.Limits.MaxConcurrentStreams, old.Limits.MaxRequestHeaderBytes},
+		[3]int{cfg.Limits.MaxConnections, cfg.Limits.MaxConcurrentStreams, cfg.Limits.MaxRequestHeaderBytes})
 	changed("log.format", old.Log.Format, cfg.Log.Format)
 	changed("jwks.ca_file", old.JWKS.CAFile, cfg.JWKS.CAFile)
 	changed("jwks.max_concurrent_fetches", old.JWKS.MaxConcurrentFetches, cfg.JWKS.MaxConcurrentFetches)
 	changed("jwks.redis", old.JWKS.Redis, cfg.JWKS.Redis)
 	changed("readiness", old.Readiness, cfg.Readiness)
+	changed("dpop_replay", old.DPoPReplay, cfg.DPoPReplay)
 	if (old.JWKS.RequireHTTPS == nil) != (cfg.JWKS.RequireHTTPS == nil) ||
 		(old.JWKS.RequireHTTPS != nil && *old.JWKS.RequireHTTPS != *cfg.JWKS.RequireHTTPS) {
 		s.log.Warn("setting changed on reload takes effect only after a restart", "setting", "jwks.require_https")

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	"github.com/extauthz/extauthz/internal/logtest"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
@@ -447,10 +450,11 @@ func TestProblems_FlattensJoinedErrors(t *testing.T) {
 	}
 }
 
-func TestNew_ServesAuthorizationHealthAndReflection(t *testing.T) {
-	f := newFixture(t)
-	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
-	conn, err := checkclient.Dial(r.svc.Addr().String())
+// listServices asks grpc.reflection for the server's services; ok is
+// false when reflection is not served.
+func listServices(t *testing.T, addr string) (services map[string]bool, ok bool) {
+	t.Helper()
+	conn, err := checkclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,30 +463,69 @@ func TestNew_ServesAuthorizationHealthAndReflection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() { _ = stream.CloseSend() }()
 	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
 		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
-	}); err != nil {
+	}); err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
 	resp, err := stream.Recv()
+	if status.Code(err) == codes.Unimplemented {
+		return nil, false
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]bool{}
+	services = map[string]bool{}
 	for _, s := range resp.GetListServicesResponse().GetService() {
-		got[s.GetName()] = true
+		services[s.GetName()] = true
 	}
-	for _, want := range []string{"envoy.service.auth.v3.Authorization", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
-		if !got[want] {
-			t.Errorf("reflection lists %v, missing %s", got, want)
-		}
+	return services, true
+}
+
+// TestNew_ReflectionOnlyWhenAsked: grpc.reflection is not served by
+// default; the -reflection flag (Options.Reflection) or grpc.reflection in
+// the configuration turn it on.
+func TestNew_ReflectionOnlyWhenAsked(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		flag  bool
+		extra string
+		want  bool
+	}{
+		{"default", false, "", false},
+		{"flag", true, "", true},
+		{"config", false, "grpc: {reflection: true}\n", true},
+		{"config off", false, "grpc: {reflection: false}\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.write(t, tt.extra)
+			r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1, Reflection: tt.flag})
+			got, ok := listServices(t, r.svc.Addr().String())
+			if ok != tt.want {
+				t.Fatalf("reflection served: %v, want %v", ok, tt.want)
+			}
+			for _, want := range []string{"envoy.service.auth.v3.Authorization", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+				if ok && !got[want] {
+					t.Errorf("reflection lists %v, missing %s", got, want)
+				}
+			}
+		})
 	}
-	_ = stream.CloseSend()
+}
+
+func TestNew_ServesAuthorizationAndHealth(t *testing.T) {
+	f := newFixture(t)
+	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
 	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 	for _, name := range HealthServices {
 		if st, err := checkclient.Health(context.Background(), r.health, name); err != nil || st != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("health %q: %v %v", name, st, err)
 		}
+	}
+	if res := r.check(t, demo.Host, f.token(t)); !res.Allowed {
+		t.Errorf("Check with a valid token: %+v", res)
 	}
 }
 

@@ -14,13 +14,24 @@ type Duration time.Duration
 // Config mirrors the YAML file one to one. Unknown keys are errors.
 type Config struct {
 	Listen       Listen      `yaml:"listen"`
+	GRPC         GRPC        `yaml:"grpc"`          // the listen.grpc server's optional services
+	Admin        Admin       `yaml:"admin"`         // the listen.admin API's access rules
 	ForwardAuth  ForwardAuth `yaml:"forward_auth"`  // the listen.http listener's settings
 	TenantHeader string      `yaml:"tenant_header"` // optional, e.g. x-tenant-id; off by default
 	Log          Log         `yaml:"log"`
 	Limits       Limits      `yaml:"limits"`
 	Readiness    Readiness   `yaml:"readiness"`
 	JWKS         JWKS        `yaml:"jwks"`
-	Tenants      []Tenant    `yaml:"tenants"`
+	// SenderSettings at the top level are every provider's defaults.
+	SenderSettings `yaml:",inline"`
+	DPoPReplay     DPoPReplay `yaml:"dpop_replay"`
+	// TrustForwardedClientCert makes the Hash of the closest hop's
+	// x-forwarded-client-cert element stand for the client certificate
+	// (RFC 8705 binding) when the request has no peer certificate of its
+	// own. Off by default: only a proxy that sanitises the header may be
+	// believed (on listen.http, only from forward_auth.trusted_proxies).
+	TrustForwardedClientCert bool     `yaml:"trust_forwarded_client_cert"`
+	Tenants                  []Tenant `yaml:"tenants"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -28,6 +39,28 @@ type Listen struct {
 	GRPC  string `yaml:"grpc"`  // default 127.0.0.1:9191
 	Admin string `yaml:"admin"` // default 127.0.0.1:9193
 	HTTP  string `yaml:"http"`  // HTTP forward-auth listener; off unless set
+}
+
+// GRPC holds the gRPC server's optional services.
+type GRPC struct {
+	// Reflection registers grpc.reflection (grpcurl can then list the
+	// services without their protos). Off by default: it tells any caller
+	// what the server offers. The -reflection flag turns it on too.
+	Reflection bool `yaml:"reflection"`
+}
+
+// Admin holds the admin API's access rules.
+type Admin struct {
+	// TokenFile names a file whose content (surrounding whitespace removed)
+	// is the bearer token every admin request must carry (RFC 6750 §2.1).
+	// Without it the admin listener must be on a loopback address.
+	TokenFile string `yaml:"token_file"`
+	// OpenProbes serves /healthz, /readyz and /metrics without the token
+	// (for the kubelet and Prometheus); the provider API never is.
+	OpenProbes bool `yaml:"open_probes"`
+	// RefreshMinInterval is the least time between two forced refreshes of
+	// one provider (default 30s); a refresh sooner is answered 429.
+	RefreshMinInterval Duration `yaml:"refresh_min_interval"`
 }
 
 // Log configures log/slog.
@@ -55,6 +88,16 @@ type Limits struct {
 	// ColdWait bounds how long a Check waits for a provider's first fetch
 	// (default 2s) before answering 503 jwks_unavailable.
 	ColdWait Duration `yaml:"cold_wait"`
+	// MaxRequestHeaderBytes bounds the request line and headers of one
+	// request (default 32768): the HTTP listeners refuse more, and it sizes
+	// the largest CheckRequest the gRPC listener accepts.
+	MaxRequestHeaderBytes int `yaml:"max_request_header_bytes"`
+	// MaxConnections bounds the open connections of each listener
+	// (default 64); further clients wait in the accept queue.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConcurrentStreams bounds the concurrent Checks on one gRPC
+	// connection (default 32).
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
 }
 
 // CacheSettings are the cache spec's per-provider fields. In the jwks block
@@ -105,6 +148,19 @@ type Tenant struct {
 	ID        string     `yaml:"id"`
 	Hosts     []string   `yaml:"hosts"` // exact or "*.suffix"; port stripped, case-insensitive
 	Providers []Provider `yaml:"providers"`
+	// Requirements are named authorization requirements (see Requirement).
+	Requirements map[string]Requirement `yaml:"requirements"`
+	// Routes pick a requirement by path and method when Envoy's
+	// context_extensions name none; the first match wins.
+	Routes []Route `yaml:"routes"`
+	// DefaultRequirement applies when neither names one; "" is any valid
+	// token from any of the tenant's providers.
+	DefaultRequirement string `yaml:"default_requirement"`
+	// Mode is enforce (default) or shadow: in shadow, a denial is logged,
+	// counted and reported as would_deny, but the request is allowed.
+	Mode string `yaml:"mode"`
+	// SenderSettings in a tenant are its providers' defaults.
+	SenderSettings `yaml:",inline"`
 }
 
 // Provider is one identity provider of a tenant.
@@ -118,13 +174,22 @@ type Provider struct {
 	// must carry (explicit typing, RFC 8725 §3.11), e.g. [at+jwt] for
 	// RFC 9068 access tokens. Compared case-insensitively, with or
 	// without "application/" (RFC 7515 §4.1.9). Default: typ not checked.
-	TokenTypes      []string          `yaml:"token_types"`
-	ClockSkew       *Duration         `yaml:"clock_skew"` // default 60s
-	FromHeaders     []HeaderSource    `yaml:"from_headers"`
-	FromCookies     []string          `yaml:"from_cookies"`
-	FromParams      []string          `yaml:"from_params"`
+	TokenTypes  []string       `yaml:"token_types"`
+	ClockSkew   *Duration      `yaml:"clock_skew"` // default 60s
+	FromHeaders []HeaderSource `yaml:"from_headers"`
+	FromCookies []string       `yaml:"from_cookies"`
+	FromParams  []string       `yaml:"from_params"`
+	// ClaimsToHeaders maps a dotted claim path ("org.id") to a header.
 	ClaimsToHeaders map[string]string `yaml:"claims_to_headers"`
-	CacheSettings   `yaml:",inline"`
+	// ForwardToken false removes the token (header, cookie or query
+	// parameter, where it was found) from the request sent upstream.
+	// Default true.
+	ForwardToken *bool `yaml:"forward_token"`
+	// PayloadHeader, when set, carries the verified payload upstream as
+	// base64url JSON (like Envoy jwt_authn's forward_payload_header).
+	PayloadHeader  string `yaml:"payload_header"`
+	CacheSettings  `yaml:",inline"`
+	SenderSettings `yaml:",inline"`
 }
 
 // HeaderSource names a header that carries the token, and the prefix

@@ -25,6 +25,14 @@ const (
 	DefaultLogFormat           = "json"
 	DefaultMaxConcurrent       = 16
 	DefaultRedisNamespace      = "jwks-cache"
+	// DefaultMaxRequestHeaderBytes, DefaultMaxConnections and
+	// DefaultMaxConcurrentStreams keep the worst case of half-sent maximal
+	// Checks (connections × streams × message bound, 144 MiB) inside
+	// the shipped Deployment's 256 MiB memory limit.
+	DefaultMaxRequestHeaderBytes = 32 << 10
+	DefaultMaxConnections        = 64
+	DefaultMaxConcurrentStreams  = 32
+	DefaultRefreshMinInterval    = 30 * time.Second
 )
 
 // maxConfigBytes bounds a configuration file: a config is a few KiB, and a
@@ -79,9 +87,12 @@ func Load(path string) (*Config, error) {
 //
 // Defaults: listen.grpc 127.0.0.1:9191; listen.admin 127.0.0.1:9193 when the
 // key is absent (an explicit "" turns the admin listener off); log json/info;
-// limits 16 KiB tokens, 1024-byte claim headers, 2 s cold wait;
+// limits 16 KiB tokens, 1024-byte claim headers, 2 s cold wait, 32 KiB
+// request headers, 64 connections per listener, 32 streams per gRPC
+// connection; admin.refresh_min_interval 30s;
 // forward_auth.trusted_proxies 127.0.0.1/32 and ::1/128 when the key is
-// absent; jwks.max_concurrent_fetches 16; redis namespace jwks-cache; per provider
+// absent; jwks.max_concurrent_fetches 16; redis namespace jwks-cache;
+// dpop_replay 100000 entries, deny on Redis errors; per provider
 // algorithms [RS256], clock_skew 60s, and, when the provider names no token
 // source at all, from_headers [{authorization, "Bearer "}].
 func Parse(data []byte) (*Config, error) {
@@ -131,6 +142,18 @@ func (c *Config) applyDefaults(adminSet bool) {
 	if c.Readiness.MinAvailableShare == 0 {
 		c.Readiness.MinAvailableShare = 1
 	}
+	if c.Limits.MaxRequestHeaderBytes == 0 {
+		c.Limits.MaxRequestHeaderBytes = DefaultMaxRequestHeaderBytes
+	}
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if c.Limits.MaxConcurrentStreams == 0 {
+		c.Limits.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.Admin.RefreshMinInterval == 0 {
+		c.Admin.RefreshMinInterval = Duration(DefaultRefreshMinInterval)
+	}
 	if c.Limits.ColdWait == 0 {
 		c.Limits.ColdWait = Duration(DefaultColdWait)
 	}
@@ -142,6 +165,12 @@ func (c *Config) applyDefaults(adminSet bool) {
 	}
 	if c.JWKS.Redis != nil && c.JWKS.Redis.Namespace == "" {
 		c.JWKS.Redis.Namespace = DefaultRedisNamespace
+	}
+	if c.DPoPReplay.MaxEntries == 0 {
+		c.DPoPReplay.MaxEntries = DefaultDPoPReplayEntries
+	}
+	if c.DPoPReplay.OnRedisError == "" {
+		c.DPoPReplay.OnRedisError = DefaultDPoPOnRedisError
 	}
 	for i := range c.Tenants {
 		for j := range c.Tenants[i].Providers {

@@ -50,9 +50,18 @@ func TestParse_AppliesDefaults(t *testing.T) {
 	if diff := cmp.Diff(Log{Level: "info", Format: "json"}, c.Log); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
-	wantLimits := Limits{MaxTokenBytes: 16384, MaxHeaderValueBytes: 1024, ColdWait: Duration(2 * time.Second)}
+	wantLimits := Limits{MaxTokenBytes: 16384, MaxHeaderValueBytes: 1024, ColdWait: Duration(2 * time.Second),
+		MaxRequestHeaderBytes: 32768, MaxConnections: 64, MaxConcurrentStreams: 32}
 	if diff := cmp.Diff(wantLimits, c.Limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
+	}
+	// Closed by default: no reflection, the admin API needs a token
+	// everywhere but loopback, and the probes need it too.
+	if diff := cmp.Diff(Admin{RefreshMinInterval: Duration(30 * time.Second)}, c.Admin); diff != "" {
+		t.Errorf("admin (-want +got):\n%s", diff)
+	}
+	if c.GRPC.Reflection {
+		t.Error("grpc.reflection is on by default")
 	}
 	if c.Readiness.MinAvailableShare != 1 {
 		t.Errorf("readiness.min_available_share = %v, want 1 (every provider)", c.Readiness.MinAvailableShare)

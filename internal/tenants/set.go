@@ -26,7 +26,7 @@ type TokenSource struct {
 
 // ClaimHeader maps one claim to the request header it fills.
 type ClaimHeader struct {
-	Claim  string
+	Claim  string // a dotted path (see ClaimPath)
 	Header string // lowercase
 }
 
@@ -44,8 +44,17 @@ type ProviderRules struct {
 	ClockSkew  time.Duration
 	// Sources in order: from_headers, then from_cookies, then from_params.
 	Sources []TokenSource
+	// ForwardToken false: the token is removed from the upstream request.
+	ForwardToken bool
+	// PayloadHeader receives the verified payload (base64url JSON); "" is off.
+	PayloadHeader string
 	// ClaimHeaders sorted by header name, for deterministic output.
 	ClaimHeaders []ClaimHeader
+	// SenderConstraint, DPoPMaxAge and DPoPAlgorithms are the layered
+	// sender-constraint settings (provider over tenant over global).
+	SenderConstraint SenderConstraint
+	DPoPMaxAge       time.Duration
+	DPoPAlgorithms   []string
 
 	algs map[string]struct{}
 }
@@ -91,8 +100,17 @@ type TenantRules struct {
 	// found before the provider is known.
 	Sources []TokenSource
 	// ClaimHeaders is the sorted union of every header a provider of the
-	// tenant maps a claim to.
+	// tenant maps a claim (or its payload_header) to.
 	ClaimHeaders []string
+	// Requirements by name.
+	Requirements map[string]*RequirementRules
+	// Routes in config order: the first match wins.
+	Routes []RouteRule
+	// Default is the default_requirement; nil is the baseline (any valid
+	// token of the tenant's providers).
+	Default *RequirementRules
+	// Shadow is mode: shadow.
+	Shadow bool
 
 	byID     map[string]*ProviderRules
 	byIssuer map[string]*ProviderRules
@@ -121,6 +139,8 @@ type Set struct {
 	wildcard     map[string]*TenantRules // key: ".acme.test" for "*.acme.test"
 	tenantHeader string
 	limits       Limits
+	dpopReplay   DPoPReplay
+	trustXFCC    bool
 	claimHeaders []string // sorted union over every tenant
 }
 
@@ -136,6 +156,8 @@ func NewSet(c *Config) (*Set, error) {
 		wildcard:     map[string]*TenantRules{},
 		tenantHeader: strings.ToLower(c.TenantHeader),
 		limits:       c.Limits,
+		dpopReplay:   c.DPoPReplay,
+		trustXFCC:    c.TrustForwardedClientCert,
 	}
 	allClaimHeaders := map[string]bool{}
 	for _, t := range c.Tenants {
@@ -157,6 +179,7 @@ func NewSet(c *Config) (*Set, error) {
 		claimHeaders := map[string]bool{}
 		for _, p := range t.Providers {
 			pr := compileProvider(t.ID, p)
+			pr.applySender(c.SenderSettings, t.SenderSettings, p.SenderSettings)
 			tr.Providers = append(tr.Providers, pr)
 			tr.byID[pr.ID] = pr
 			tr.byIssuer[pr.Issuer] = pr
@@ -169,7 +192,11 @@ func NewSet(c *Config) (*Set, error) {
 			for _, ch := range pr.ClaimHeaders {
 				claimHeaders[ch.Header] = true
 			}
+			if pr.PayloadHeader != "" {
+				claimHeaders[pr.PayloadHeader] = true
+			}
 		}
+		compileRequirements(tr, t)
 		for h := range claimHeaders {
 			tr.ClaimHeaders = append(tr.ClaimHeaders, h)
 			allClaimHeaders[h] = true
@@ -217,6 +244,8 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 	for _, q := range p.FromParams {
 		pr.Sources = append(pr.Sources, TokenSource{Kind: SourceParam, Name: q})
 	}
+	pr.ForwardToken = p.ForwardToken == nil || *p.ForwardToken
+	pr.PayloadHeader = strings.ToLower(p.PayloadHeader)
 	if len(pr.Sources) == 0 {
 		pr.Sources = []TokenSource{{Kind: SourceHeader, Name: "authorization", Prefix: "Bearer "}}
 	}
@@ -248,6 +277,13 @@ func (s *Set) ClaimHeaders() []string { return s.claimHeaders }
 
 // Limits returns the request limits.
 func (s *Set) Limits() Limits { return s.limits }
+
+// DPoPReplay returns the replay cache settings.
+func (s *Set) DPoPReplay() DPoPReplay { return s.dpopReplay }
+
+// TrustForwardedClientCert reports whether x-forwarded-client-cert may
+// stand for the client certificate.
+func (s *Set) TrustForwardedClientCert() bool { return s.trustXFCC }
 
 // TenantForHost returns the tenant whose host pattern matches host most
 // specifically. host is normalised first (see NormalizeHost). An exact

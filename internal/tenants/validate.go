@@ -58,6 +58,7 @@ var reservedHeaders = map[string]bool{
 	"content-encoding": true, "cookie": true, "set-cookie": true, "expect": true,
 	"x-request-id": true, "www-authenticate": true, "cache-control": true,
 	"forwarded": true, "x-real-ip": true,
+	"dpop": true, // the DPoP proof (RFC 9449 §4.1): a credential
 }
 
 var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
@@ -72,6 +73,8 @@ var reservedPrefixes = []string{"x-forwarded-", "x-original-", "x-envoy-"}
 func (c *Config) Validate(check RegistrationCheck) error {
 	v := &validator{}
 	c.validateGlobal(v)
+	validateSender(v, "", c.SenderSettings)
+	c.validateDPoPReplay(v)
 	if len(c.Tenants) == 0 {
 		v.add("tenants", "at least one tenant is required")
 	}
@@ -104,6 +107,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			}
 			hostOwner[n] = hp
 		}
+		validateSender(v, tp+".", t.SenderSettings)
 		if len(t.Providers) == 0 {
 			v.add(tp+".providers", "at least one provider is required")
 		}
@@ -133,11 +137,14 @@ func (c *Config) Validate(check RegistrationCheck) error {
 				v.add(pp+".jwks_url", "required")
 			}
 			c.validateProvider(v, pp, p, tokenHeaders)
+			c.validatePayloadHeader(v, pp, p, tokenHeaders)
+			validateSender(v, pp+".", p.SenderSettings)
 			c.validateAllowlist(v, pp, p)
 			if check != nil && p.JWKSURL != "" {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
+		t.validateRequirements(v, tp)
 	}
 	c.validateSharedIssuers(v)
 	return v.err()
@@ -194,6 +201,8 @@ func (c *Config) validateGlobal(v *validator) {
 	}
 	if err := checkAddr(c.Listen.Admin, true); err != nil {
 		v.add("listen.admin", err.Error())
+	} else {
+		c.validateAdmin(v)
 	}
 	c.validateForwardAuth(v)
 	if err := checkAddr(c.Listen.HTTP, true); err != nil {
@@ -220,6 +229,17 @@ func (c *Config) validateGlobal(v *validator) {
 	if n := c.Limits.MaxHeaderValueBytes; n < 16 || n > 64<<10 {
 		v.add("limits.max_header_value_bytes", fmt.Sprintf("%d must be between 16 and 65536", n))
 	}
+	if n, tok := c.Limits.MaxRequestHeaderBytes, c.Limits.MaxTokenBytes; n < 4<<10 || n > 2<<20 {
+		v.add("limits.max_request_header_bytes", fmt.Sprintf("%d must be between 4096 and 2097152", n))
+	} else if n < tok+1024 {
+		v.add("limits.max_request_header_bytes", fmt.Sprintf("%d must leave room for limits.max_token_bytes (%d) and 1024 more bytes of request", n, tok))
+	}
+	if n := c.Limits.MaxConnections; n < 1 || n > 1<<16 {
+		v.add("limits.max_connections", fmt.Sprintf("%d must be between 1 and 65536", n))
+	}
+	if n := c.Limits.MaxConcurrentStreams; n < 1 || n > 1024 {
+		v.add("limits.max_concurrent_streams", fmt.Sprintf("%d must be between 1 and 1024", n))
+	}
 	if f := c.Readiness.MinAvailableShare; !(f > 0 && f <= 1) {
 		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in (0, 1]", f))
 	}
@@ -243,6 +263,39 @@ func (c *Config) validateGlobal(v *validator) {
 			v.add("jwks.redis.url", "must be a redis:// or rediss:// URL with a host")
 		}
 	}
+}
+
+// validateAdmin refuses an admin API that anyone on the network could use:
+// without admin.token_file the listener must be on loopback.
+func (c *Config) validateAdmin(v *validator) {
+	a := c.Admin
+	if d := time.Duration(a.RefreshMinInterval); d < time.Second || d > time.Hour {
+		v.add("admin.refresh_min_interval", fmt.Sprintf("%s must be between 1s and 1h", d))
+	}
+	if a.TokenFile != "" {
+		if _, err := os.Stat(a.TokenFile); err != nil {
+			v.add("admin.token_file", fmt.Sprintf("cannot read %q: %v", a.TokenFile, errors.Unwrap(err)))
+		}
+		return
+	}
+	if c.Listen.Admin != "" && !IsLoopback(c.Listen.Admin) {
+		v.add("listen.admin", fmt.Sprintf("%q is not a loopback address: set admin.token_file, or bind to 127.0.0.1", c.Listen.Admin))
+	}
+}
+
+// IsLoopback reports whether the listen address addr (host:port) can only
+// be reached from this host: localhost or a loopback IP. An empty host
+// listens on every interface.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func hasReservedPrefix(lh string) bool {
@@ -334,8 +387,8 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 	for _, claim := range claims {
 		h := p.ClaimsToHeaders[claim]
 		cp := fmt.Sprintf("%s.claims_to_headers.%s", pp, claim)
-		if claim == "" {
-			v.add(cp, "claim name must not be empty")
+		if err := checkClaimPath(claim); err != nil {
+			v.add(cp, err.Error())
 			continue
 		}
 		if err := checkHeaderName(h); err != nil {

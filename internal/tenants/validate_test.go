@@ -87,6 +87,18 @@ func TestValidate_Rules(t *testing.T) {
 		{"empty grpc addr", func(c *Config) { c.Listen.GRPC = "" }, []string{"listen.grpc: required"}},
 		{"bad admin addr", func(c *Config) { c.Listen.Admin = "x" }, []string{"listen.admin:"}},
 		{"bad http addr", func(c *Config) { c.Listen.HTTP = "x" }, []string{"listen.http:"}},
+		{"admin on every interface without token", func(c *Config) { c.Listen.Admin = ":9193" }, []string{`listen.admin: ":9193" is not a loopback address: set admin.token_file`}},
+		{"admin on a pod IP without token", func(c *Config) { c.Listen.Admin = "0.0.0.0:9193" }, []string{`listen.admin: "0.0.0.0:9193" is not a loopback address`}},
+		{"admin on a host name without token", func(c *Config) { c.Listen.Admin = "admin.internal:9193" }, []string{`listen.admin: "admin.internal:9193" is not a loopback`}},
+		{"admin token file missing", func(c *Config) {
+			c.Listen.Admin = "0.0.0.0:9193"
+			c.Admin.TokenFile = "/nonexistent/token"
+		}, []string{`admin.token_file: cannot read "/nonexistent/token"`}},
+		{"refresh interval too short", func(c *Config) { c.Admin.RefreshMinInterval = Duration(time.Millisecond) }, []string{"admin.refresh_min_interval: 1ms must be between 1s and 1h"}},
+		{"request header limit too small", func(c *Config) { c.Limits.MaxRequestHeaderBytes = 1024 }, []string{"limits.max_request_header_bytes: 1024 must be between"}},
+		{"request header limit below the token", func(c *Config) { c.Limits.MaxTokenBytes = 64 << 10 }, []string{"limits.max_request_header_bytes: 32768 must leave room for limits.max_token_bytes (65536)"}},
+		{"no connections", func(c *Config) { c.Limits.MaxConnections = -1 }, []string{"limits.max_connections: -1 must be between"}},
+		{"too many streams", func(c *Config) { c.Limits.MaxConcurrentStreams = 5000 }, []string{"limits.max_concurrent_streams: 5000 must be between"}},
 		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, []string{`log.level: "loud" must be one of`}},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, []string{`log.format: "xml" must be json or text`}},
 		{"token limit", func(c *Config) { c.Limits.MaxTokenBytes = 10 }, []string{"limits.max_token_bytes: 10 must be between"}},
@@ -160,6 +172,14 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 	c.Tenants[0].Providers[0].Algorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 	c.Tenants[0].Providers[0].FromCookies = []string{"session"}
 	c.Tenants[0].Providers[0].FromParams = []string{"access_token"}
+	for _, loop := range []string{"127.0.0.1:9193", "[::1]:9193", "localhost:0", "127.0.0.2:1"} {
+		c.Listen.Admin = loop // loopback needs no admin token
+		if err := c.Validate(nil); err != nil {
+			t.Fatalf("Validate with listen.admin %s: %v", loop, err)
+		}
+	}
+	c.Listen.Admin = "0.0.0.0:9193"
+	c.Admin.TokenFile = "validate_test.go" // any readable file
 	// A provider may narrow the global allowlist.
 	c.JWKS.AllowedDomains = []string{"acme.test", "globex.test"}
 	c.Tenants[0].Providers[0].AllowedDomains = []string{"idp.acme.test"}

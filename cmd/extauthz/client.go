@@ -1,9 +1,7 @@
-package checkclient
+package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -11,13 +9,15 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/extauthz/extauthz/internal/checkclient"
 )
 
 // Exit codes of the client command.
 const (
-	ExitAllow = 0
-	ExitDeny  = 1
-	ExitError = 2
+	exitAllow = 0
+	exitDeny  = 1
+	exitError = 2
 )
 
 // headerFlags collects repeated -H 'name: value' flags.
@@ -49,13 +49,12 @@ func (e extFlags) Set(s string) error {
 	return nil
 }
 
-// ClientCommand runs `extauthz client`: it sends one CheckRequest and
-// prints the answer. It returns ExitAllow, ExitDeny or ExitError.
-func ClientCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("client", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// runClient runs `extauthz client`: it sends one CheckRequest and prints
+// the answer. It exits 0 on allow, 1 on deny, 2 on error.
+func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("client", stderr)
 	var (
-		req     = Request{Headers: headerFlags{}, ContextExtensions: extFlags{}}
+		req     = checkclient.Request{Headers: headerFlags{}, ContextExtensions: extFlags{}}
 		addr    = fs.String("addr", "127.0.0.1:9191", "extauthz gRPC address `HOST:PORT`")
 		timeout = fs.Duration("timeout", 5*time.Second, "deadline of the call")
 	)
@@ -66,73 +65,59 @@ func ClientCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&req.ID, "request-id", "", "x-request-id to send")
 	fs.Var(headerFlags(req.Headers), "H", "request header 'name: value' (repeatable)")
 	fs.Var(extFlags(req.ContextExtensions), "ext", "context extension key=value, e.g. tenant=acme (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitAllow
-		}
-		return ExitError
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "client: unexpected arguments %q\n", fs.Args())
-		return ExitError
+	if code, done := parse(fs, args, stderr); done {
+		return code
 	}
 	if req.Host == "" {
-		fmt.Fprintln(stderr, "client: -host is required")
-		return ExitError
+		fmt.Fprintln(stderr, "extauthz client: -host is required")
+		fs.Usage()
+		return exitError
 	}
-	conn, err := Dial(*addr)
+	conn, err := checkclient.Dial(*addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "client: %v\n", err)
-		return ExitError
+		fmt.Fprintf(stderr, "extauthz client: %v\n", err)
+		return exitError
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	res, err := Check(ctx, authv3.NewAuthorizationClient(conn), req)
+	res, err := checkclient.Check(ctx, authv3.NewAuthorizationClient(conn), req)
 	if err != nil {
-		fmt.Fprintf(stderr, "client: %v\n", err)
-		return ExitError
+		fmt.Fprintf(stderr, "extauthz client: %v\n", err)
+		return exitError
 	}
 	if err := res.Print(stdout); err != nil {
-		fmt.Fprintf(stderr, "client: %v\n", err)
-		return ExitError
+		fmt.Fprintf(stderr, "extauthz client: %v\n", err)
+		return exitError
 	}
 	if res.Allowed {
-		return ExitAllow
+		return exitAllow
 	}
-	return ExitDeny
+	return exitDeny
 }
 
-// HealthCommand runs `extauthz health`: exit 0 when the service is
-// SERVING, 1 otherwise (including when it cannot be reached), so a Docker
-// HEALTHCHECK needs nothing but the binary.
-func HealthCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// runHealth runs `extauthz health`: exit 0 when the service is SERVING, 1
+// otherwise (including when it cannot be reached), so a Docker HEALTHCHECK
+// needs nothing but the binary.
+func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("health", stderr)
 	addr := fs.String("addr", "127.0.0.1:9191", "extauthz gRPC address `HOST:PORT`")
-	service := fs.String("service", "", "health service name (empty: the whole server)")
+	service := fs.String("service", "", "health service `NAME` (empty: the whole server)")
 	timeout := fs.Duration("timeout", 3*time.Second, "deadline of the call")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parse(fs, args, stderr); done {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "health: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	conn, err := Dial(*addr)
+	conn, err := checkclient.Dial(*addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "health: %v\n", err)
+		fmt.Fprintf(stderr, "extauthz health: %v\n", err)
 		return 1
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	st, err := Health(ctx, healthpb.NewHealthClient(conn), *service)
+	st, err := checkclient.Health(ctx, healthpb.NewHealthClient(conn), *service)
 	if err != nil {
-		fmt.Fprintf(stderr, "health: %v\n", err)
+		fmt.Fprintf(stderr, "extauthz health: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, st)

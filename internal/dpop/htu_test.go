@@ -1,0 +1,32 @@
+package dpop
+
+import "testing"
+
+func TestNormalizeURI(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"https://api.acme.test/orders", "https://api.acme.test/orders"},
+		{"HTTPS://API.Acme.TEST/orders", "https://api.acme.test/orders"},     // §6.2.2.1: scheme and host case
+		{"https://api.acme.test:443/orders", "https://api.acme.test/orders"}, // §6.2.3: default port
+		{"http://api.acme.test:80/orders", "http://api.acme.test/orders"},
+		{"https://api.acme.test:/orders", "https://api.acme.test/orders"},                // empty port
+		{"https://api.acme.test:8443/orders", "https://api.acme.test:8443/orders"},       // other port kept
+		{"http://api.acme.test:443/x", "http://api.acme.test:443/x"},                     // 443 is not http's default
+		{"https://api.acme.test", "https://api.acme.test/"},                              // empty path
+		{"https://api.acme.test/orders?id=1#frag", "https://api.acme.test/orders"},       // RFC 9449 §4.3: query and fragment ignored
+		{"https://api.acme.test/%7euser/%2f%2Fx", "https://api.acme.test/~user/%2F%2Fx"}, // §6.2.2.2
+		{"https://api.acme.test/a/./b/../c", "https://api.acme.test/a/c"},                // §6.2.2.3
+		{"https://api.acme.test/a/..", "https://api.acme.test/"},
+		{"https://api.acme.test/Orders", "https://api.acme.test/Orders"}, // path case kept
+		{"https://[::1]:443/x", "https://[::1]/x"},
+	} {
+		got, err := NormalizeURI(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeURI(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "/orders", "ftp://api.acme.test/x", "https:///x", "https://user@api.acme.test/x", "https://api.acme.test/%zz", "https://api.acme.test/%4"} {
+		if got, err := NormalizeURI(bad); err == nil {
+			t.Errorf("NormalizeURI(%q) = %q, want an error", bad, got)
+		}
+	}
+}
