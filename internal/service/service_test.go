@@ -234,13 +234,16 @@ func TestReload_InvalidConfigRefusedAndLogged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.write()
+			mark := len(r.logs.String())
 			err := r.svc.Reload(context.Background())
 			var ce *ConfigError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Reload: %v, want a ConfigError naming %q", err, tt.want)
 			}
-			if !strings.Contains(r.logs.String(), "config reload refused") {
-				t.Error("refusal not logged")
+			// Only what this reload logged: earlier subtests logged
+			// refusals too.
+			if logged := r.logs.String()[mark:]; strings.Count(logged, "config reload refused") != 1 || !strings.Contains(logged, tt.want) {
+				t.Errorf("this refusal not logged once with %q:\n%s", tt.want, logged)
 			}
 			if res := r.check(t, demo.Host, tok); !res.Allowed {
 				t.Errorf("old config no longer serves: %s", res.Reason)
