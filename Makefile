@@ -1,5 +1,5 @@
 # Each target is one command; `make test` is what CI runs (.ci/run).
-.PHONY: build build-static docker test e2e bench lint demo
+.PHONY: build build-static docker test e2e bench lint demo mutate
 
 build: ## build the static binary into bin/extauthz
 	CGO_ENABLED=0 go build -trimpath -o bin/extauthz ./cmd/extauthz
@@ -18,6 +18,9 @@ e2e: ## end-to-end tests only: the real binary against HTTPS identity providers
 
 bench: ## every benchmark (BenchmarkCheck, the cache, the HTTP path), with allocations
 	go test -run "^$$" -bench . -benchmem -benchtime 1s ./...
+
+mutate: ## mutation testing (gremlins) of the security-critical packages; about an hour on 2 cores (docs/testing.md)
+	bash scripts/mutate.sh
 
 lint: ## formatting and go vet
 	test -z "$$(gofmt -l .)" && go vet ./...

@@ -335,8 +335,15 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 	stop = f.traffic(current)
 	f.redis.Stop(t)
 	mark = f.acme.count()
-	time.Sleep(redisMaxAge/2 + 2*redisJitter) // a cycle without Redis
+	// Without Redis no replica can share: each fetches for itself when its
+	// set is due, which is within a cycle (TTL/2 + jitter) of the last
+	// shared fetch.
+	outage := time.Now()
+	eventually(t, func() bool { return f.acme.count()-mark >= len(f.procs) }, "every replica to fetch alone")
 	alone := f.acme.count() - mark
+	if took := time.Since(outage); took > redisMaxAge/2+2*redisJitter+2*time.Second {
+		t.Errorf("with Redis down the replicas took %s to fetch alone, want within a cycle", took.Round(time.Second))
+	}
 	f.redis.Restart(t)
 	mark = f.acme.count()
 	time.Sleep(redisMaxAge/2 + 2*redisJitter) // back to sharing
