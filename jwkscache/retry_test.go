@@ -83,16 +83,19 @@ func TestRetry_AttemptsAndDelaysPerJitterStrategy(t *testing.T) {
 }
 
 func TestRetry_NoAttemptAfterDeadline(t *testing.T) {
-	// Waits of 100, 200 and 400 ms: the third would end past the 500 ms deadline.
+	// Waits of 100, 200 and 400 s on the fake clock: the third would end
+	// past the 500 s deadline. (Seconds, not milliseconds: the deadline also
+	// bounds the refresh's context in real time, and a loaded machine can
+	// take 500 ms for three attempts.)
 	f := failingFixture(t, jwkscache.RetryPolicy{
-		MaxRetries: 10, AttemptTimeout: 100 * time.Millisecond, InitialBackoff: 100 * time.Millisecond,
-		MaxBackoff: 400 * time.Millisecond, Deadline: 500 * time.Millisecond, Jitter: jwkscache.JitterNone,
+		MaxRetries: 10, AttemptTimeout: 100 * time.Second, InitialBackoff: 100 * time.Second,
+		MaxBackoff: 400 * time.Second, Deadline: 500 * time.Second, Jitter: jwkscache.JitterNone,
 	})
-	ev, waits := f.drive(t, 400*time.Millisecond)
+	ev, waits := f.drive(t, 400*time.Second)
 	if got := f.srv.hits.Load(); got != 3 {
 		t.Fatalf("server saw %d attempts, want 3 (waits %v)", got, waits)
 	}
-	if ev.Err == nil || !strings.Contains(ev.Err.Error(), "retry deadline 500ms reached") {
+	if ev.Err == nil || !strings.Contains(ev.Err.Error(), "retry deadline 8m20s reached") {
 		t.Fatalf("outcome = %+v", ev)
 	}
 }
