@@ -222,6 +222,8 @@ type Options struct {
 	MaxConcurrentFetches int
 	Clock                Clock    // default: the real clock
 	Observer             Observer // optional
+	// Tracer, optional, sees refreshes and the waits of lookups (spans).
+	Tracer Tracer
 	// Logger, optional; never receives a key or a token.
 	Logger interface {
 		Warn(msg string, args ...any)

@@ -35,6 +35,11 @@ type call struct {
 	firstOnce sync.Once
 	done      chan struct{}
 	err       error // valid once done is closed
+
+	// ctx is the context the refresh runs with: the provider's, carrying
+	// the Tracer's span when there is one; traced ends that span.
+	ctx    context.Context
+	traced func(RefreshEvent)
 }
 
 func newCall() *call { return &call{first: make(chan struct{}), done: make(chan struct{})} }
@@ -48,6 +53,7 @@ type deps struct {
 	observer Observer
 	logger   logger
 	coord    *coordination // nil without Options.Coordinator
+	tracer   Tracer        // nil without Options.Tracer
 }
 
 type logger interface {
@@ -142,11 +148,21 @@ func (p *provider) waitFirst(ctx context.Context) (*keySet, error) {
 	c := p.inflight
 	p.mu.Unlock()
 	if c != nil {
+		traced := p.traceWait(ctx, c, WaitCold, "")
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %s/%s: waiting for first fetch: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, ctx.Err())
+			err := fmt.Errorf("%w: %s/%s: waiting for first fetch: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, ctx.Err())
+			endWait(traced, err)
+			return nil, err
 		}
+		if s := p.snap.Load(); s != nil {
+			endWait(traced, nil)
+			return s, nil
+		}
+		err := p.unavailable()
+		endWait(traced, err)
+		return nil, err
 	}
 	if s := p.snap.Load(); s != nil {
 		return s, nil
@@ -183,14 +199,26 @@ func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid st
 	if now.UnixNano() < until || !p.coolingUntil.CompareAndSwap(until, now.Add(p.reg.UnknownKIDCooldown).UnixNano()) {
 		return nil, fmt.Errorf("%w: kid %q (refresh cooldown)", ErrKeyNotFound, shortKID(kid))
 	}
-	c := p.startRefresh(triggerUnknownKID)
+	c := p.startRefreshFrom(ctx, triggerUnknownKID)
+	var traced func(error)
 	if c != nil {
+		traced = p.traceWait(ctx, c, WaitUnknownKID, kid)
 		select {
 		case <-c.first:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, shortKID(kid), ctx.Err())
+			err := fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, shortKID(kid), ctx.Err())
+			endWait(traced, err)
+			return nil, err
 		}
 	}
+	k, err := p.afterUnknownKID(now, kid, bit)
+	endWait(traced, err)
+	return k, err
+}
+
+// afterUnknownKID looks kid up again once the refresh an unknown kid
+// started has made its first attempt.
+func (p *provider) afterUnknownKID(now time.Time, kid string, bit algSet) (crypto.PublicKey, error) {
 	if s2 := p.snap.Load(); s2 != nil {
 		now = p.deps.clock.Now()
 		if phase := s2.phase.Load(); phase != phaseUnusable {

@@ -11,7 +11,11 @@ import (
 
 // startRefresh joins the refresh in flight or starts one. It returns nil
 // once the provider is closed.
-func (p *provider) startRefresh(t trigger) *call {
+func (p *provider) startRefresh(t trigger) *call { return p.startRefreshFrom(nil, t) }
+
+// startRefreshFrom is startRefresh for a lookup (ctx) that triggers the
+// refresh, which a Tracer links to the refresh it starts.
+func (p *provider) startRefreshFrom(lookup context.Context, t trigger) *call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -21,6 +25,7 @@ func (p *provider) startRefresh(t trigger) *call {
 		return p.inflight
 	}
 	c := newCall()
+	p.traceRefresh(c, lookup, t)
 	p.inflight = c
 	if p.timer != nil {
 		p.timer.Stop()
@@ -95,6 +100,9 @@ func (p *provider) run(c *call, t trigger) {
 	// The next refresh is armed before the outcome is reported, so an
 	// observer that saw the outcome also sees the timer (Status.NextRefresh).
 	p.schedule(end)
+	if c.traced != nil {
+		c.traced(ev)
+	}
 	if p.deps.observer != nil {
 		p.deps.observer.RefreshDone(ev)
 	}
@@ -111,7 +119,7 @@ func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	pol := p.reg.RetryPolicy
 	clk := p.deps.clock
 	start := clk.Now()
-	ctx, cancel := context.WithTimeout(p.ctx, pol.Deadline)
+	ctx, cancel := context.WithTimeout(c.ctx, pol.Deadline) // c.ctx: p.ctx with the refresh's span
 	defer cancel()
 	b := newBackoff(pol)
 	var errs []error

@@ -75,6 +75,7 @@ func New(opts Options) (*Registry, error) {
 			clock:    opts.Clock,
 			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
 			observer: opts.Observer,
+			tracer:   opts.Tracer,
 		},
 	}}
 	if opts.Logger != nil {

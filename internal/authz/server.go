@@ -42,6 +42,10 @@ type Request struct {
 	// ContextExtensions are Envoy's per-route values ("tenant", "provider",
 	// "requirement").
 	ContextExtensions map[string]string
+	// ClientAddress is the downstream client's address as the gateway gives
+	// it (Envoy's source address; forward-auth's trusted X-Forwarded-For or
+	// peer), for the audit log.
+	ClientAddress string
 	// Scheme is the request's URI scheme ("https"): Envoy's
 	// attributes.request.http.scheme, or a trusted proxy's
 	// X-Forwarded-Proto. A DPoP proof's htu is checked against
@@ -94,6 +98,9 @@ type Decision struct {
 	WWWAuthenticate string
 	// Body is the JSON body of a denial.
 	Body []byte
+	// KeyID is the token's kid, as the client sent it, cut to 128 bytes
+	// (for traces); empty when the token was not parsed that far.
+	KeyID string
 }
 
 // Options are a Server's optional parts.
@@ -101,6 +108,8 @@ type Options struct {
 	Now      func() time.Time // default time.Now
 	Logger   *slog.Logger     // default slog.Default()
 	Observer Observer         // optional
+	Tracer   Tracer           // optional: a span per decision
+	Recorder Recorder         // optional: the audit log
 	// DPoPReplay remembers accepted DPoP proofs (default: this replica's
 	// own cache of tenants.DefaultDPoPReplayEntries).
 	DPoPReplay dpop.ReplayCache
@@ -113,6 +122,8 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	observer Observer
+	tracer   Tracer
+	recorder Recorder
 	parser   *jwt.Parser // read-only after New
 	dpop     *dpop.Checker
 	state    atomic.Pointer[state]
@@ -132,6 +143,8 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		now:      opts.Now,
 		log:      opts.Logger,
 		observer: opts.Observer,
+		tracer:   opts.Tracer,
+		recorder: opts.Recorder,
 		// Strict decoding refuses base64 with non-zero trailing bits, so one
 		// token has exactly one encoding.
 		// json.Number keeps 64-bit integer claims (user, account and org
@@ -191,6 +204,10 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 	if r == nil {
 		r = &Request{}
 	}
+	var end func(*Decision)
+	if s.tracer != nil {
+		ctx, end = s.startCheck(ctx, r)
+	}
 	d, err := s.decide(ctx, r)
 	elapsed := time.Since(start)
 	s.logDecision(ctx, r, &d, err, elapsed)
@@ -199,6 +216,9 @@ func (s *Server) Decide(ctx context.Context, r *Request) Decision {
 		// heap: without an observer, d stays on the stack.
 		od := d
 		s.observer.CheckDone(&od, elapsed)
+	}
+	if end != nil || s.recorder != nil {
+		s.finishCheck(ctx, r, d, end)
 	}
 	return d
 }
@@ -249,11 +269,14 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 	if len(raw) > limits.MaxTokenBytes {
 		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
-	p, claims, err := s.verify(ctx, st, t, route, raw, src)
+	var kid string
+	p, claims, err := s.verify(ctx, st, t, route, raw, src, &kid)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
-		return denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing), rf.cause
+		d := denyFor(req, rf.reason, t.ID, providerID(p), rf.reason != ReasonTokenMissing)
+		d.KeyID = boundKeyID(kid)
+		return d, rf.cause
 	}
 	if reason, err := s.checkSender(ctx, st, r, p, claims, raw, src); reason != ReasonOK {
 		d := denySender(reason, t.ID, p)
@@ -272,6 +295,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 		}
 	}
 	d := allow(st.set, t, p, claims)
+	d.KeyID = boundKeyID(kid)
 	d.Requirement = requirementName(req)
 	d.WouldDeny = wouldDeny
 	upstreamToken(&d, p, src, raw, r)

@@ -69,7 +69,8 @@ type token struct {
 
 // verify runs the token steps (package doc, steps 3 to 7) and returns the
 // chosen provider with the verified claims, or the provider known so far
-// (nil before the choice) with a *refusal.
+// (nil before the choice) with a *refusal. It sets *kid to the token's kid once
+// the header is parsed (for traces).
 //
 // golang-jwt's ParseUnverified, SigningMethod.Verify and Validator are used
 // as separate steps rather than Parser.ParseWithClaims because the provider
@@ -77,11 +78,12 @@ type token struct {
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource) (*tenants.ProviderRules, jwt.MapClaims, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string) (*tenants.ProviderRules, jwt.MapClaims, error) {
 	tok, err := s.parse(raw)
 	if err != nil {
 		return route, nil, err
 	}
+	*kid = tok.kid
 	p, err := chooseProvider(t, route, tok.iss, src)
 	if err != nil {
 		return p, nil, err

@@ -47,6 +47,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			},
 			want: authz.Request{
 				Host: "api.acme.test", Path: "/orders/7?access_token=abc", Method: "POST", RequestID: "rid-1", Scheme: "http",
+				ClientAddress: "127.0.0.1",
 				Headers: map[string]string{
 					"x-forwarded-host": "api.acme.test", "x-original-uri": "/orders/7?access_token=abc",
 					"x-original-method": "POST", "authorization": "Bearer tok", "x-request-id": "rid-1",
@@ -68,6 +69,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			},
 			want: authz.Request{
 				Host: "api.acme.test", Path: "/orders?page=2", Method: "DELETE", Scheme: "https", ForwardedClientCert: "Hash=ab",
+				ClientAddress: "198.51.100.4", // the trusted proxy's X-Forwarded-For
 				Headers: map[string]string{
 					"x-forwarded-host": "api.acme.test", "x-forwarded-uri": "/orders?page=2",
 					"x-forwarded-method": "DELETE", "x-forwarded-proto": "HTTPS", "x-forwarded-for": "198.51.100.4",
@@ -89,6 +91,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			},
 			want: authz.Request{
 				Host: "api.acme.test", Path: "/cart", Method: "PUT", Scheme: "http",
+				ClientAddress: "::1",
 				Headers: map[string]string{
 					"x-forwarded-host": "api.acme.test", "x-forwarded-uri": "/cart",
 					"x-forwarded-method": "PUT", "cookie": "theme=dark; session=tok",
@@ -103,14 +106,15 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			headers: []string{"Authorization: Bearer tok", "X-Request-Id: rid-2"},
 			want: authz.Request{
 				Host: "api.acme.test", Path: "/orders/7?access_token=abc", Method: "PATCH", RequestID: "rid-2", Scheme: "http",
-				Headers: map[string]string{"authorization": "Bearer tok", "x-request-id": "rid-2"},
+				ClientAddress: "192.0.2.10",
+				Headers:       map[string]string{"authorization": "Bearer tok", "x-request-id": "rid-2"},
 			},
 		},
 		{
 			name:   "Envoy http_service without prefix",
 			peer:   "192.0.2.10:41000",
 			method: "POST", target: "/orders", host: "api.acme.test:8443",
-			want: authz.Request{Host: "api.acme.test:8443", Path: "/orders", Method: "POST", Scheme: "http", Headers: map[string]string{}},
+			want: authz.Request{Host: "api.acme.test:8443", Path: "/orders", Method: "POST", Scheme: "http", Headers: map[string]string{}, ClientAddress: "192.0.2.10"},
 		},
 		{
 			name:   "X-Forwarded-Uri beats X-Original-URI; X-Forwarded-Method beats X-Original-Method",
@@ -123,6 +127,7 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			},
 			want: authz.Request{
 				Host: "api.acme.test", Path: "/from-forwarded", Method: "DELETE", Scheme: "http",
+				ClientAddress: "127.0.0.1",
 				Headers: map[string]string{
 					"x-forwarded-uri": "/from-forwarded", "x-original-uri": "/from-original",
 					"x-forwarded-method": "DELETE", "x-original-method": "POST",
@@ -141,7 +146,8 @@ func TestRequest_GatewayConventions(t *testing.T) {
 			},
 			want: authz.Request{
 				Host: "api.acme.test", Path: "/real?x=1", Method: "GET", Scheme: "http",
-				Headers: map[string]string{"authorization": "Bearer tok"},
+				ClientAddress: "203.0.113.7", // the peer: an untrusted X-Forwarded-For is ignored
+				Headers:       map[string]string{"authorization": "Bearer tok"},
 			},
 		},
 	}

@@ -63,6 +63,7 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		req.Headers[k] = strings.Join(vals, sep)
 	}
 	req.RequestID = req.Headers["x-request-id"]
+	req.ClientAddress = peerHost(r.RemoteAddr)
 	// The subrequest's own scheme, unless a trusted proxy says what the
 	// client used (DPoP's htu is checked against it).
 	req.Scheme = "http"
@@ -88,6 +89,11 @@ func (h *Handler) request(r *http.Request) *authz.Request {
 		}
 		*dst = v
 		return true
+	}
+	if xff := strings.TrimSpace(r.Header.Get(hForwardedFor)); xff != "" {
+		// The proxy's X-Forwarded-For, as it sent it: the client address
+		// first, then the proxies (audit log only; never a decision input).
+		req.ClientAddress = xff
 	}
 	pick(&req.Host, hForwardedHost, true)
 	forwardedTarget := pick(&req.Path, hForwardedURI, false) || pick(&req.Path, hOriginalURI, false)
@@ -176,6 +182,14 @@ func (h *Handler) ownTarget(r *http.Request) string {
 		return "/" + rest
 	}
 	return t // "/extauthzfoo" is not under the prefix "/extauthz"
+}
+
+// peerHost is the address part of remoteAddr ("ip:port"), or remoteAddr.
+func peerHost(remoteAddr string) string {
+	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
+		return ap.Addr().String()
+	}
+	return remoteAddr
 }
 
 // trusts reports whether the peer at remoteAddr ("ip:port") is inside a

@@ -114,6 +114,9 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 	if r.Host == "" {
 		r.Host = r.Headers[":authority"]
 	}
+	// The downstream client as Envoy saw it (attributes.source), for the
+	// audit log.
+	r.ClientAddress = attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()
 	r.ForwardedClientCert = r.Headers["x-forwarded-client-cert"]
 	r.RequestID = r.Headers["x-request-id"]
 	if r.RequestID == "" {

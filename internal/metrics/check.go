@@ -96,6 +96,6 @@ func (m *Metrics) resolve(k checkKey) *checkSeries {
 	}
 	return &checkSeries{
 		count:    m.checks.WithLabelValues(tenant, provider, decision, reason),
-		duration: m.checkDuration.WithLabelValues(decision),
+		duration: m.checkDuration.WithLabelValues(tenant, decision),
 	}
 }

@@ -79,9 +79,9 @@ func New() *Metrics {
 	}, []string{"tenant", "provider", "decision", "reason"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "extauthz_check_duration_seconds",
-		Help:    "Time to make one authorization decision, by decision (allow, deny).",
+		Help:    "Time to make one authorization decision, by tenant and decision (allow, deny).",
 		Buckets: checkBuckets,
-	}, []string{"decision"})
+	}, []string{"tenant", "decision"})
 	m.wouldDeny = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "extauthz_shadow_would_deny_total",
 		Help: "Requests of tenants in shadow mode that were allowed but would have been denied, by tenant, provider and reason code.",

@@ -58,7 +58,8 @@ func TestMetrics_ScriptedTrafficExactSeries(t *testing.T) {
 			"decision=deny,provider=none,reason=issuer_unknown,tenant=acme":    1,
 			"decision=deny,provider=none,reason=token_malformed,tenant=acme":   1,
 		},
-		"extauthz_check_duration_seconds": {"decision=allow": 3, "decision=deny": 7},
+		// The tenant label: configured ids, and "unknown" for the rest.
+		"extauthz_check_duration_seconds": {"decision=allow,tenant=acme": 3, "decision=deny,tenant=acme": 5, "decision=deny,tenant=unknown": 2},
 		// Five decisions reached the key lookup: 3 allowed, the expired
 		// token (the signature is checked before the claims) and the bad
 		// signature.
@@ -216,7 +217,8 @@ func TestCheckDone_LabelValues(t *testing.T) {
 			if diff := cmp.Diff(wantShadow, series(fams, "extauthz_shadow_would_deny_total")); diff != "" {
 				t.Errorf("extauthz_shadow_would_deny_total (-want +got):\n%s", diff)
 			}
-			decision := strings.SplitN(tt.want, ",", 2)[0]
+			labels := strings.Split(tt.want, ",")
+			decision := labels[0] + "," + labels[len(labels)-1] // decision=…,tenant=…
 			if diff := cmp.Diff(map[string]float64{decision: 1}, series(fams, "extauthz_check_duration_seconds")); diff != "" {
 				t.Errorf("extauthz_check_duration_seconds (-want +got):\n%s", diff)
 			}
@@ -232,5 +234,30 @@ func TestCollectCache_Twice(t *testing.T) {
 	// The first one still works.
 	if got := series(scrape(t, s.metrics), "jwks_cache_keys"); len(got) != 2 {
 		t.Errorf("jwks_cache_keys = %v, want two providers", got)
+	}
+}
+
+func TestCollectAudit(t *testing.T) {
+	tests := []struct {
+		name    string
+		dropped func() uint64
+		want    float64
+	}{
+		{"audit off", nil, 0},
+		{"dropped records", func() uint64 { return 7 }, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := metrics.New()
+			if err := m.CollectAudit(tt.dropped); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(map[string]float64{"": tt.want}, series(scrape(t, m), "extauthz_audit_dropped_total")); diff != "" {
+				t.Errorf("extauthz_audit_dropped_total (-want +got):\n%s", diff)
+			}
+			if err := m.CollectAudit(tt.dropped); err == nil {
+				t.Error("a second CollectAudit succeeded")
+			}
+		})
 	}
 }

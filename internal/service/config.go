@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tracing"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -108,6 +109,13 @@ func validate(cfg *tenants.Config) error {
 			}
 		}
 	}
+	if f := cfg.Tracing.HeadersFile; f != "" {
+		if _, err := os.Stat(f); err == nil { // a missing file is reported by Validate
+			if err := tracing.CheckHeadersFile(f); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if cfg.Admin.TokenFile != "" {
 		if _, err := os.Stat(cfg.Admin.TokenFile); err == nil { // a missing file is reported by Validate
 			if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
@@ -152,13 +160,14 @@ type cacheLogger interface {
 // extra CA of jwks.ca_file, HTTPS required unless jwks.require_https is
 // false, and the concurrency bound. Per-provider settings arrive through
 // Register (tenants layers the jwks block into each registration).
-func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, coord jwkscache.Coordinator) (*jwkscache.Registry, error) {
+func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, coord jwkscache.Coordinator, tracer jwkscache.Tracer) (*jwkscache.Registry, error) {
 	client, err := httpClient(cfg.JWKS.CAFile)
 	if err != nil {
 		return nil, err
 	}
 	opts := registryOptions(cfg, client, log, obs)
 	opts.Coordinator = coord // jwks.redis: snapshots and leases shared with the other replicas
+	opts.Tracer = tracer     // tracing: refresh and wait spans
 	reg, err := jwkscache.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)

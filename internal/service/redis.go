@@ -37,12 +37,14 @@ func coordinator(store *redisstore.Store) jwkscache.Coordinator {
 	return store.Coordinator()
 }
 
-// closeRegistry stops the cache, then closes the Redis store it used.
+// closeRegistry stops the cache, then closes the Redis store it used, then
+// writes the last audit records and exports the last spans.
 func (s *Service) closeRegistry() error {
 	err := s.registry.Close()
 	if s.redis != nil {
 		_ = s.redis.Close()
 	}
+	s.stopObserving()
 	return err
 }
 

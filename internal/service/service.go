@@ -25,11 +25,13 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/extauthz/extauthz/internal/admin"
+	"github.com/extauthz/extauthz/internal/audit"
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/grpcauthz"
 	"github.com/extauthz/extauthz/internal/metrics"
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tracing"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -76,7 +78,9 @@ type Service struct {
 	authz    *authz.Server
 	metrics  *metrics.Metrics
 	admin    *admin.Handler
-	nudge    admin.Nudge // wakes the readiness watcher after each refresh
+	nudge    admin.Nudge      // wakes the readiness watcher after each refresh
+	tracing  *tracing.Tracing // tracing block; nil when off
+	audit    *audit.Log       // audit block; nil when off
 	health   *health.Server
 	// stopListeners stops the admin and forward-auth listeners (set by Run).
 	stopListeners func()
@@ -131,19 +135,33 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	s.metrics = metrics.New()
 	s.nudge = admin.NewNudge()
 	refreshLog := admin.NewRefreshLog(s.log.With("component", "jwkscache"))
-	if s.redis, err = openRedis(cfg, s.log); err != nil {
+	if err := s.startTracing(ctx, cfg); err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis))
+	if s.redis, err = openRedis(cfg, s.log); err != nil {
+		s.stopObserving()
+		return nil, &ConfigError{Err: err}
+	}
+	if err := s.instrumentRedis(s.redis); err != nil {
+		_ = s.redis.Close()
+		s.stopObserving()
+		return nil, err
+	}
+	s.registry, err = newRegistry(cfg, refreshLog.CacheLogger(), observers{s.metrics, s.nudge, refreshLog}, coordinator(s.redis), s.cacheTracer())
 	if err != nil {
 		if s.redis != nil {
 			_ = s.redis.Close()
 		}
+		s.stopObserving()
 		return nil, &ConfigError{Err: err}
 	}
 	if err := s.metrics.CollectCache(s.registry); err != nil {
 		_ = s.closeRegistry()
 		return nil, fmt.Errorf("service: metrics: %w", err)
+	}
+	if err := s.openAudit(cfg); err != nil {
+		_ = s.closeRegistry()
+		return nil, &ConfigError{Err: err}
 	}
 	s.metrics.ConfigLoaded(time.Now())
 	adminToken, err := readAdminToken(cfg.Admin.TokenFile)
@@ -166,11 +184,11 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("service: register %s/%s: %w", reg.TenantID, reg.ProviderID, err)
 		}
 	}
-	s.authz = authz.New(set, s.registry, authz.Options{
+	s.authz = authz.New(set, s.registry, s.authzHooks(authz.Options{
 		Logger:     s.log.With("component", "authz"),
 		Observer:   s.metrics,
 		DPoPReplay: dpopReplay(cfg, s.redis),
-	})
+	}))
 
 	lis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -229,6 +247,7 @@ func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
 				_ = s.Reload(ctx) // Reload logs the outcome
+				s.reopenAudit(ctx)
 				continue
 			}
 			s.log.Info("shutting down", "signal", sig.String())
@@ -370,6 +389,9 @@ func (s *Service) warnRestartOnly(old, cfg *tenants.Config) {
 	changed("jwks.redis", old.JWKS.Redis, cfg.JWKS.Redis)
 	changed("readiness", old.Readiness, cfg.Readiness)
 	changed("dpop_replay", old.DPoPReplay, cfg.DPoPReplay)
+	for _, name := range observeChanged(old, cfg) {
+		s.log.Warn("setting changed on reload takes effect only after a restart", "setting", name)
+	}
 	if (old.JWKS.RequireHTTPS == nil) != (cfg.JWKS.RequireHTTPS == nil) ||
 		(old.JWKS.RequireHTTPS != nil && *old.JWKS.RequireHTTPS != *cfg.JWKS.RequireHTTPS) {
 		s.log.Warn("setting changed on reload takes effect only after a restart", "setting", "jwks.require_https")

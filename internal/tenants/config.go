@@ -22,6 +22,8 @@ type Config struct {
 	Limits       Limits      `yaml:"limits"`
 	Readiness    Readiness   `yaml:"readiness"`
 	JWKS         JWKS        `yaml:"jwks"`
+	Tracing      Tracing     `yaml:"tracing"` // OpenTelemetry traces; off unless tracing.endpoint is set
+	Audit        Audit       `yaml:"audit"`   // decision audit log; off unless audit.path is set
 	// SenderSettings at the top level are every provider's defaults.
 	SenderSettings `yaml:",inline"`
 	DPoPReplay     DPoPReplay `yaml:"dpop_replay"`

@@ -163,6 +163,7 @@ func (c *Config) applyDefaults(adminSet bool) {
 	if c.JWKS.MaxConcurrentFetches == 0 {
 		c.JWKS.MaxConcurrentFetches = DefaultMaxConcurrent
 	}
+	c.applyObserveDefaults()
 	if c.JWKS.Redis != nil && c.JWKS.Redis.Namespace == "" {
 		c.JWKS.Redis.Namespace = DefaultRedisNamespace
 	}

@@ -205,6 +205,7 @@ func (c *Config) validateGlobal(v *validator) {
 		c.validateAdmin(v)
 	}
 	c.validateForwardAuth(v)
+	c.validateObserve(v)
 	if err := checkAddr(c.Listen.HTTP, true); err != nil {
 		v.add("listen.http", err.Error())
 	}
