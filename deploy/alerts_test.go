@@ -25,6 +25,7 @@ var wantAlerts = []string{
 	"ExtauthzDPoPReplayCheckUnavailable",
 	"ExtauthzJWKSUnavailable",
 	"ExtauthzProviderUnavailable",
+	"ExtauthzRedisSnapshotsRejected",
 	"ExtauthzServingStaleKeys",
 	"ExtauthzShadowWouldDeny",
 	"ExtauthzTenantDenialRateJump",
@@ -59,7 +60,8 @@ func exposedMetrics(t *testing.T) map[string]bool {
 type oneProvider struct{}
 
 func (oneProvider) Statuses() []jwkscache.Status {
-	return []jwkscache.Status{{TenantID: "acme", ProviderID: "main", ExpiresAt: time.Unix(1, 0)}}
+	return []jwkscache.Status{{TenantID: "acme", ProviderID: "main", ExpiresAt: time.Unix(1, 0),
+		SnapshotsRejected: map[string]uint64{"bad_mac": 1}}}
 }
 
 // checkAlerts parses data with Prometheus's rule parser (which also parses

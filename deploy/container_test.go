@@ -17,6 +17,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
@@ -209,6 +210,14 @@ func checkCompose(r repo) (*composeDemo, error) {
 		if rd := cfg.JWKS.Redis; rd != nil {
 			if u, err := url.Parse(rd.URL); err != nil || cf.Services[u.Hostname()].Image == "" {
 				fail("extauthz config jwks.redis.url %q: host is no compose service", rd.URL)
+			}
+			i := slices.IndexFunc(ext.mounts(), func(m mount) bool { return m.target == rd.HMACKeyFile })
+			if i < 0 {
+				fail("extauthz config jwks.redis.hmac_key_file %q is not mounted into service extauthz", rd.HMACKeyFile)
+			} else if b, err := r.read(path.Clean(ext.mounts()[i].source)); err != nil {
+				fail("jwks.redis.hmac_key_file's source: %v", err)
+			} else if _, err := redisstore.ParseHMACKeys(b); err != nil {
+				fail("jwks.redis.hmac_key_file's source %s: %v", ext.mounts()[i].source, err)
 			}
 		}
 	}

@@ -129,6 +129,7 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		{"compose host path", cmp, "- idp-ca:/shared:ro", "- /tmp/ca:/shared:ro", "host path"},
 		{"compose undeclared volume", cmp, "- idp-ca:/shared\n", "- ca:/shared\n", `"ca"`},
 		{"compose CA path differs", cmp, `"-ca-out", "/shared/ca.pem"`, `"-ca-out", "/shared/idp-ca.pem"`, "jwks.ca_file"},
+		{"compose redis key not mounted", cmp, "./deploy/compose/redis-hmac.keys:/etc/extauthz/redis-hmac.keys", "./deploy/compose/redis-hmac.keys:/etc/extauthz/keys", "hmac_key_file"},
 		{"compose idp hostname differs", cmp, `"-hostname", "demo-idp"`, `"-hostname", "idp"`, "want host idp:8443"},
 		{"compose idp port not published", cmp, `- "127.0.0.1:8443:8443"`, `- "127.0.0.1:9443:9443"`, "not published"},
 		{"compose idp token endpoint on every interface", cmp, `- "127.0.0.1:8443:8443"`, `- "8443:8443"`, "beyond loopback"},

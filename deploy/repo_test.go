@@ -91,9 +91,9 @@ func stripComments(doc []byte) []byte {
 // loadConfig parses and validates an extauthz config as
 // `extauthz -config FILE -check` does: tenants.Parse, then Validate with a
 // jwkscache registry's rules for every provider's cache registration.
-// jwks.ca_file and admin.token_file are the exceptions: they name files
-// inside the container (the compose demo's shared volume, a Secret), which
-// the repository does not have.
+// jwks.ca_file, admin.token_file and jwks.redis.hmac_key_file are the
+// exceptions: they name files inside the container (the compose demo's
+// shared volume, a Secret), which the repository does not have at that path.
 func loadConfig(b []byte) (*tenants.Config, error) {
 	cfg, err := tenants.Parse(b)
 	if err != nil {
@@ -107,7 +107,9 @@ func loadConfig(b []byte) (*tenants.Config, error) {
 	var kept []error
 	for _, e := range tenants.Problems(cfg.Validate(reg.Validate)) {
 		var pe *tenants.PathError
-		if errors.As(e, &pe) && (pe.Path == "jwks.ca_file" || pe.Path == "admin.token_file" && strings.HasPrefix(pe.Reason, "cannot read")) {
+		if errors.As(e, &pe) && (pe.Path == "jwks.ca_file" ||
+			pe.Path == "admin.token_file" && strings.HasPrefix(pe.Reason, "cannot read") ||
+			pe.Path == "jwks.redis.hmac_key_file" && cfg.JWKS.Redis.HMACKeyFile != "") {
 			continue
 		}
 		kept = append(kept, e)

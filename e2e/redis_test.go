@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/redisstore/redistest"
 )
 
@@ -44,6 +48,7 @@ type redisIdP struct {
 	fetches []time.Time
 	hold    atomic.Pointer[chan struct{}] // non-nil: JWKS requests wait for it to close
 	held    atomic.Int64                  // requests currently held
+	delay   atomic.Int64                  // a slow identity provider: JWKS answers take this long (ns)
 }
 
 func redisNewIdP(t *testing.T) *redisIdP {
@@ -64,6 +69,12 @@ func redisNewIdP(t *testing.T) *redisIdP {
 			r.mu.Lock()
 			r.fetches = append(r.fetches, time.Now())
 			r.mu.Unlock()
+			if d := time.Duration(r.delay.Load()); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-req.Context().Done():
+				}
+			}
 			if ch := r.hold.Load(); ch != nil {
 				r.held.Add(1)
 				select {
@@ -97,35 +108,53 @@ func (r *redisIdP) since(i int) []time.Time {
 // redisFleet is the replicas of one test, their Redis and their identity
 // provider.
 type redisFleet struct {
-	t     *testing.T
-	acme  *redisIdP
-	redis *redistest.Server
-	ca    string
-	procs []*proc
+	t       *testing.T
+	acme    *redisIdP
+	redis   *redistest.Server
+	ca      string
+	keyFile string // jwks.redis.hmac_key_file, shared by the replicas
+	procs   []*proc
 }
+
+// redisHMACKey is the fleet's snapshot key in the e2e tests.
+const redisHMACKey = "e2e-fleet-snapshot-key-0123456789abcdef"
 
 func redisNewFleet(t *testing.T) *redisFleet {
 	t.Helper()
 	acme := redisNewIdP(t)
-	return &redisFleet{t: t, acme: acme, redis: redistest.Start(t), ca: caFile(t, acme.srv)}
+	keyFile := filepath.Join(t.TempDir(), "redis-hmac.keys")
+	if err := os.WriteFile(keyFile, []byte(redisHMACKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &redisFleet{t: t, acme: acme, redis: redistest.Start(t), ca: caFile(t, acme.srv), keyFile: keyFile}
 }
 
 // start starts one more replica and waits until it serves. With admin
-// set, its admin API listens there.
-func (f *redisFleet) start(admin string) *proc {
+// set, its admin API listens there; edit, when given, changes its config.
+func (f *redisFleet) start(admin string, edit ...func(string) string) *proc {
 	f.t.Helper()
 	addr := freeAddr(f.t)
-	cfg := config(addr, f.ca, tenant{
-		id: "acme", host: "api.acme.test", idp: f.acme.idp,
-		extra: fmt.Sprintf("        prefetch_jitter: %s\n", redisJitter),
-	})
-	cfg = strings.Replace(cfg, "jwks:\n", fmt.Sprintf("jwks:\n  redis: {url: %q, namespace: e2e}\n", f.redis.URL()), 1)
-	if admin != "" {
-		cfg = strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", admin), 1)
+	cfg := f.config(addr, admin)
+	for _, e := range edit {
+		cfg = e(cfg)
 	}
 	p := start(f.t, addr, cfg)
 	f.procs = append(f.procs, p)
 	return p
+}
+
+// config is a replica's configuration: acme trusting the fleet's identity
+// provider, snapshots shared through the fleet's Redis.
+func (f *redisFleet) config(addr, admin string) string {
+	cfg := config(addr, f.ca, tenant{
+		id: "acme", host: "api.acme.test", idp: f.acme.idp,
+		extra: fmt.Sprintf("        prefetch_jitter: %s\n", redisJitter),
+	})
+	cfg = strings.Replace(cfg, "jwks:\n", fmt.Sprintf("jwks:\n  redis: {url: %q, namespace: e2e, hmac_key_file: %q}\n", f.redis.URL(), f.keyFile), 1)
+	if admin != "" {
+		cfg = strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", admin), 1)
+	}
+	return cfg
 }
 
 // redisProviderStatus reads acme/main's status from an admin API.
@@ -256,13 +285,15 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 		t.Fatalf("%d of %d Checks failed while sharing", failed, total)
 	}
 
-	// Rotation: the first replica to see the new kid fetches, the others
-	// adopt its snapshot. Until a replica has polled the shared snapshot
-	// (every 250 ms) it refuses the new kid, because the fleet's unknown-kid
-	// cooldown stops it from fetching itself: so no traffic is counted here,
-	// only that every replica comes to allow the rotated key.
+	// Rotation under traffic: the identity provider publishes a new key
+	// (keeping the old one, as a graceful rotation does) and signs with it
+	// from now on. The first replica to see the new kid wins the fleet's
+	// unknown-kid cooldown and fetches; the others wait for its snapshot,
+	// woken by the Redis announcement: not one valid Check is refused.
+	stop = f.traffic(current)
+	time.Sleep(500 * time.Millisecond) // traffic before the rotation
 	mark = f.acme.count()
-	if _, err := f.acme.Rotate("ES256", false); err != nil {
+	if _, err := f.acme.Rotate("ES256", true); err != nil {
 		t.Fatal(err)
 	}
 	tokMu.Lock()
@@ -270,6 +301,12 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 	tokMu.Unlock()
 	for i, p := range f.procs {
 		eventually(t, func() bool { return redisAllow(t, p, current()) }, "replica %d to allow the rotated key", i)
+	}
+	time.Sleep(500 * time.Millisecond) // and after it
+	total, failed = stop()
+	t.Logf("rotation: %d of %d valid Checks refused across the rotation on 3 replicas; %d JWKS fetches", failed, total, f.acme.count()-mark)
+	if failed != 0 {
+		t.Errorf("%d of %d valid Checks refused across the rotation, want 0", failed, total)
 	}
 	if got := f.acme.count() - mark; got > 1 {
 		t.Errorf("the rotation cost %d fetches, want at most 1", got)
@@ -401,6 +438,214 @@ func TestRedis_InvalidSnapshotsIgnored(t *testing.T) {
 			p.waitLog(`"reason":"`+tt.reason+`"`, 1)
 			p.signal(syscall.SIGKILL)
 			<-p.done
+		})
+	}
+}
+
+// TestRedis_FleetRotationRefusesNothing (issue 11): five key rotations
+// under steady traffic on three replicas sharing Redis, the identity
+// provider taking 300 ms to answer. Each time, the replica that wins the
+// fleet's unknown-kid cooldown fetches and the others wait for its
+// snapshot instead of refusing the new kid: zero valid Checks refused, and
+// one JWKS request per rotation for the whole fleet.
+func TestRedis_FleetRotationRefusesNothing(t *testing.T) {
+	const cooldown = time.Second
+	f := redisNewFleet(t)
+	short := func(cfg string) string {
+		return strings.Replace(cfg, "        prefetch_jitter:", fmt.Sprintf("        unknown_kid_cooldown: %s\n        prefetch_jitter:", cooldown), 1)
+	}
+	for range 3 {
+		f.start("", short)
+	}
+	// A slow identity provider: the replicas that lose the cooldown meet
+	// the new kid while the winner's fetch is still running.
+	f.acme.delay.Store(int64(300 * time.Millisecond))
+	var tokMu sync.Mutex
+	tok := f.acme.token(t, "alice", nil)
+	current := func() string { tokMu.Lock(); defer tokMu.Unlock(); return tok }
+	var allTotal, allFailed int64
+	for rotation := 1; rotation <= 5; rotation++ {
+		stop := f.traffic(current)
+		time.Sleep(500 * time.Millisecond) // traffic before the rotation
+		mark := f.acme.count()
+		if _, err := f.acme.Rotate("ES256", true); err != nil {
+			t.Fatal(err)
+		}
+		tokMu.Lock()
+		tok = f.acme.token(t, "alice", nil) // every replica meets the new kid at once
+		tokMu.Unlock()
+		for i, p := range f.procs {
+			eventually(t, func() bool { return redisAllow(t, p, current()) }, "replica %d to allow the rotated key", i)
+		}
+		time.Sleep(500 * time.Millisecond) // and after it
+		total, failed := stop()
+		allTotal, allFailed = allTotal+total, allFailed+failed
+		fetches := f.acme.count() - mark
+		t.Logf("rotation %d: %d of %d valid Checks refused, %d JWKS fetches", rotation, failed, total, fetches)
+		if fetches != 1 {
+			t.Errorf("rotation %d cost %d JWKS fetches, want 1 for the whole fleet", rotation, fetches)
+		}
+		time.Sleep(2 * cooldown) // the unknown-kid cooldowns end before the next rotation
+	}
+	t.Logf("5 rotations on 3 replicas: %d of %d valid Checks refused", allFailed, allTotal)
+	if allFailed != 0 {
+		t.Errorf("%d of %d valid Checks refused across the rotations, want 0", allFailed, allTotal)
+	}
+}
+
+// redisForge stores a snapshot of (acme, main) signed with an attacker's
+// key, holding the attacker's JWKS, with the fingerprint of the genuine one
+// and an expiry ten years out.
+func (f *redisFleet) redisForge(attacker *demo.IdP) {
+	f.t.Helper()
+	ctx := context.Background()
+	v, err := f.redis.Client(f.t).Get(ctx, "e2e:acme:main").Result()
+	if err != nil {
+		f.t.Fatalf("genuine snapshot: %v", err)
+	}
+	var genuine struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	if err := json.Unmarshal([]byte(v), &genuine); err != nil {
+		f.t.Fatal(err)
+	}
+	store, err := redisstore.Open(f.redis.URL(), "e2e", redisstore.Options{HMACKeys: [][]byte{[]byte("attacker-key-that-is-not-the-fleets-key")}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	if err := store.Save(ctx, redisstore.Snapshot{
+		TenantID: "acme", ProviderID: "main", JWKS: attacker.JWKS(),
+		PersistedAt: now, ExpiresAt: now.Add(10 * 365 * 24 * time.Hour), Fingerprint: genuine.Fingerprint,
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// TestRedis_ForgedSnapshotNotTrusted (issue 10 §1): someone who can write
+// to Redis but has not the fleet's HMAC key stores a snapshot with their
+// own key and a far expiry, then presents a token it signed. A running
+// replica (the token's unknown kid makes it look at Redis at once) and a
+// replica started afterwards both deny it, count the rejection and fetch
+// from the identity provider instead.
+func TestRedis_ForgedSnapshotNotTrusted(t *testing.T) {
+	f := redisNewFleet(t)
+	running := f.start("")
+	attacker, err := demo.NewIdP(demo.IdPOptions{Issuer: f.acme.Issuer(), Audience: "orders", Algorithm: "ES256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := attacker.Mint("mallory", time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := f.acme.token(t, "alice", nil)
+
+	f.redisForge(attacker)
+	if res := running.check(checkclient.Request{Host: "api.acme.test", Token: evil}); res.Allowed || res.Reason != "key_not_found" {
+		t.Errorf("running replica: attacker's token: allowed %v reason %q, want denied key_not_found", res.Allowed, res.Reason)
+	}
+	running.waitLog(`"reason":"bad_mac"`, 1)
+
+	f.redisForge(attacker) // the running replica's own fetch replaced it
+	admin := freeAddr(t)
+	fresh := f.start(admin)
+	fresh.waitLog(`"reason":"bad_mac"`, 1)
+	for name, p := range map[string]*proc{"running": running, "fresh": fresh} {
+		if res := p.check(checkclient.Request{Host: "api.acme.test", Token: evil}); res.Allowed {
+			t.Errorf("%s replica allows the attacker's token", name)
+		}
+		if !redisAllow(t, p, valid) {
+			t.Errorf("%s replica refuses a valid token", name)
+		}
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	const series = `jwks_cache_redis_snapshots_rejected_total{provider="main",reason="bad_mac",tenant="acme"} `
+	if i := strings.Index(string(body), series); i < 0 || strings.HasPrefix(string(body[i+len(series):]), "0") {
+		t.Errorf("fresh replica's /metrics does not count the rejection (%s≥1)", series)
+	}
+}
+
+// TestRedis_SnapshotOfOldJWKSURLNotAdopted (issue 10 §1): changing a
+// provider's jwks_url means "stop trusting those keys". A snapshot fetched
+// under the old URL, properly signed, is adopted neither by a replica that
+// reloads the new config nor by one started with it: both fetch the new
+// URL, and a token signed with the old identity provider's key is denied.
+func TestRedis_SnapshotOfOldJWKSURLNotAdopted(t *testing.T) {
+	f := redisNewFleet(t)
+	replica := f.start("")
+	old := f.acme.token(t, "alice", nil)
+	if !redisAllow(t, replica, old) {
+		t.Fatal("valid token refused before the change")
+	}
+	snap, err := f.redis.Client(t).Get(context.Background(), "e2e:acme:main").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new identity provider: another server, other keys; the issuer
+	// stays, so only the keys decide.
+	next := newIdP(t, "ES256")
+	moved := func(cfg string) string { return strings.Replace(cfg, f.acme.jwksURL(), next.jwksURL(), 1) }
+
+	// Reload.
+	replica.rewrite(moved(f.config(replica.addr, "")))
+	replica.signal(syscall.SIGHUP)
+	replica.waitLog("config reloaded", 1)
+	replica.waitLog(`"reason":"fingerprint_mismatch"`, 1)
+	if res := replica.check(checkclient.Request{Host: "api.acme.test", Token: old}); res.Allowed || res.Reason != "key_not_found" {
+		t.Errorf("after the reload: old key's token allowed %v reason %q, want denied key_not_found", res.Allowed, res.Reason)
+	}
+
+	// Fresh start, with the old URL's snapshot back in Redis.
+	if err := f.redis.Client(t).Set(context.Background(), "e2e:acme:main", snap, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	mark := next.JWKSRequests()
+	fresh := f.start("", moved)
+	fresh.waitLog(`"reason":"fingerprint_mismatch"`, 1)
+	if res := fresh.check(checkclient.Request{Host: "api.acme.test", Token: old}); res.Allowed || res.Reason != "key_not_found" {
+		t.Errorf("fresh start: old key's token allowed %v reason %q, want denied key_not_found", res.Allowed, res.Reason)
+	}
+	if got := next.JWKSRequests() - mark; got < 1 {
+		t.Errorf("the fresh replica made %d requests to the new jwks_url, want it to fetch", got)
+	}
+}
+
+// TestRedis_CheckRequiresHMACKeyFile: `-check` refuses jwks.redis without
+// a key file, or with a key shorter than 32 bytes, naming the key; and the
+// server refuses to start on such a config.
+func TestRedis_CheckRequiresHMACKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.keys")
+	if err := os.WriteFile(short, []byte("too-short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "listen: {grpc: \"127.0.0.1:9191\"}\njwks:\n  redis: {url: \"redis://127.0.0.1:6379/0\"%s}\ntenants: []\n"
+	for name, tt := range map[string]struct{ extra, want string }{
+		"no key file": {"", "jwks.redis.hmac_key_file: required when redis is set"},
+		"short key":   {fmt.Sprintf(", hmac_key_file: %q", short), "jwks.redis.hmac_key_file: redisstore: hmac keys " + short + ": line 1: key of 9 bytes, want at least 32"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "extauthz.yaml")
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(base, tt.extra)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := run(t, "-config", path, "-check")
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("-check: exit %d, want non-zero naming %q:\n%s", code, tt.want, stderr)
+			}
+			if strings.Contains(stderr, "too-short") {
+				t.Errorf("-check quotes the key:\n%s", stderr)
+			}
+			if code, _, _ := run(t, "-config", path); code == 0 {
+				t.Error("the server started on the config")
+			}
 		})
 	}
 }

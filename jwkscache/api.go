@@ -66,6 +66,10 @@ type Registration struct {
 	TenantID   string
 	ProviderID string
 	JWKSURL    string
+	// Issuer is the iss the provider's keys are trusted for (optional).
+	// The cache does not check tokens; it makes the issuer part of the
+	// trust fingerprint that ties shared snapshots to these settings.
+	Issuer string
 
 	RequireHTTPS     bool          // default true
 	AllowedDomains   []string      // canonical host names; JWKS host and redirect hops must be inside
@@ -170,6 +174,10 @@ type Status struct {
 	RefreshNotModified uint64 // refreshes answered 304
 	LastRefreshMicros  int64  // duration of the last refresh
 	SkippedKeys        uint64 // JWKs skipped as malformed, unsupported or refused
+	// SnapshotsRejected counts shared snapshots (Coordinator) that were
+	// there but not trusted, by reason (the Reject* constants and the
+	// coordinator's own reasons, such as "bad_mac"). Nil when none.
+	SnapshotsRejected map[string]uint64
 }
 
 // RefreshEvent reports one completed refresh (all attempts included).

@@ -26,3 +26,23 @@ func sleep(clk Clock, d time.Duration, done <-chan struct{}) bool {
 		return false
 	}
 }
+
+// sleepOrWake is sleep that also ends early when wake is closed. It
+// reports false when done closed first.
+func sleepOrWake(clk Clock, d time.Duration, wake, done <-chan struct{}) bool {
+	if d <= 0 {
+		return true
+	}
+	elapsed := make(chan struct{})
+	t := clk.AfterFunc(d, func() { close(elapsed) })
+	select {
+	case <-elapsed:
+		return true
+	case <-wake:
+		t.Stop()
+		return true
+	case <-done:
+		t.Stop()
+		return false
+	}
+}

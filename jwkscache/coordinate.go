@@ -23,6 +23,11 @@ type SharedSnapshot struct {
 	ETag, LastModified   string
 	ExpiresAt            time.Time
 	PersistedAt          time.Time // when the document was fetched or revalidated
+	// Fingerprint is the trust fingerprint of the writer's registration
+	// (see fingerprint). A replica adopts only a snapshot fetched under
+	// settings whose fingerprint equals its own; the coordinator must
+	// authenticate it together with the rest of the snapshot.
+	Fingerprint string
 }
 
 // ErrNoSnapshot is what Coordinator.Load returns (wrapped) when there is no
@@ -30,6 +35,38 @@ type SharedSnapshot struct {
 // error means the coordinator itself failed, and the registry carries on
 // alone.
 var ErrNoSnapshot = errors.New("jwkscache: no shared snapshot")
+
+// SnapshotRejectedError is a Coordinator.Load error for a snapshot that is
+// stored but must not be trusted (a failed MAC, a malformed value). It
+// matches ErrNoSnapshot, so the registry fetches for itself, and its
+// Reason is counted in Status.SnapshotsRejected.
+type SnapshotRejectedError struct {
+	Reason string // short snake_case label, e.g. "bad_mac"
+	Err    error
+}
+
+// Error implements error.
+func (e *SnapshotRejectedError) Error() string {
+	return fmt.Sprintf("jwkscache: shared snapshot rejected (%s): %v", e.Reason, e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrNoSnapshot) true and exposes the cause.
+func (e *SnapshotRejectedError) Unwrap() []error { return []error{ErrNoSnapshot, e.Err} }
+
+// The reasons the registry itself rejects a shared snapshot (besides those
+// its Coordinator reports).
+const (
+	RejectFingerprint = "fingerprint_mismatch"  // fetched under other trust settings (jwks_url, issuer, pins...)
+	RejectFuture      = "fetched_in_future"     // persisted_at later than now (beyond maxSnapshotSkew)
+	RejectLifetime    = "lifetime_over_max_ttl" // expires_at beyond persisted_at + max_ttl, or before persisted_at
+	RejectForeign     = "foreign"               // another tenant's or provider's
+	RejectTooLarge    = "too_large"             // JWKS over max_response_bytes
+	RejectInvalidJWKS = "invalid_jwks"          // the JWKS does not parse or holds no usable key
+)
+
+// maxSnapshotSkew is how far in the future a snapshot's persisted_at may
+// be: the clocks of two replicas differ a little, never by more.
+const maxSnapshotSkew = 2 * time.Second
 
 // Coordinator lets the replicas of a fleet behave like one cache (the
 // Redis issue): they share the key sets they fetch and agree, through a
@@ -49,8 +86,24 @@ type Coordinator interface {
 	// replica holds it.
 	Release(ctx context.Context, tenantID, providerID, holder string) error
 	// TryCooldown starts the provider's fleet-wide unknown-kid cooldown
-	// for holder unless it runs already; it ends by itself after ttl.
-	TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error)
+	// for holder unless it runs already; it ends by itself after ttl. When
+	// it runs already, settled reports whether its holder has shared the
+	// outcome of its refresh (SettleCooldown).
+	TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (ok, settled bool, err error)
+	// SettleCooldown records that holder's unknown-kid refresh has been
+	// shared (Save returned), until the cooldown ends; it does nothing
+	// when another replica holds the cooldown.
+	SettleCooldown(ctx context.Context, tenantID, providerID, holder string) error
+}
+
+// Notifier is implemented by a Coordinator that announces every snapshot
+// saved by any replica. The registry subscribes once, and a replica
+// waiting for another's fetch is woken by the announcement instead of
+// finding the snapshot at its next poll. Announcements may be lost (Redis
+// pub/sub is at most once): polling stays as the safety net.
+type Notifier interface {
+	// Subscribe calls fn for every announced snapshot until ctx is done.
+	Subscribe(ctx context.Context, fn func(tenantID, providerID string)) error
 }
 
 // coordination is what a provider borrows from its registry to coordinate.
@@ -69,8 +122,9 @@ type coordination struct {
 const coordinatorDownFor = 5 * time.Second
 
 // sharedPoll is how often a replica waiting for another's fetch looks for
-// its snapshot.
-const sharedPoll = 250 * time.Millisecond
+// its snapshot when no announcement (Notifier) woke it: the safety net for
+// lost announcements and coordinators without them.
+const sharedPoll = time.Second
 
 // defaultHolder names this process in leases: the pid helps an operator
 // find the holder, the random part keeps two hosts' pids apart.
@@ -168,33 +222,72 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 // a flood of random kids across the fleet costs the identity provider one
 // request per cooldown whatever the number of replicas. The cooldown is
 // not the refresh lease, so it never holds up the scheduled refreshes.
+//
+// A rotation reaches every replica at once: the replica that did not win
+// the cooldown must not refuse the new kid while the winner is fetching
+// it. So it waits for the winner's snapshot (woken by the coordinator's
+// announcements, polling every sharedPoll, at most a lease time), and the
+// lookups that triggered the refresh wait with it, each bounded by its own
+// deadline (the Check's, limits.cold_wait): one that runs out answers
+// ErrUnavailable, never ErrKeyNotFound. The winner marks the cooldown
+// settled once its snapshot is saved (and announces that too); a replica
+// that finds it settled has read that snapshot and stops waiting, even
+// when the snapshot held nothing newer than its own set.
 func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
-	co := p.deps.coord
-	ok, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
-	if co.failed(p.deps.clock, err) || ok {
-		return p.fetchAndShare(c, false)
+	co, clk := p.deps.coord, p.deps.clock
+	end := clk.Now().Add(p.leaseTTL())
+	for {
+		// Taken before looking, so an announcement made while we look
+		// (a snapshot saved, the cooldown settled) wakes the wait at once.
+		announced := p.announced()
+		ok, settled, err := co.c.TryCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.reg.UnknownKIDCooldown)
+		switch {
+		case co.failed(clk, err):
+			return p.fetchAndShare(c, false)
+		case ok: // ours (at first, or once the winner's ran out): fetch
+			res, n, err := p.fetchAndShare(c, false)
+			if err == nil {
+				if err := co.c.SettleCooldown(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
+					co.failed(clk, err)
+				}
+			}
+			return res, n, err
+		case adopted:
+			return fetchResult{fleet: resultShared}, 0, nil
+		}
+		// Settled means its snapshot was saved before: this look finds it,
+		// or we hold it already.
+		got, err := p.adoptShared()
+		switch {
+		case err != nil:
+			return fetchResult{fleet: resultDeferred}, 0, nil // Redis failed: answer from what we have
+		case got:
+			c.closeFirst()
+			return fetchResult{fleet: resultShared}, 0, nil
+		case settled:
+			return fetchResult{fleet: resultDeferred}, 0, nil
+		}
+		left := end.Sub(clk.Now())
+		if left <= 0 {
+			return fetchResult{fleet: resultDeferred}, 0, nil
+		}
+		if !sleepOrWake(clk, min(sharedPoll, left), announced, p.ctx.Done()) {
+			return fetchResult{}, 0, p.ctx.Err()
+		}
 	}
-	if adopted {
-		return fetchResult{fleet: resultShared}, 0, nil
-	}
-	// The replica that started the cooldown may be fetching right now (for
-	// this very kid): pick its snapshot up if it comes within a lease time.
-	c.closeFirst()
-	if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
-		return res, 0, err
-	}
-	return fetchResult{fleet: resultDeferred}, 0, nil
 }
 
-// waitShared polls the coordinator until a snapshot newer than ours
-// appears (adopted: got), the wait ends, or the provider closes.
+// waitShared waits until a snapshot newer than ours appears (adopted:
+// got), the wait ends, or the provider closes. It looks when the
+// coordinator announces a snapshot of this provider and, failing that,
+// every sharedPoll.
 func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, error) {
 	clk := p.deps.clock
 	end := clk.Now().Add(wait)
-	for clk.Now().Before(end) {
-		if !sleep(clk, min(sharedPoll, end.Sub(clk.Now())), p.ctx.Done()) {
-			return fetchResult{}, false, p.ctx.Err()
-		}
+	for {
+		// Taken before looking, so an announcement made while we look
+		// wakes the next wait at once.
+		announced := p.announced()
 		adopted, err := p.adoptShared()
 		if err != nil {
 			return fetchResult{}, false, nil // down: the caller tries the lease, fails, fetches alone
@@ -203,8 +296,37 @@ func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, e
 			c.closeFirst()
 			return fetchResult{fleet: resultShared}, true, nil
 		}
+		left := end.Sub(clk.Now())
+		if left <= 0 {
+			return fetchResult{}, false, nil
+		}
+		if !sleepOrWake(clk, min(sharedPoll, left), announced, p.ctx.Done()) {
+			return fetchResult{}, false, p.ctx.Err()
+		}
 	}
-	return fetchResult{}, false, nil
+}
+
+// announced returns a channel closed at the next announcement of a
+// snapshot of this provider.
+func (p *provider) announced() <-chan struct{} { return *p.announce.Load() }
+
+// announceShared wakes every waitShared of this provider.
+func (p *provider) announceShared() {
+	next := make(chan struct{})
+	close(*p.announce.Swap(&next))
+}
+
+// subscribe feeds the coordinator's announcements to the providers, until
+// the registry closes.
+func (im *registryImpl) subscribe(n Notifier) {
+	err := n.Subscribe(im.ctx, func(tenantID, providerID string) {
+		if p := (*im.providers.Load())[providerKey{tenantID, providerID}]; p != nil {
+			p.announceShared()
+		}
+	})
+	if err != nil && im.ctx.Err() == nil && im.deps.logger != nil {
+		im.deps.logger.Warn("jwkscache: snapshot announcements stopped; replicas waiting on another's fetch poll instead", "error", err)
+	}
 }
 
 // fetchAndShare fetches from the identity provider (with retries) and, on
@@ -241,6 +363,7 @@ func (p *provider) share() {
 		LastModified: s.lastModified,
 		ExpiresAt:    s.expiresAt,
 		PersistedAt:  s.fetchedAt,
+		Fingerprint:  p.fingerprint,
 	})
 	if co.failed(p.deps.clock, err) && p.deps.logger != nil && p.ctx.Err() == nil {
 		p.deps.logger.Warn("jwkscache: sharing snapshot failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
@@ -268,7 +391,9 @@ func newer(s, cur *keySet) bool {
 }
 
 // loadShared returns the shared snapshot as a key set, nil when there is
-// none usable, or the coordinator's failure.
+// none usable, or the coordinator's failure. A snapshot that is there but
+// must not be trusted is counted and logged (once per change of reason),
+// and the caller goes on as if there were none: it fetches for itself.
 func (p *provider) loadShared(ctx context.Context) (*keySet, error) {
 	co := p.deps.coord
 	sn, err := co.c.Load(ctx, p.reg.TenantID, p.reg.ProviderID, p.reg.MaxResponseBytes)
@@ -276,42 +401,74 @@ func (p *provider) loadShared(ctx context.Context) (*keySet, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, nil
-	}
-	s, err := p.fromShared(sn, p.deps.clock.Now())
-	if err != nil {
-		if p.deps.logger != nil {
-			p.deps.logger.Warn("jwkscache: ignoring shared snapshot", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
+		var rej *SnapshotRejectedError
+		if errors.As(err, &rej) {
+			p.rejectShared(rej.Reason, rej.Err)
 		}
 		return nil, nil
 	}
+	s, reason, err := p.fromShared(sn, p.deps.clock.Now())
+	if err != nil {
+		if reason != "" {
+			p.rejectShared(reason, err)
+		}
+		return nil, nil
+	}
+	p.rejectShared("", nil)
 	return s, nil
 }
 
+// rejectShared counts a rejected snapshot and logs it when its reason is
+// not the one logged last; an empty reason (a snapshot accepted) resets
+// that, so the next rejection is logged again.
+func (p *provider) rejectShared(reason string, err error) {
+	p.mu.Lock()
+	changed := reason != p.lastRejected
+	p.lastRejected = reason
+	if reason != "" {
+		if p.rejected == nil {
+			p.rejected = map[string]uint64{}
+		}
+		p.rejected[reason]++
+	}
+	p.mu.Unlock()
+	if changed && reason != "" && p.deps.logger != nil {
+		p.deps.logger.Warn("jwkscache: rejected shared snapshot, fetching for ourselves", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
+			"reason", reason, "error", err)
+	}
+}
+
 // fromShared checks a snapshot against this provider's registration (the
-// coordinator validated its form) and builds its key set. The set keeps
-// the snapshot's own expires_at: adopting it must not extend its life.
-func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, error) {
+// coordinator authenticated it and validated its form) and builds its key
+// set. The set keeps the snapshot's own expires_at: adopting it must not
+// extend its life. A snapshot merely expired is no rejection (reason "").
+func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, string, error) {
 	switch {
 	case sn.TenantID != p.reg.TenantID || sn.ProviderID != p.reg.ProviderID:
-		return nil, fmt.Errorf("snapshot of %s/%s", sn.TenantID, sn.ProviderID)
+		return nil, RejectForeign, fmt.Errorf("snapshot of %s/%s", sn.TenantID, sn.ProviderID)
+	case sn.Fingerprint != p.fingerprint:
+		// Written under other trust settings: after jwks_url changes (stop
+		// trusting that identity provider) its keys must not come back.
+		return nil, RejectFingerprint, errors.New("snapshot fetched under other trust settings (jwks_url, issuer, pinned_spki, allowed_domains, require_https, max_response_bytes or max_redirects)")
 	case int64(len(sn.JWKS)) > p.reg.MaxResponseBytes:
-		return nil, fmt.Errorf("snapshot of %d bytes exceeds max_response_bytes %d", len(sn.JWKS), p.reg.MaxResponseBytes)
-	case !sn.ExpiresAt.After(now):
-		return nil, fmt.Errorf("snapshot expired at %s", sn.ExpiresAt.Format(time.RFC3339))
+		return nil, RejectTooLarge, fmt.Errorf("snapshot of %d bytes exceeds max_response_bytes %d", len(sn.JWKS), p.reg.MaxResponseBytes)
+	case sn.PersistedAt.After(now.Add(maxSnapshotSkew)):
+		return nil, RejectFuture, fmt.Errorf("snapshot persisted_at %s is in the future", sn.PersistedAt.Format(time.RFC3339))
 	case sn.ExpiresAt.Before(sn.PersistedAt):
-		return nil, errors.New("snapshot expires before it was persisted")
+		return nil, RejectLifetime, errors.New("snapshot expires before it was persisted")
 	case sn.ExpiresAt.Sub(sn.PersistedAt) > p.reg.MaxTTL:
-		return nil, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", sn.ExpiresAt.Sub(sn.PersistedAt), p.reg.MaxTTL)
+		return nil, RejectLifetime, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", sn.ExpiresAt.Sub(sn.PersistedAt), p.reg.MaxTTL)
+	case !sn.ExpiresAt.After(now):
+		return nil, "", fmt.Errorf("snapshot expired at %s", sn.ExpiresAt.Format(time.RFC3339))
 	}
 	s, _, err := parseKeySet(sn.JWKS)
 	if err != nil {
-		return nil, err
+		return nil, RejectInvalidJWKS, err
 	}
 	s.fetchedAt = sn.PersistedAt
 	s.setExpiry(now, sn.ExpiresAt, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.raw, s.source = sn.ETag, sn.LastModified, sn.JWKS, SourceRedis
-	return s, nil
+	return s, "", nil
 }
 
 // due reports whether the current set needs a refresh at now: its

@@ -16,6 +16,9 @@ import (
 	"github.com/extauthz/extauthz/jwkscache/clocktest"
 )
 
+// fleetKey is the replicas' shared snapshot key (jwks.redis.hmac_key_file).
+var fleetKey = []byte("fleet-key-0123456789abcdefghijklmnop")
+
 // fleet is several registries (replicas) sharing one fake clock, one real
 // redis-server and one JWKS server, each with its own Redis client, as
 // separate processes would be.
@@ -44,7 +47,7 @@ func newFleet(t *testing.T, srv *jwksServer, n int) *fleet {
 // add starts one more replica (not yet registered).
 func (f *fleet) add(t *testing.T) *replica {
 	t.Helper()
-	store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second})
+	store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second, HMACKeys: [][]byte{fleetKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func (f *fleet) step(t *testing.T) {
 // and no scheduled refresh comes due.
 func (f *fleet) drain(t *testing.T) {
 	t.Helper()
-	const pollStep = 250 * time.Millisecond
+	const pollStep = time.Second // jwkscache's sharedPoll
 	for {
 		f.settle(t)
 		d, ok := f.clk.Next()
@@ -267,7 +270,10 @@ func TestCoordinated_FiveCyclesOneFetchEach(t *testing.T) {
 // TestCoordinated_UnknownKIDFloodOneFetchFleetWide: random kids on every
 // replica at once cost one request; the replica that fetched keeps the
 // lease for the cooldown, so a replica whose own cooldown is free still
-// does not fetch.
+// does not fetch. The replicas that did not win the cooldown wait for the
+// winner's snapshot (woken by its announcement, or by their poll, which
+// the test drives on the fake clock while the lookups wait), so the
+// rotated kid among the random ones is found on every replica.
 func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 	k1, k2 := newECKey(t), newECKey(t)
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "")))
@@ -278,7 +284,19 @@ func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 	})
 	f.clk.Advance(time.Second)
 
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // turns a hang into a failure
+	defer cancel()
+	// The test hears the winner's announcement too: only after it may the
+	// fake clock move (polls), or the waiting replicas' wait could run out
+	// on the fake clock while the winner's real fetch is still running.
+	updates := f.redis.Client(t).Subscribe(ctx, "jwks-cache:updates")
+	defer updates.Close()
+	if _, err := updates.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var refused []error
 	for i, r := range f.replicas {
 		for j := range 50 {
 			wg.Go(func() {
@@ -286,12 +304,21 @@ func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 				if j == 0 {
 					kid = "k2" // the rotated key, among the random ones
 				}
-				_, _ = r.reg.Key(context.Background(), "acme", "main", kid, "ES256")
+				_, err := r.reg.Key(ctx, "acme", "main", kid, "ES256")
+				if (kid == "k2" && err != nil) || (kid != "k2" && !errors.Is(err, jwkscache.ErrKeyNotFound)) {
+					mu.Lock()
+					refused = append(refused, fmt.Errorf("replica %d kid %s: %w", i, kid, err))
+					mu.Unlock()
+				}
 			})
 		}
 	}
-	wg.Wait()
-	f.drain(t) // replicas waiting on the holder's snapshot find it
+	receive(t, updates.Channel(), "the cooldown winner's snapshot announcement")
+	f.whileWaiting(t, &wg)
+	f.drain(t)
+	for _, err := range refused {
+		t.Error(err)
+	}
 
 	if got := srv.hits.Load(); got != 2 {
 		t.Fatalf("JWKS fetches = %d, want 2 (first fetch + one for the whole flood)", got)
@@ -301,13 +328,14 @@ func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 			t.Errorf("replica %d: rotated key after the flood: %v", i, err)
 		}
 	}
-	// A replica started now has the newest snapshot and a fresh cooldown
-	// of its own; the fleet's cooldown still holds it back.
+	// A replica started now has the newest snapshot (the cooldown holder's
+	// fetch) and a fresh cooldown of its own; the fleet's cooldown still
+	// holds it back, and it does not wait: it has the holder's result.
 	late := f.add(t)
 	if err := late.reg.Register(context.Background(), f.registration(late)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := late.reg.Key(context.Background(), "acme", "main", "another-random", "ES256")
+	_, err := late.reg.Key(ctx, "acme", "main", "another-random", "ES256")
 	if !errors.Is(err, jwkscache.ErrKeyNotFound) {
 		t.Fatalf("unknown kid on the late replica: err = %v, want ErrKeyNotFound", err)
 	}
@@ -317,6 +345,27 @@ func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 	}
 	if res := f.results(); res["deferred"] == 0 {
 		t.Errorf("outcomes %v: want the late replica's refresh deferred to the fleet's cooldown", res)
+	}
+}
+
+// whileWaiting advances the fake clock through snapshot polls (timers due
+// within sharedPoll) until wg is done, so lookups waiting for a shared
+// snapshot whose announcement was lost still find it.
+func (f *fleet) whileWaiting(t *testing.T, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		changed := f.clk.Changed()
+		if d, ok := f.clk.Next(); ok && d <= time.Second {
+			f.clk.Advance(d)
+			continue
+		}
+		select {
+		case <-done:
+			return
+		case <-changed:
+		}
 	}
 }
 
@@ -331,10 +380,12 @@ func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
 	f := newFleet(t, srv, 2)
 	f.registerAll(t)
 	dead := f.replicas[0].store
-	if ok, err := dead.TryAcquire(context.Background(), "acme", "main", "dead-replica", time.Hour); !ok || err != nil {
+	leaseTTL := f.registration(f.replicas[0]).RetryPolicy.Deadline + time.Second
+	// The lease's real expiry is far: only the fake clock moves, and the
+	// test deletes the key when the lease time has passed on it.
+	if ok, err := dead.TryAcquire(context.Background(), "acme", "main", "dead-replica", leaseTTL); !ok || err != nil {
 		t.Fatalf("TryAcquire: %v %v", ok, err)
 	}
-	leaseTTL := f.registration(f.replicas[0]).RetryPolicy.Deadline + time.Second
 	due := f.replicas[0].status(t).NextRefresh
 	if d := f.replicas[1].status(t).NextRefresh; d.Before(due) {
 		due = d
@@ -423,6 +474,7 @@ func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
 		{"too large", enc("acme", "main", `{"keys":[],"pad":"`+strings.Repeat("x", 2<<20)+`"}`, exp, pers), redisstore.ReasonTooLarge},
 		{"another tenant", enc("globex", "main", jwks, exp, pers), redisstore.ReasonForeign},
 		{"expiry before persisted_at", enc("acme", "main", jwks, pers, exp), redisstore.ReasonBadTimes},
+		{"well-formed but unsigned", enc("acme", "main", jwks, exp, pers), redisstore.ReasonBadMAC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,6 +490,9 @@ func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
 			}
 			if got := r.store.Stats().Invalid[tt.want]; got != 1 {
 				t.Errorf("Invalid[%s] = %d, want 1", tt.want, got)
+			}
+			if got := r.status(t).SnapshotsRejected; got[string(tt.want)] != 1 {
+				t.Errorf("SnapshotsRejected = %v, want %s: 1", got, tt.want)
 			}
 		})
 	}

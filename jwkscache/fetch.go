@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +51,7 @@ type fetcher struct {
 func (f *fetcher) fetch(ctx context.Context, now time.Time, etag, lastModified string, stored http.Header) (fetchResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
 	if err != nil {
-		return fetchResult{}, err
+		return fetchResult{}, redactError(err)
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	if etag != "" {
@@ -63,7 +62,9 @@ func (f *fetcher) fetch(ctx context.Context, now time.Time, etag, lastModified s
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return fetchResult{}, err
+		// The client's *url.Error quotes the URL it was fetching (ours, or
+		// a redirect's target) with its user info and query.
+		return fetchResult{}, redactError(err)
 	}
 	defer resp.Body.Close()
 	res := fetchResult{status: resp.StatusCode}
@@ -276,33 +277,53 @@ func redactURL(u *url.URL) string {
 	c := *u
 	c.User = nil
 	c.RawQuery = ""
+	c.ForceQuery = false
 	c.Fragment = ""
 	return c.String()
 }
 
-// checkPins requires one certificate of the connection whose
-// SubjectPublicKeyInfo hashes to a pin (HPKP-style pinning, RFC 7469 §2.4).
+// redactRawURL is redactURL for a URL still in text form; text that does
+// not parse is not quoted at all.
+func redactRawURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return redactURL(u)
+}
+
+// redactError rewrites the URLs inside every *url.Error of err's chain
+// (net/http's client wraps each failure in one, naming the URL it was
+// fetching), so that errors, logs and the admin API never carry the
+// credentials a JWKS URL may hold.
+func redactError(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if ue, ok := e.(*url.Error); ok {
+			ue.URL = redactRawURL(ue.URL)
+		}
+	}
+	return err
+}
+
+// checkPins requires a certificate of a chain the TLS stack verified whose
+// SubjectPublicKeyInfo hashes to a pin (HPKP-style pinning, RFC 7469 §2.4:
+// "the pinned key [must be] in the validated certificate chain"). The
+// certificates the peer merely sent do not count: an impostor holding any
+// publicly trusted certificate could append the real identity provider's
+// certificate to its own chain. Without verified chains (verification
+// turned off) nothing matches, so pinning fails closed.
 func checkPins(pins [][]byte, cs tls.ConnectionState) error {
-	check := func(certs []*x509.Certificate) bool {
-		for _, c := range certs {
+	for _, chain := range cs.VerifiedChains {
+		for _, c := range chain {
 			sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 			for _, p := range pins {
 				if bytes.Equal(sum[:], p) {
-					return true
+					return nil
 				}
 			}
 		}
-		return false
 	}
-	if check(cs.PeerCertificates) {
-		return nil
-	}
-	for _, chain := range cs.VerifiedChains {
-		if check(chain) {
-			return nil
-		}
-	}
-	return errors.New("no certificate matches pinned_spki")
+	return errors.New("no certificate of a verified chain matches pinned_spki")
 }
 
 // providerClient derives one provider's HTTP client from the registry's:

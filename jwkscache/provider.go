@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,11 +99,22 @@ type provider struct {
 	// warmChecked: Register already asked the coordinator (coordinate.go);
 	// the first refresh does not ask again. Set before the provider runs.
 	warmChecked bool
+	// fingerprint is the registration's trust fingerprint (fingerprint.go).
+	fingerprint string
+	// rejected counts shared snapshots not trusted, by reason; lastRejected
+	// is the reason logged last (under mu).
+	rejected     map[string]uint64
+	lastRejected string
+	// announce is closed (and replaced) when the coordinator announces a
+	// snapshot of this provider (coordinate.go).
+	announce atomic.Pointer[chan struct{}]
 }
 
 func newProvider(parent context.Context, reg Registration, d deps, f fetcher, closeIdle func()) *provider {
 	p := &provider{reg: reg, deps: d, fetcher: f, closeIdle: closeIdle}
 	p.ctx, p.cancel = context.WithCancel(parent)
+	ch := make(chan struct{})
+	p.announce.Store(&ch)
 	return p
 }
 
@@ -184,9 +196,12 @@ func (p *provider) unavailable() error {
 // §10.1.1: a signer rotates keys by publishing a new kid, so an unknown kid
 // triggers one refresh, at most once per cooldown, so a flood of tokens with
 // random kids cannot become a flood of requests to the identity provider.
-// Inside the cooldown the answer is ErrKeyNotFound at once: nobody blocks on
-// a rate limiter. The caller that triggers the refresh waits (bounded by ctx)
-// for its first attempt only, never for retries.
+// Inside the cooldown the answer is ErrKeyNotFound at once unless a refresh
+// is in flight, which the lookup joins: a rotated kid met by many requests
+// at once must not be refused while the refresh for it runs. A lookup
+// waits (bounded by ctx) for the refresh's first attempt only, never for
+// retries; when ctx ends first the keys were not available in time
+// (ErrUnavailable, 503), which says nothing against the token.
 func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid string, bit algSet, alg string) (crypto.PublicKey, error) {
 	if kid == "" || len(s.byKID[kid]) > 0 {
 		// Present under another alg, or no kid at all: a refresh cannot help.
@@ -195,18 +210,25 @@ func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid st
 	if p.knownMissing(kid, now) {
 		return nil, fmt.Errorf("%w: kid %q (negative cache)", ErrKeyNotFound, shortKID(kid))
 	}
+	var c *call
 	until := p.coolingUntil.Load()
 	if now.UnixNano() < until || !p.coolingUntil.CompareAndSwap(until, now.Add(p.reg.UnknownKIDCooldown).UnixNano()) {
-		return nil, fmt.Errorf("%w: kid %q (refresh cooldown)", ErrKeyNotFound, shortKID(kid))
+		p.mu.Lock()
+		c = p.inflight
+		p.mu.Unlock()
+		if c == nil {
+			return nil, fmt.Errorf("%w: kid %q (refresh cooldown)", ErrKeyNotFound, shortKID(kid))
+		}
+	} else {
+		c = p.startRefreshFrom(ctx, triggerUnknownKID)
 	}
-	c := p.startRefreshFrom(ctx, triggerUnknownKID)
 	var traced func(error)
 	if c != nil {
 		traced = p.traceWait(ctx, c, WaitUnknownKID, kid)
 		select {
 		case <-c.first:
 		case <-ctx.Done():
-			err := fmt.Errorf("%w: kid %q: %w", ErrKeyNotFound, shortKID(kid), ctx.Err())
+			err := fmt.Errorf("%w: %s/%s: kid %q: waiting for a refresh: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, shortKID(kid), ctx.Err())
 			endWait(traced, err)
 			return nil, err
 		}
@@ -307,6 +329,9 @@ func (p *provider) status() Status {
 	st.LastRefresh, st.NextRefresh, st.ConsecutiveErrors = p.lastRefresh, p.nextRefresh, p.consecutive
 	if p.lastErr != nil {
 		st.LastError = p.lastErr.Error()
+	}
+	if len(p.rejected) > 0 {
+		st.SnapshotsRejected = maps.Clone(p.rejected)
 	}
 	p.mu.Unlock()
 	s := p.snap.Load()

@@ -33,6 +33,7 @@ type registryImpl struct {
 	providers atomic.Pointer[map[providerKey]*provider]
 	mu        sync.Mutex
 	closed    bool
+	bg        sync.WaitGroup // the coordinator subscription
 }
 
 // New returns a registry. It fails on invalid options (a bad global allowlist entry).
@@ -91,6 +92,9 @@ func New(opts Options) (*Registry, error) {
 	r.impl.ctx, r.impl.cancel = context.WithCancel(context.Background())
 	empty := map[providerKey]*provider{}
 	r.impl.providers.Store(&empty)
+	if n, ok := opts.Coordinator.(Notifier); ok {
+		r.impl.bg.Go(func() { r.impl.subscribe(n) })
+	}
 	return r, nil
 }
 
@@ -183,7 +187,9 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 		maxTTL:   reg.MaxTTL,
 		pins:     pins,
 	}
-	return newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	p := newProvider(im.ctx, reg, im.deps, f, closeIdle)
+	p.fingerprint = fingerprint(reg, im.opts.AllowedDomains)
+	return p
 }
 
 // Unregister removes a provider and stops its background work.
@@ -286,6 +292,7 @@ func (r *Registry) Close() error {
 		wg.Go(p.close)
 	}
 	wg.Wait()
+	im.bg.Wait()
 	return nil
 }
 
@@ -299,7 +306,8 @@ func cloneRegistration(reg Registration) Registration {
 
 // sameSource reports whether keys fetched under registration a may serve
 // registration b: the same URL, fetched under the same guards (HTTPS,
-// allowlist, pins, redirect and size limits).
+// allowlist, pins, redirect and size limits). The issuer does not matter
+// here: the same document fetched again would hold the same keys.
 func sameSource(a, b Registration) bool {
 	return a.JWKSURL == b.JWKSURL && a.RequireHTTPS == b.RequireHTTPS &&
 		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&

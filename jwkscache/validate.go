@@ -35,9 +35,10 @@ func (r *Registry) Validate(reg Registration) error {
 	u, err := url.Parse(reg.JWKSURL)
 	switch {
 	case err != nil:
-		bad("jwks_url", "not a URL: %v", err)
+		// url.Parse's error quotes the whole URL, credentials included.
+		bad("jwks_url", "not a URL: %v", errors.Unwrap(err))
 	case !u.IsAbs() || u.Host == "" || u.Hostname() == "":
-		bad("jwks_url", "must be an absolute URL with a host, got %q", reg.JWKSURL)
+		bad("jwks_url", "must be an absolute URL with a host, got %q", redactURL(u))
 	case u.Scheme != "https" && u.Scheme != "http":
 		bad("jwks_url", "scheme %q is not https", u.Scheme)
 	case u.Scheme == "http" && (reg.RequireHTTPS || !r.impl.opts.InsecureAllowHTTP):

@@ -29,6 +29,7 @@ type cacheCollector struct {
 	results  *prometheus.Desc
 	keys     *prometheus.Desc
 	expires  *prometheus.Desc
+	rejected *prometheus.Desc
 }
 
 func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollector {
@@ -46,12 +47,14 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 		results:  d("jwks_cache_refresh_total", "Completed refreshes, by result (fetched, not_modified, error).", "result"),
 		keys:     d("jwks_cache_keys", "Usable keys in the current key set."),
 		expires:  d("jwks_cache_expires_at_seconds", "Unix time at which the current key set expires."),
+		rejected: d("jwks_cache_redis_snapshots_rejected_total",
+			"Shared snapshots found in Redis but not trusted (bad MAC, other trust fingerprint, times out of bounds...), by reason.", "reason"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.rejected} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -84,6 +87,9 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.keys, float64(len(st.KeyIDs)))
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)
+		}
+		for reason, n := range st.SnapshotsRejected {
+			ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n), t, p, reason)
 		}
 	}
 	// The duration histogram is collected here, after the prune, so a

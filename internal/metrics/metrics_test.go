@@ -12,6 +12,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/metrics"
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
 func TestMetrics_ScriptedTrafficExactSeries(t *testing.T) {
@@ -234,6 +235,28 @@ func TestCollectCache_Twice(t *testing.T) {
 	// The first one still works.
 	if got := series(scrape(t, s.metrics), "jwks_cache_keys"); len(got) != 2 {
 		t.Errorf("jwks_cache_keys = %v, want two providers", got)
+	}
+}
+
+// statuses is a StatusSource with fixed contents.
+type statuses []jwkscache.Status
+
+func (s statuses) Statuses() []jwkscache.Status { return s }
+
+func TestCollectCache_RedisSnapshotsRejected(t *testing.T) {
+	m := metrics.New()
+	if err := m.CollectCache(statuses{
+		{TenantID: "acme", ProviderID: "main", SnapshotsRejected: map[string]uint64{"bad_mac": 3, jwkscache.RejectFingerprint: 1}},
+		{TenantID: "globex", ProviderID: "main"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"provider=main,reason=bad_mac,tenant=acme":              3,
+		"provider=main,reason=fingerprint_mismatch,tenant=acme": 1,
+	}
+	if diff := cmp.Diff(want, series(scrape(t, m), "jwks_cache_redis_snapshots_rejected_total")); diff != "" {
+		t.Errorf("jwks_cache_redis_snapshots_rejected_total (-want +got):\n%s", diff)
 	}
 }
 

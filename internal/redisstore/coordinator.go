@@ -21,7 +21,11 @@ type coordinator struct{ s *Store }
 
 func (c coordinator) Load(ctx context.Context, tenantID, providerID string, maxBytes int64) (jwkscache.SharedSnapshot, error) {
 	snap, err := c.s.Load(ctx, tenantID, providerID, maxBytes)
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidSnapshot) {
+	var invalid *InvalidSnapshotError
+	if errors.As(err, &invalid) {
+		return jwkscache.SharedSnapshot{}, &jwkscache.SnapshotRejectedError{Reason: string(invalid.Reason), Err: err}
+	}
+	if errors.Is(err, ErrNotFound) {
 		return jwkscache.SharedSnapshot{}, fmt.Errorf("%w: %w", jwkscache.ErrNoSnapshot, err)
 	}
 	if err != nil {
@@ -38,8 +42,17 @@ func (c coordinator) TryAcquire(ctx context.Context, tenantID, providerID, holde
 	return c.s.TryAcquire(ctx, tenantID, providerID, holder, ttl)
 }
 
-func (c coordinator) TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error) {
+func (c coordinator) TryCooldown(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, bool, error) {
 	return c.s.TryCooldown(ctx, tenantID, providerID, holder, ttl)
+}
+
+func (c coordinator) SettleCooldown(ctx context.Context, tenantID, providerID, holder string) error {
+	return c.s.SettleCooldown(ctx, tenantID, providerID, holder)
+}
+
+// Subscribe implements jwkscache.Notifier with the store's updates channel.
+func (c coordinator) Subscribe(ctx context.Context, fn func(tenantID, providerID string)) error {
+	return c.s.Subscribe(ctx, fn)
 }
 
 func (c coordinator) Release(ctx context.Context, tenantID, providerID, holder string) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Once records key in the fleet-wide DPoP replay set
@@ -15,5 +17,20 @@ func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, 
 	if len(key) == 0 || len(key) > 128 || !validID(key, true) {
 		return false, fmt.Errorf("redisstore: replay key %q: want 1-128 base64url characters", key)
 	}
-	return s.setNX(ctx, s.namespace+":dpop-jti:"+key, "1", ttl)
+	// Plain SET NX, not setNX: a replay record is never taken over, whatever
+	// its remaining time (a proof seen once stays seen for its ttl).
+	key = s.namespace + ":dpop-jti:" + key
+	ttl = max(ttl, time.Millisecond)
+	var ok bool
+	err := s.call(ctx, "once "+key, func(ctx context.Context) error {
+		err := s.client.Do(ctx, "SET", key, "1", "NX", "PX", ttl.Milliseconds()).Err()
+		switch err {
+		case nil:
+			ok = true
+		case redis.Nil: // NX and the key exists: a replay
+			err = nil
+		}
+		return err
+	})
+	return ok, err
 }

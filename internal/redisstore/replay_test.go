@@ -20,6 +20,11 @@ func TestOnce_FleetWideWithTTL(t *testing.T) {
 	if ok, err := b.Once(ctx, "k1", time.Minute); ok || err != nil {
 		t.Fatalf("Once on another replica = %v, %v; want false", ok, err)
 	}
+	// Unlike a lease, a replay record is never taken over, even by a
+	// caller asking for less time than it has left.
+	if ok, err := b.Once(ctx, "k1", time.Second); ok || err != nil {
+		t.Fatalf("Once with a shorter ttl = %v, %v; want false (a replay)", ok, err)
+	}
 	ttl, err := srv.Client(t).PTTL(ctx, "test:dpop-jti:k1").Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("PTTL = %s, %v; want in (0, 1m]", ttl, err)

@@ -24,6 +24,9 @@ type Snapshot struct {
 	LastModified string
 	ExpiresAt    time.Time
 	PersistedAt  time.Time
+	// Fingerprint is the writer's trust fingerprint of the provider's
+	// settings (jwkscache): covered by the MAC, compared by the reader.
+	Fingerprint string
 }
 
 // snapshotVersion is the encoding's version. A replica that meets another
@@ -43,6 +46,8 @@ type wire struct {
 	LastModified string          `json:"last_modified,omitempty"`
 	ExpiresAt    time.Time       `json:"expires_at"`
 	PersistedAt  time.Time       `json:"persisted_at"`
+	Fingerprint  string          `json:"fingerprint"`
+	MAC          string          `json:"mac"` // HMAC-SHA-256 (mac.go), unpadded base64
 }
 
 // envelopeBytes is what the encoding may add to the JWKS: IDs, validators,
@@ -68,9 +73,10 @@ const (
 	ReasonBadETag         Reason = "bad_etag"          // not printable ASCII (RFC 9110 §8.8.3)
 	ReasonBadLastModified Reason = "bad_last_modified" // not printable ASCII
 	ReasonBadTimes        Reason = "bad_times"         // expires_at missing or before persisted_at
+	ReasonBadMAC          Reason = "bad_mac"           // no MAC, or not one of our keys' over this snapshot
 )
 
-var reasons = [...]Reason{ReasonTooLarge, ReasonCorrupt, ReasonForeign, ReasonBadETag, ReasonBadLastModified, ReasonBadTimes}
+var reasons = [...]Reason{ReasonTooLarge, ReasonCorrupt, ReasonForeign, ReasonBadETag, ReasonBadLastModified, ReasonBadTimes, ReasonBadMAC}
 
 const numReasons = len(reasons)
 
@@ -150,7 +156,7 @@ func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes 
 	default:
 		return Snapshot{}, s.refuse(key, ReasonCorrupt, fmt.Sprintf("unexpected reply %T", v))
 	}
-	snap, reason, detail := decode(raw, tenant, provider, maxJWKSBytes)
+	snap, reason, detail := s.decode(raw, tenant, provider, maxJWKSBytes)
 	if reason != "" {
 		return Snapshot{}, s.refuse(key, reason, detail)
 	}
@@ -166,14 +172,16 @@ func (s *Store) refuse(key string, r Reason, detail string) error {
 	if i := reasonIndex(r); i >= 0 {
 		s.invalid[i].Add(1)
 	}
-	err := &InvalidSnapshotError{Key: key, Reason: r, Detail: detail}
-	s.log.Warn("redisstore: ignoring invalid snapshot", "key", key, "reason", string(r), "detail", detail)
-	return err
+	// The cache logs a refused snapshot once per change of reason; a
+	// line per read would let anyone who writes to Redis flood the log.
+	s.log.Debug("redisstore: ignoring invalid snapshot", "key", key, "reason", string(r), "detail", detail)
+	return &InvalidSnapshotError{Key: key, Reason: r, Detail: detail}
 }
 
 // decode parses and validates an encoded snapshot read under the key of
-// (tenant, provider). It returns the reason and a detail when invalid.
-func decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (Snapshot, Reason, string) {
+// (tenant, provider), MAC included. It returns the reason and a detail
+// when invalid.
+func (s *Store) decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (Snapshot, Reason, string) {
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&w); err != nil {
@@ -194,6 +202,11 @@ func decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (Snapshot, 
 	if r, d := checkSnapshot(w.JWKS, w.ETag, w.LastModified, w.ExpiresAt, w.PersistedAt); r != "" {
 		return Snapshot{}, r, d
 	}
+	// Redis is shared storage, not a trust anchor: whoever can write to it
+	// could otherwise make every replica trust keys of their choosing.
+	if !s.verify(&w) {
+		return Snapshot{}, ReasonBadMAC, "MAC missing or made with none of the configured keys"
+	}
 	return Snapshot{
 		TenantID:     w.TenantID,
 		ProviderID:   w.ProviderID,
@@ -202,6 +215,7 @@ func decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (Snapshot, 
 		LastModified: w.LastModified,
 		ExpiresAt:    w.ExpiresAt,
 		PersistedAt:  w.PersistedAt,
+		Fingerprint:  w.Fingerprint,
 	}, "", ""
 }
 
@@ -242,7 +256,8 @@ func printable(s string, space bool) bool {
 
 // Save writes snap under its provider's key with a Redis TTL of the time
 // left until ExpiresAt (at least 1 s), then announces it on the updates
-// channel. A zero PersistedAt is set to now. Save refuses a snapshot that
+// channel. The stored value carries an HMAC-SHA-256 under the store's
+// first key (mac.go). A zero PersistedAt is set to now. Save refuses a snapshot that
 // Load would refuse.
 func (s *Store) Save(ctx context.Context, snap Snapshot) error {
 	if err := checkIDs(snap.TenantID, snap.ProviderID); err != nil {
@@ -255,19 +270,28 @@ func (s *Store) Save(ctx context.Context, snap Snapshot) error {
 	if r, d := checkSnapshot(snap.JWKS, snap.ETag, snap.LastModified, snap.ExpiresAt, snap.PersistedAt); r != "" {
 		return fmt.Errorf("redisstore: save %s/%s: %s: %s", snap.TenantID, snap.ProviderID, r, d)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(wire{
+	// The MAC covers the JWKS as stored: the encoder compacts a
+	// RawMessage, so compact it first.
+	var jwks bytes.Buffer
+	if err := json.Compact(&jwks, snap.JWKS); err != nil {
+		return fmt.Errorf("redisstore: save %s/%s: jwks: %w", snap.TenantID, snap.ProviderID, err)
+	}
+	w := wire{
 		Version:      snapshotVersion,
 		TenantID:     snap.TenantID,
 		ProviderID:   snap.ProviderID,
-		JWKS:         json.RawMessage(bytes.TrimSpace(snap.JWKS)),
+		JWKS:         json.RawMessage(jwks.Bytes()),
 		ETag:         snap.ETag,
 		LastModified: snap.LastModified,
 		ExpiresAt:    snap.ExpiresAt.UTC(),
 		PersistedAt:  snap.PersistedAt.UTC(),
-	}); err != nil {
+		Fingerprint:  snap.Fingerprint,
+	}
+	s.sign(&w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
 		return fmt.Errorf("redisstore: save %s/%s: %w", snap.TenantID, snap.ProviderID, err)
 	}
 	ttl := snapshotTTL(snap.ExpiresAt, now)

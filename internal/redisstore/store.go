@@ -1,6 +1,6 @@
 // Package redisstore shares JWKS snapshots between extauthz replicas through
-// Redis: snapshots under {namespace}:{tenant}:{provider} (validated on every
-// read, never trusted), refresh leases under {namespace}:lease:{tenant}:{provider}
+// Redis: snapshots under {namespace}:{tenant}:{provider} (authenticated with
+// an HMAC and validated on every read, never trusted), refresh leases under {namespace}:lease:{tenant}:{provider}
 // (SET NX PX, compare-and-delete release), the fleet-wide unknown-kid
 // cooldown under {namespace}:kid-cooldown:{tenant}:{provider}, and change
 // notifications on the {namespace}:updates channel. Store.Coordinator
@@ -14,6 +14,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ type Options struct {
 	// Now is the clock used for persisted_at and the Redis TTL of a
 	// snapshot (default time.Now).
 	Now func() time.Time
+	// HMACKeys authenticate snapshots (required; each at least
+	// MinHMACKeyBytes): the first signs what Save writes, Load accepts a
+	// MAC made with any of them. See ReadHMACKeys.
+	HMACKeys [][]byte
 }
 
 // Store is a Redis-backed snapshot store, lease service and change feed. It
@@ -61,6 +66,7 @@ type Store struct {
 	timeout   time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	hmacKeys  [][]byte
 
 	health  atomic.Int32 // healthUnknown, healthUp or healthDown
 	errs    atomic.Uint64
@@ -83,6 +89,9 @@ func Open(url, namespace string, opts Options) (*Store, error) {
 		namespace = DefaultNamespace
 	}
 	if err := checkNamespace(namespace); err != nil {
+		return nil, err
+	}
+	if err := checkHMACKeys(opts.HMACKeys); err != nil {
 		return nil, err
 	}
 	ro, err := redis.ParseURL(url)
@@ -118,7 +127,18 @@ func Open(url, namespace string, opts Options) (*Store, error) {
 		timeout:   opts.Timeout,
 		log:       opts.Logger,
 		now:       opts.Now,
+		hmacKeys:  cloneKeys(opts.HMACKeys),
 	}, nil
+}
+
+// cloneKeys copies the keys, so a caller reusing its buffers cannot change
+// them behind the store's back.
+func cloneKeys(keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = bytes.Clone(k)
+	}
+	return out
 }
 
 func checkNamespace(ns string) error {

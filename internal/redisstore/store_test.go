@@ -21,8 +21,14 @@ import (
 
 const testJWKS = `{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`
 
+// testKey is the fleet's snapshot key in tests (32 bytes).
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
 func openStore(t *testing.T, url string, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
+	if opts.HMACKeys == nil {
+		opts.HMACKeys = [][]byte{testKey}
+	}
 	s, err := redisstore.Open(url, "test", opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -444,16 +450,19 @@ func TestTimeout_BoundsEveryCall(t *testing.T) {
 func TestOpen(t *testing.T) {
 	tests := []struct {
 		name, url, namespace string
+		keys                 [][]byte
 		wantErr              string
 	}{
-		{"defaults", "redis://127.0.0.1:1/0", "", ""},
-		{"tls and password through the URL", "rediss://user:secret@127.0.0.1:1/2", "ns", ""},
-		{"bad scheme", "http://127.0.0.1:1", "", "url"},
-		{"namespace with space", "redis://127.0.0.1:1", "a b", "namespace"},
+		{"defaults", "redis://127.0.0.1:1/0", "", [][]byte{testKey}, ""},
+		{"tls and password through the URL", "rediss://user:secret@127.0.0.1:1/2", "ns", [][]byte{testKey}, ""},
+		{"bad scheme", "http://127.0.0.1:1", "", [][]byte{testKey}, "url"},
+		{"namespace with space", "redis://127.0.0.1:1", "a b", [][]byte{testKey}, "namespace"},
+		{"no HMAC key", "redis://127.0.0.1:1/0", "", nil, "no snapshot HMAC key"},
+		{"HMAC key too short", "redis://127.0.0.1:1/0", "", [][]byte{testKey, []byte("short")}, "HMAC key 1: 5 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := redisstore.Open(tt.url, tt.namespace, redisstore.Options{})
+			s, err := redisstore.Open(tt.url, tt.namespace, redisstore.Options{HMACKeys: tt.keys})
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Open: %v", err)
@@ -481,7 +490,7 @@ func sum(m map[redisstore.Reason]uint64) uint64 {
 
 func BenchmarkLoad(b *testing.B) {
 	srv := redistest.Start(b)
-	s, err := redisstore.Open(srv.URL(), "bench", redisstore.Options{})
+	s, err := redisstore.Open(srv.URL(), "bench", redisstore.Options{HMACKeys: [][]byte{testKey}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -523,11 +532,25 @@ func TestCooldown_ExclusiveAndApartFromTheLease(t *testing.T) {
 	b := openStore(t, srv.URL(), redisstore.Options{})
 	ctx := context.Background()
 	mustAcquire(t, a, "replica-a", time.Minute, true) // the refresh lease is held...
-	if ok, err := b.TryCooldown(ctx, "acme", "main_idp", "replica-b", time.Minute); err != nil || !ok {
+	if ok, _, err := b.TryCooldown(ctx, "acme", "main_idp", "replica-b", time.Minute); err != nil || !ok {
 		t.Fatalf("TryCooldown while another holds the lease = %v, %v; want true", ok, err) // ...the cooldown is not
 	}
-	if ok, err := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute); err != nil || ok {
-		t.Fatalf("TryCooldown while it runs = %v, %v; want false", ok, err)
+	ok, settled, err := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute)
+	if err != nil || ok || settled {
+		t.Fatalf("TryCooldown while it runs = %v, settled %v, %v; want false, not settled", ok, settled, err)
+	}
+	// Only the holder settles it; settled, it still runs, with its expiry.
+	if err := a.SettleCooldown(ctx, "acme", "main_idp", "replica-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, settled, _ := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute); settled {
+		t.Fatal("a replica that does not hold the cooldown settled it")
+	}
+	if err := b.SettleCooldown(ctx, "acme", "main_idp", "replica-b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, settled, err := a.TryCooldown(ctx, "acme", "main_idp", "replica-a", time.Minute); ok || !settled || err != nil {
+		t.Fatalf("TryCooldown after the holder settled = %v, settled %v, %v; want false, settled", ok, settled, err)
 	}
 	ttl, err := srv.Client(t).PTTL(ctx, "test:kid-cooldown:acme:main_idp").Result()
 	if err != nil || ttl <= 59*time.Second || ttl > time.Minute {

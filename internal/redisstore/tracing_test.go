@@ -18,7 +18,7 @@ import (
 // no span carries the command's arguments (a snapshot is a JWKS document).
 func TestInstrumentTracing(t *testing.T) {
 	srv := redistest.Start(t)
-	store, err := redisstore.Open(srv.URL(), "t", redisstore.Options{Timeout: time.Second})
+	store, err := redisstore.Open(srv.URL(), "t", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{testKey}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,6 +143,10 @@ type JWKS struct {
 type Redis struct {
 	URL       string `yaml:"url"`
 	Namespace string `yaml:"namespace"` // default jwks-cache
+	// HMACKeyFile holds the keys that authenticate shared snapshots, one
+	// per line, each at least 32 bytes; the first signs, all verify.
+	// Required: Redis is shared storage, not a trust anchor.
+	HMACKeyFile string `yaml:"hmac_key_file"`
 }
 
 // Tenant is one tenant.

@@ -23,6 +23,7 @@ func (c *Config) Registrations() []jwkscache.Registration {
 // tenantID (see Registrations).
 func (c *Config) Registration(tenantID string, p Provider) jwkscache.Registration {
 	reg := jwkscache.DefaultRegistration(tenantID, p.ID, p.JWKSURL)
+	reg.Issuer = p.Issuer // part of the trust fingerprint of shared snapshots
 	c.JWKS.CacheSettings.applyTo(&reg)
 	p.CacheSettings.applyTo(&reg)
 	return reg

@@ -82,7 +82,7 @@ func TestRegistrations_EveryCacheSettingCopied(t *testing.T) {
 		requireAllSet(t, reflect.ValueOf(*s))
 	}
 	acme := jwkscache.Registration{
-		TenantID: "acme", ProviderID: "main", JWKSURL: "https://idp.acme.test/jwks.json",
+		TenantID: "acme", ProviderID: "main", JWKSURL: "https://idp.acme.test/jwks.json", Issuer: "https://idp.acme.test/",
 		RequireHTTPS: true, AllowedDomains: []string{"acme.test"},
 		RefreshEarly: 21 * time.Second, StaleWhileError: 22 * time.Second,
 		MinTTL: 32 * time.Second, MaxTTL: 2 * time.Hour, MaxResponseBytes: 8192,
@@ -94,7 +94,7 @@ func TestRegistrations_EveryCacheSettingCopied(t *testing.T) {
 		},
 	}
 	globex := jwkscache.Registration{
-		TenantID: "globex", ProviderID: "main", JWKSURL: "https://idp.globex.test/jwks.json",
+		TenantID: "globex", ProviderID: "main", JWKSURL: "https://idp.globex.test/jwks.json", Issuer: "https://idp.globex.test/",
 		RequireHTTPS: false, AllowedDomains: []string{"globex.test"},
 		RefreshEarly: 11 * time.Second, StaleWhileError: 12 * time.Second,
 		MinTTL: 31 * time.Second, MaxTTL: time.Hour, MaxResponseBytes: 4096,

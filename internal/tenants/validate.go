@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -262,6 +263,11 @@ func (c *Config) validateGlobal(v *validator) {
 			v.add("jwks.redis.url", "required when redis is set")
 		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
 			v.add("jwks.redis.url", "must be a redis:// or rediss:// URL with a host")
+		}
+		if r.HMACKeyFile == "" {
+			v.add("jwks.redis.hmac_key_file", "required when redis is set: without it anyone who can write to Redis decides which keys every replica trusts")
+		} else if _, err := redisstore.ReadHMACKeys(r.HMACKeyFile); err != nil {
+			v.add("jwks.redis.hmac_key_file", err.Error())
 		}
 	}
 }

@@ -3,6 +3,8 @@ package tenants
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +112,13 @@ func TestValidate_Rules(t *testing.T) {
 		{"ca file missing", func(c *Config) { c.JWKS.CAFile = "/nonexistent/ca.pem" }, []string{`jwks.ca_file: cannot read "/nonexistent/ca.pem"`}},
 		{"redis url missing", func(c *Config) { c.JWKS.Redis = &Redis{} }, []string{"jwks.redis.url: required when redis is set"}},
 		{"redis url scheme", func(c *Config) { c.JWKS.Redis = &Redis{URL: "http://x"} }, []string{"jwks.redis.url: must be a redis://"}},
+		{"redis without an hmac key file", func(c *Config) { c.JWKS.Redis = &Redis{URL: "redis://x"} }, []string{"jwks.redis.hmac_key_file: required when redis is set"}},
+		{"redis hmac key file missing", func(c *Config) {
+			c.JWKS.Redis = &Redis{URL: "redis://x", HMACKeyFile: "/nonexistent/keys"}
+		}, []string{"jwks.redis.hmac_key_file: redisstore: hmac keys: open /nonexistent/keys"}},
+		{"redis hmac key too short", func(c *Config) {
+			c.JWKS.Redis = &Redis{URL: "redis://x", HMACKeyFile: writeFile(t, "0123456789\n")}
+		}, []string{"jwks.redis.hmac_key_file: redisstore: hmac keys", "line 1: key of 10 bytes, want at least 32"}},
 		{"provider allowlist widens the global one", func(c *Config) {
 			c.JWKS.AllowedDomains = []string{"acme.test"}
 			c.Tenants[0].Providers[0].AllowedDomains = []string{"idp.acme.test", "evil.test", "notacme.test"}
@@ -183,9 +192,21 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 	// A provider may narrow the global allowlist.
 	c.JWKS.AllowedDomains = []string{"acme.test", "globex.test"}
 	c.Tenants[0].Providers[0].AllowedDomains = []string{"idp.acme.test"}
+	// Redis with a key file of two keys (rotation), one ≥ 32 bytes each.
+	c.JWKS.Redis = &Redis{URL: "rediss://redis.internal:6380/0", HMACKeyFile: writeFile(t, "# new first\n"+strings.Repeat("n", 44)+"\n"+strings.Repeat("o", 32)+"\n")}
 	if err := c.Validate(nil); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
+}
+
+// writeFile writes content to a new file and returns its path.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestValidate_WithRealRegistryValidate(t *testing.T) {
@@ -216,11 +237,13 @@ func TestRegistrations_Layered(t *testing.T) {
 		t.Fatalf("got %d registrations, want 2", len(regs))
 	}
 	want0 := jwkscache.DefaultRegistration("acme", "main", "https://idp.acme.test/jwks.json")
+	want0.Issuer = c.Tenants[0].Providers[0].Issuer
 	want0.RefreshEarly = 20 * time.Second
 	want0.AllowedDomains = []string{"acme.test"}
 	want0.RetryPolicy.Jitter = jwkscache.JitterNone
 	want0.RetryPolicy.MaxRetries = 0
 	want1 := jwkscache.DefaultRegistration("globex", "main", "https://idp.globex.test/jwks.json")
+	want1.Issuer = c.Tenants[1].Providers[0].Issuer
 	want1.RefreshEarly = 10 * time.Second
 	want1.AllowedDomains = []string{"acme.test"}
 	if diff := cmp.Diff([]jwkscache.Registration{want0, want1}, regs); diff != "" {
