@@ -47,7 +47,9 @@ func TestFromShared_EveryCheckAtItsBoundary(t *testing.T) {
 		{"valid", func(*SharedSnapshot) {}, "", ""},
 		{"another tenant", func(s *SharedSnapshot) { s.TenantID = "globex" }, RejectForeign, "snapshot of globex/main"},
 		{"another provider", func(s *SharedSnapshot) { s.ProviderID = "other" }, RejectForeign, "snapshot of acme/other"},
-		{"other trust settings", func(s *SharedSnapshot) { s.Fingerprint = fingerprint(DefaultRegistration("acme", "main", "https://evil.test/jwks"), nil) }, RejectFingerprint, "other trust settings"},
+		{"other trust settings", func(s *SharedSnapshot) {
+			s.Fingerprint = fingerprint(DefaultRegistration("acme", "main", "https://evil.test/jwks"), nil)
+		}, RejectFingerprint, "other trust settings"},
 		{"no fingerprint", func(s *SharedSnapshot) { s.Fingerprint = "" }, RejectFingerprint, "other trust settings"},
 		{"one byte over max_response_bytes", func(s *SharedSnapshot) { s.JWKS = append(append([]byte(nil), doc...), ' ') }, RejectTooLarge, "exceeds max_response_bytes"},
 		{"persisted at the skew bound", func(s *SharedSnapshot) { s.PersistedAt = now.Add(maxSnapshotSkew) }, "", ""},
