@@ -23,6 +23,7 @@ import (
 	"github.com/extauthz/extauthz/internal/demo"
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/redisstore/redistest"
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
 // The Redis tests run real extauthz processes against one real
@@ -442,7 +443,7 @@ func TestRedis_InvalidSnapshotsIgnored(t *testing.T) {
 	}
 }
 
-// TestRedis_FleetRotationRefusesNothing (issue 11): five key rotations
+// TestRedis_FleetRotationRefusesNothing: five key rotations
 // under steady traffic on three replicas sharing Redis, the identity
 // provider taking 300 ms to answer. Each time, the replica that wins the
 // fleet's unknown-kid cooldown fetches and the others wait for its
@@ -515,7 +516,7 @@ func (f *redisFleet) redisForge(attacker *demo.IdP) {
 	}
 	defer store.Close()
 	now := time.Now()
-	if err := store.Save(ctx, redisstore.Snapshot{
+	if err := store.Save(ctx, jwkscache.SharedSnapshot{
 		TenantID: "acme", ProviderID: "main", JWKS: attacker.JWKS(),
 		PersistedAt: now, ExpiresAt: now.Add(10 * 365 * 24 * time.Hour), Fingerprint: genuine.Fingerprint,
 	}); err != nil {
@@ -523,7 +524,7 @@ func (f *redisFleet) redisForge(attacker *demo.IdP) {
 	}
 }
 
-// TestRedis_ForgedSnapshotNotTrusted (issue 10 §1): someone who can write
+// TestRedis_ForgedSnapshotNotTrusted: someone who can write
 // to Redis but has not the fleet's HMAC key stores a snapshot with their
 // own key and a far expiry, then presents a token it signed. A running
 // replica (the token's unknown kid makes it look at Redis at once) and a
@@ -572,7 +573,7 @@ func TestRedis_ForgedSnapshotNotTrusted(t *testing.T) {
 	}
 }
 
-// TestRedis_SnapshotOfOldJWKSURLNotAdopted (issue 10 §1): changing a
+// TestRedis_SnapshotOfOldJWKSURLNotAdopted: changing a
 // provider's jwks_url means "stop trusting those keys". A snapshot fetched
 // under the old URL, properly signed, is adopted neither by a replica that
 // reloads the new config nor by one started with it: both fetch the new

@@ -37,7 +37,7 @@ const shadowYAML = `    requirements:
     mode: shadow
 `
 
-// TestRequirements_PerRoute runs the per-route requirements of issue 13
+// TestRequirements_PerRoute runs the per-route requirements
 // against the real binary over Envoy's ext_authz protocol.
 func TestRequirements_PerRoute(t *testing.T) {
 	acme := newIdP(t, "ES256")

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// TestJWKSURLCredentialsNeverShown (issue 10 §2): credentials in a JWKS
+// TestJWKSURLCredentialsNeverShown: credentials in a JWKS
 // URL (user info, a query secret) and in a redirect target reach neither
 // the log, nor the admin API, nor /metrics of a real process whose fetches
 // fail: one identity provider refuses connections, the other redirects to

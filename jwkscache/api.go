@@ -11,19 +11,23 @@
 // expires_at + stale_while_error; after that lookups fail with ErrUnavailable,
 // which callers tell apart from ErrKeyNotFound (a client problem).
 //
-// This file holds the types other packages (tenants, authz, cmd/extauthz)
-// build against; registry.go holds the Registry's methods.
+// A Coordinator (optional) lets the replicas of a fleet share key sets and
+// agree which of them fetches, so a fleet behaves like one cache towards
+// each identity provider.
 package jwkscache
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 )
 
-// Errors a caller tells apart with errors.Is. authz maps them to decisions:
-// ErrKeyNotFound → 401 key_not_found, ErrUnavailable → 503 jwks_unavailable,
-// ErrUnknownProvider → 401 issuer_unknown (configuration race only).
+// Errors a caller tells apart with errors.Is: ErrKeyNotFound is the
+// token's fault (the client's), ErrUnavailable the identity provider's,
+// and ErrUnknownProvider the caller's (a provider it never registered, or
+// one a reload removed while a lookup ran).
 var (
 	// ErrUnknownProvider means no provider is registered under that
 	// (tenant, provider) pair.
@@ -59,8 +63,7 @@ type RetryPolicy struct {
 	Jitter         Jitter        // default JitterFull
 }
 
-// Registration is one provider's settings: every field of the cache spec's
-// table plus the unknown-kid cooldown. Start from DefaultRegistration (or
+// Registration is one provider's settings. Start from DefaultRegistration (or
 // Registry.NewRegistration): a zero value is not valid.
 type Registration struct {
 	TenantID   string
@@ -89,7 +92,8 @@ type Registration struct {
 	RetryPolicy        RetryPolicy
 }
 
-// DefaultRegistration returns a registration with the spec's defaults.
+// DefaultRegistration returns a registration with the defaults noted on
+// each field.
 func DefaultRegistration(tenantID, providerID, jwksURL string) Registration {
 	return Registration{
 		TenantID:           tenantID,
@@ -129,13 +133,28 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 // State is a provider's lifecycle state.
 type State int
 
-// The states of the spec.
+// The states of a provider.
 const (
 	StateEmpty      State = iota // nothing cached
 	StateLoading                 // first fetch running
 	StateReady                   // fresh set
 	StateRefreshing              // serving the cached set while a refresh runs
 )
+
+// String returns the state's name: Empty, Loading, Ready or Refreshing.
+func (s State) String() string {
+	switch s {
+	case StateEmpty:
+		return "Empty"
+	case StateLoading:
+		return "Loading"
+	case StateReady:
+		return "Ready"
+	case StateRefreshing:
+		return "Refreshing"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
 
 // Source says where a provider's current key set came from.
 type Source string
@@ -149,11 +168,16 @@ const (
 
 // Status is a point-in-time view of one provider, for the admin API and metrics.
 type Status struct {
-	TenantID          string
-	ProviderID        string
-	State             State
-	Stale             bool // serving past expires_at (stale-while-error)
-	Unusable          bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
+	TenantID   string
+	ProviderID string
+	State      State
+	Stale      bool // serving past expires_at (stale-while-error)
+	Unusable   bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
+	// Attempted: the provider holds a key set or at least one fetch attempt
+	// has finished, successfully or not. A replica is ready once every
+	// provider has Attempted: waiting longer would not make a down
+	// identity provider answer.
+	Attempted         bool
 	Source            Source
 	SourceAt          time.Time
 	LastRefresh       time.Time // last successful fetch or 304
@@ -166,25 +190,46 @@ type Status struct {
 	StaleServeRatio   float64 // stale / requests
 
 	// Counters (monotonic).
-	Requests           uint64 // key lookups
-	Hits               uint64 // lookups answered with a key
-	StaleServes        uint64 // lookups answered from an expired set
-	RefreshErrors      uint64 // refreshes that failed after all retries
-	RefreshFetched     uint64 // refreshes that got a new document (200)
-	RefreshNotModified uint64 // refreshes answered 304
-	LastRefreshMicros  int64  // duration of the last refresh
-	SkippedKeys        uint64 // JWKs skipped as malformed, unsupported or refused
+	Requests            uint64        // key lookups
+	Hits                uint64        // lookups answered with a key
+	StaleServes         uint64        // lookups answered from an expired set
+	RefreshErrors       uint64        // refreshes that failed after all retries
+	RefreshFetched      uint64        // refreshes that got a new document (200)
+	RefreshNotModified  uint64        // refreshes answered 304
+	LastRefreshDuration time.Duration // duration of the last refresh, retries included
+	SkippedKeys         uint64        // JWKs skipped as malformed, unsupported or refused
 	// SnapshotsRejected counts shared snapshots (Coordinator) that were
 	// there but not trusted, by reason (the Reject* constants and the
 	// coordinator's own reasons, such as "bad_mac"). Nil when none.
 	SnapshotsRejected map[string]uint64
 }
 
+// Available reports whether lookups can be answered: a key set is held and
+// is fresh, or stale but within stale_while_error. A provider that is not
+// available answers every lookup with ErrUnavailable.
+func (s Status) Available() bool {
+	return (s.State == StateReady || s.State == StateRefreshing) && !s.Unusable
+}
+
+// RefreshResult is the outcome of one completed refresh. Its text is what
+// metrics and logs show (the result label of jwks_cache_refresh_total).
+type RefreshResult string
+
+// The outcomes of a refresh.
+const (
+	RefreshFetched     RefreshResult = "fetched"      // a new document (200)
+	RefreshNotModified RefreshResult = "not_modified" // revalidated: 304 Not Modified (RFC 9110 §15.4.5)
+	RefreshError       RefreshResult = "error"        // every attempt failed
+	// With a Coordinator, a refresh may make no request of its own:
+	RefreshShared   RefreshResult = "shared"   // adopted the key set another replica fetched
+	RefreshDeferred RefreshResult = "deferred" // the fleet's unknown-kid cooldown runs
+)
+
 // RefreshEvent reports one completed refresh (all attempts included).
 type RefreshEvent struct {
 	TenantID, ProviderID string
-	Result               string // "fetched", "not_modified", "error"; with a Coordinator also "shared", "deferred" (coordinate.go)
-	HTTPStatus           int    // last status seen, 0 if none
+	Result               RefreshResult
+	HTTPStatus           int // last status seen, 0 if none
 	Duration             time.Duration
 	Keys                 int
 	ExpiresAt            time.Time
@@ -233,10 +278,11 @@ type Options struct {
 	// Tracer, optional, sees refreshes and the waits of lookups (spans).
 	Tracer Tracer
 	// Logger, optional; never receives a key or a token.
-	Logger interface {
-		Warn(msg string, args ...any)
-		Info(msg string, args ...any)
-	}
+	Logger *slog.Logger
+	// QuietRefreshFailures logs the line after each failed refresh at
+	// Debug rather than Warn, for a caller whose Observer reports failures
+	// itself (once per change of outcome rather than once per refresh).
+	QuietRefreshFailures bool
 	// Coordinator, optional, makes replicas share key sets and refresh
 	// leases (Redis, package redisstore): warm starts from a shared
 	// snapshot and about one fetch per refresh cycle for the whole fleet.

@@ -113,7 +113,7 @@ func TestRefresh_NotModifiedRenewsTTLWithoutReparsing(t *testing.T) {
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
 	srv.set(func(s *jwksServer) { s.etag, s.cacheControl = `"v1"`, "max-age=600" })
 	f := newFixture(t, srv)
-	if ev := f.register(t); ev.Result != "fetched" {
+	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched {
 		t.Fatalf("first fetch = %+v", ev)
 	}
 	if got, want := f.status(t).ExpiresAt, t0.Add(600*time.Second); !got.Equal(want) {
@@ -125,7 +125,7 @@ func TestRefresh_NotModifiedRenewsTTLWithoutReparsing(t *testing.T) {
 	if err := f.reg.Refresh(context.Background(), "acme", "main"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := f.next(t); ev.Result != "not_modified" || ev.HTTPStatus != http.StatusNotModified {
+	if ev := f.next(t); ev.Result != jwkscache.RefreshNotModified || ev.HTTPStatus != http.StatusNotModified {
 		t.Fatalf("refresh = %+v", ev)
 	}
 	srv.mu.Lock()
@@ -223,7 +223,7 @@ func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
 		t.Fatalf("status during refresh = %+v", st)
 	}
 	close(release)
-	if ev := f.next(t); ev.Result != "fetched" || ev.Keys != 1 {
+	if ev := f.next(t); ev.Result != jwkscache.RefreshFetched || ev.Keys != 1 {
 		t.Fatalf("refresh = %+v", ev)
 	}
 	f.mustKey(t, "k2", k2)
@@ -246,7 +246,7 @@ func TestKey_StaleWhileErrorThenUnavailable(t *testing.T) {
 	})
 	// The scheduled refresh (at 30 s) fails; the set is still fresh.
 	f.clk.Advance(30 * time.Second)
-	if ev := f.next(t); ev.Result != "error" || ev.HTTPStatus != http.StatusBadGateway {
+	if ev := f.next(t); ev.Result != jwkscache.RefreshError || ev.HTTPStatus != http.StatusBadGateway {
 		t.Fatalf("refresh = %+v", ev)
 	}
 	f.mustKey(t, "k1", k)
@@ -525,5 +525,26 @@ func TestRefresh_ConcurrentDemandsShareOneFetch(t *testing.T) {
 	}
 	if got := srv.hits.Load(); got != 3 {
 		t.Fatalf("server saw %d requests, want 3 (first, shared, last)", got)
+	}
+}
+
+func TestStatus_LastRefreshDurationIsTheRefreshsOwn(t *testing.T) {
+	k := newECKey(t)
+	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
+	srv := newJWKSServer(t, doc)
+	f := newFixture(t, srv)
+	const took = 1500 * time.Millisecond
+	srv.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, r *http.Request) {
+			f.clk.Advance(took) // the identity provider answers slowly
+			w.Header().Set("Cache-Control", "max-age=3600")
+			_, _ = w.Write(doc)
+		}
+	})
+	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched || ev.Duration != took {
+		t.Fatalf("refresh = %+v, want fetched in %s", ev, took)
+	}
+	if got := f.status(t).LastRefreshDuration; got != took {
+		t.Fatalf("Status.LastRefreshDuration = %s, want %s", got, took)
 	}
 }

@@ -13,18 +13,7 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 // wait elapsed. Backoff waits go through the Clock so tests drive them with a
 // fake one instead of sleeping.
 func sleep(clk Clock, d time.Duration, done <-chan struct{}) bool {
-	if d <= 0 {
-		return true
-	}
-	elapsed := make(chan struct{})
-	t := clk.AfterFunc(d, func() { close(elapsed) })
-	select {
-	case <-elapsed:
-		return true
-	case <-done:
-		t.Stop()
-		return false
-	}
+	return sleepOrWake(clk, d, nil, done) // a nil wake never fires
 }
 
 // sleepOrWake is sleep that also ends early when wake is closed. It

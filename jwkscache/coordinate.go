@@ -16,7 +16,8 @@ import (
 // SharedSnapshot is one provider's key set as a replica fetched it, shared
 // with the other replicas through a Coordinator: the document as served,
 // its validators (so whoever fetches next still revalidates, RFC 9110
-// §13.1) and its own expiry.
+// §13.1) and its own expiry. It is also what a Coordinator stores: the
+// one snapshot type of the cache and its storage.
 type SharedSnapshot struct {
 	TenantID, ProviderID string
 	JWKS                 []byte
@@ -68,10 +69,11 @@ const (
 // be: the clocks of two replicas differ a little, never by more.
 const maxSnapshotSkew = 2 * time.Second
 
-// Coordinator lets the replicas of a fleet behave like one cache (the
-// Redis issue): they share the key sets they fetch and agree, through a
-// lease, which of them fetches. Every method must return quickly (bounded
-// by the implementation): refreshes call them, lookups never do.
+// Coordinator lets the replicas of a fleet behave like one cache: they
+// share the key sets they fetch and agree, through a lease, which of them
+// fetches. Every method must return quickly (bounded by the
+// implementation): refreshes call them, lookups never do. extauthz
+// implements it with Redis; a test can implement it in memory.
 type Coordinator interface {
 	// Load returns the snapshot of a provider, validated (at most maxBytes
 	// of JWKS, the right tenant and provider), or an error wrapping
@@ -149,13 +151,6 @@ func (co *coordination) failed(clk Clock, err error) bool {
 	return true
 }
 
-// Outcomes of a coordinated refresh that made no request (fetchResult.fleet
-// and RefreshEvent.Result).
-const (
-	resultShared   = "shared"   // adopted the snapshot another replica fetched
-	resultDeferred = "deferred" // the fleet's unknown-kid cooldown runs: no request of ours
-)
-
 // refresh is a refresh's fetch step: alone without a coordinator, or
 // coordinated with the fleet. Coordinated, a replica first adopts a newer
 // snapshot if another replica wrote one (done, unless that one is due
@@ -178,20 +173,21 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 	// the identity provider nothing, and its validators make our own
 	// fetch, if still needed, a conditional one.
 	adopted := false
-	if t != triggerFirst || !p.warmChecked {
+	looked := t != triggerFirst || !p.warmChecked
+	if looked {
 		var err error
 		if adopted, err = p.adoptShared(); err != nil {
 			return p.fetchAndShare(c, false) // coordinator down: work alone
 		}
 	}
 	if adopted {
-		c.closeFirst() // lookups waiting (cold, unknown kid) see it at once
+		c.firstAttemptDone() // lookups waiting (cold, unknown kid) see it at once
 	}
 	if t == triggerUnknownKID {
 		return p.unknownKID(c, adopted)
 	}
 	if adopted && !p.due(p.deps.clock.Now()) {
-		return fetchResult{fleet: resultShared}, 0, nil
+		return fetchResult{fleet: RefreshShared}, 0, nil
 	}
 	for range 2 {
 		ok, err := co.c.TryAcquire(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder, p.leaseTTL())
@@ -199,6 +195,15 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 			return p.fetchAndShare(c, false)
 		}
 		if ok {
+			// Another replica may have shared a set and released the lease
+			// between our look above and our acquiring it: look again, now
+			// that no one else can be fetching, before we fetch. (A first
+			// refresh looked at Register, not here: it does not look twice.)
+			if looked {
+				if res, shared := p.sharedSinceLook(c); shared {
+					return res, 0, nil
+				}
+			}
 			return p.fetchAndShare(c, true)
 		}
 		// Another replica is fetching: wait for its snapshot, up to the
@@ -206,7 +211,7 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 		// cold lookup (no set at all) waits with us; the others answer from
 		// the current set at once, as they do while an attempt runs.
 		if p.snap.Load() != nil {
-			c.closeFirst()
+			c.firstAttemptDone()
 		}
 		if res, got, err := p.waitShared(c, p.leaseTTL()); got || err != nil {
 			return res, 0, err
@@ -214,6 +219,23 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 	}
 	// Two lease times without a snapshot: fetch alone rather than stall.
 	return p.fetchAndShare(c, false)
+}
+
+// sharedSinceLook is the look again of a replica that just took the
+// refresh lease: when a snapshot newer than ours that is not due itself
+// appeared, it is adopted and the lease released (shared). A coordinator
+// failure counts as nothing shared: the caller fetches.
+func (p *provider) sharedSinceLook(c *call) (fetchResult, bool) {
+	co := p.deps.coord
+	adopted, err := p.adoptShared()
+	if err != nil || !adopted || p.due(p.deps.clock.Now()) {
+		return fetchResult{}, false
+	}
+	c.firstAttemptDone()
+	if err := co.c.Release(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
+		co.failed(p.deps.clock, err)
+	}
+	return fetchResult{fleet: RefreshShared}, true
 }
 
 // unknownKID coordinates a refresh for an unknown kid (OpenID Connect Core
@@ -253,23 +275,23 @@ func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
 			}
 			return res, n, err
 		case adopted:
-			return fetchResult{fleet: resultShared}, 0, nil
+			return fetchResult{fleet: RefreshShared}, 0, nil
 		}
 		// Settled means its snapshot was saved before: this look finds it,
 		// or we hold it already.
 		got, err := p.adoptShared()
 		switch {
 		case err != nil:
-			return fetchResult{fleet: resultDeferred}, 0, nil // Redis failed: answer from what we have
+			return fetchResult{fleet: RefreshDeferred}, 0, nil // Redis failed: answer from what we have
 		case got:
-			c.closeFirst()
-			return fetchResult{fleet: resultShared}, 0, nil
+			c.firstAttemptDone()
+			return fetchResult{fleet: RefreshShared}, 0, nil
 		case settled:
-			return fetchResult{fleet: resultDeferred}, 0, nil
+			return fetchResult{fleet: RefreshDeferred}, 0, nil
 		}
 		left := end.Sub(clk.Now())
 		if left <= 0 {
-			return fetchResult{fleet: resultDeferred}, 0, nil
+			return fetchResult{fleet: RefreshDeferred}, 0, nil
 		}
 		if !sleepOrWake(clk, min(sharedPoll, left), announced, p.ctx.Done()) {
 			return fetchResult{}, 0, p.ctx.Err()
@@ -293,8 +315,8 @@ func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, e
 			return fetchResult{}, false, nil // down: the caller tries the lease, fails, fetches alone
 		}
 		if adopted {
-			c.closeFirst()
-			return fetchResult{fleet: resultShared}, true, nil
+			c.firstAttemptDone()
+			return fetchResult{fleet: RefreshShared}, true, nil
 		}
 		left := end.Sub(clk.Now())
 		if left <= 0 {

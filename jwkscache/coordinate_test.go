@@ -19,19 +19,22 @@ import (
 // fleetKey is the replicas' shared snapshot key (jwks.redis.hmac_key_file).
 var fleetKey = []byte("fleet-key-0123456789abcdefghijklmnop")
 
-// fleet is several registries (replicas) sharing one fake clock, one real
-// redis-server and one JWKS server, each with its own Redis client, as
-// separate processes would be.
+// fleet is several registries (replicas) sharing one fake clock, one JWKS
+// server and one coordinator: a real redis-server, each replica with its
+// own Redis client as separate processes would be (newFleet), or one
+// in-memory coordinator (newMemFleet), which tests the fleet logic through
+// the Coordinator seam alone.
 type fleet struct {
 	clk      *clocktest.Clock
 	srv      *jwksServer
-	redis    *redistest.Server
+	redis    *redistest.Server // nil with mem
+	mem      *memCoordinator   // nil with redis
 	replicas []*replica
 }
 
 type replica struct {
 	reg    *jwkscache.Registry
-	store  *redisstore.Store
+	store  *redisstore.Store // nil in a mem fleet
 	events events
 }
 
@@ -44,20 +47,42 @@ func newFleet(t *testing.T, srv *jwksServer, n int) *fleet {
 	return f
 }
 
+// newMemFleet is newFleet with an in-memory coordinator instead of Redis.
+func newMemFleet(t *testing.T, srv *jwksServer, n int) *fleet {
+	t.Helper()
+	clk := clocktest.New(t0)
+	f := &fleet{clk: clk, srv: srv, mem: newMemCoordinator(clk)}
+	for range n {
+		f.add(t)
+	}
+	return f
+}
+
+// fleetKinds runs a test on a Redis fleet and on an in-memory one.
+var fleetKinds = []struct {
+	name string
+	new  func(*testing.T, *jwksServer, int) *fleet
+}{{"redis", newFleet}, {"memory", newMemFleet}}
+
 // add starts one more replica (not yet registered).
 func (f *fleet) add(t *testing.T) *replica {
 	t.Helper()
-	store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second, HMACKeys: [][]byte{fleetKey}})
-	if err != nil {
-		t.Fatal(err)
+	r := &replica{events: make(events, 1000)}
+	var coord jwkscache.Coordinator = f.mem
+	if f.mem == nil {
+		store, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Now: f.clk.Now, Timeout: time.Second, HMACKeys: [][]byte{fleetKey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		r.store, coord = store, store.Coordinator()
 	}
-	t.Cleanup(func() { store.Close() })
-	r := &replica{store: store, events: make(events, 1000)}
+	var err error
 	r.reg, err = jwkscache.New(jwkscache.Options{
 		HTTPClient:        f.srv.Client(),
 		Clock:             f.clk,
 		Observer:          r.events,
-		Coordinator:       store.Coordinator(),
+		Coordinator:       coord,
 		CoordinatorHolder: fmt.Sprintf("replica-%d", len(f.replicas)),
 	})
 	if err != nil {
@@ -137,8 +162,8 @@ func (f *fleet) drain(t *testing.T) {
 }
 
 // results counts the replicas' refresh outcomes so far, by Result.
-func (f *fleet) results() map[string]int {
-	out := map[string]int{}
+func (f *fleet) results() map[jwkscache.RefreshResult]int {
+	out := map[jwkscache.RefreshResult]int{}
 	for _, r := range f.replicas {
 		for {
 			select {
@@ -169,36 +194,40 @@ func (f *fleet) registerAll(t *testing.T) {
 }
 
 func TestCoordinated_WarmStartIsReadyWithoutFetch(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	f := newFleet(t, srv, 1)
-	f.registerAll(t)
-	first := f.replicas[0].status(t)
-	if first.Source != jwkscache.SourceIdentityProvider || srv.hits.Load() != 1 {
-		t.Fatalf("first replica: source %q, %d fetches", first.Source, srv.hits.Load())
-	}
+	for _, kind := range fleetKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			k := newECKey(t)
+			srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+			f := kind.new(t, srv, 1)
+			f.registerAll(t)
+			first := f.replicas[0].status(t)
+			if first.Source != jwkscache.SourceIdentityProvider || srv.hits.Load() != 1 {
+				t.Fatalf("first replica: source %q, %d fetches", first.Source, srv.hits.Load())
+			}
 
-	f.clk.Advance(10 * time.Second) // later, a replica starts
-	late := f.add(t)
-	if err := late.reg.Register(context.Background(), f.registration(late)); err != nil {
-		t.Fatal(err)
-	}
-	// Ready as soon as Register returns, before any lookup.
-	st := late.status(t)
-	if st.State != jwkscache.StateReady || st.Source != jwkscache.SourceRedis {
-		t.Fatalf("warm replica: state %v source %q, want Ready from redis", st.State, st.Source)
-	}
-	if !st.ExpiresAt.Equal(first.ExpiresAt) || !st.SourceAt.Equal(first.SourceAt) {
-		t.Errorf("warm replica expires %v (source at %v), want the snapshot's own %v (%v)", st.ExpiresAt, st.SourceAt, first.ExpiresAt, first.SourceAt)
-	}
-	if _, err := late.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
-		t.Fatalf("Key on the warm replica: %v", err)
-	}
-	if got := srv.hits.Load(); got != 1 {
-		t.Errorf("JWKS fetches = %d, want 1 (warm start fetches nothing)", got)
-	}
-	if st.NextRefresh.IsZero() || !st.NextRefresh.Before(st.ExpiresAt) {
-		t.Errorf("warm replica next refresh %v, want one scheduled before expiry %v", st.NextRefresh, st.ExpiresAt)
+			f.clk.Advance(10 * time.Second) // later, a replica starts
+			late := f.add(t)
+			if err := late.reg.Register(context.Background(), f.registration(late)); err != nil {
+				t.Fatal(err)
+			}
+			// Ready as soon as Register returns, before any lookup.
+			st := late.status(t)
+			if st.State != jwkscache.StateReady || st.Source != jwkscache.SourceRedis {
+				t.Fatalf("warm replica: state %v source %q, want Ready from redis", st.State, st.Source)
+			}
+			if !st.ExpiresAt.Equal(first.ExpiresAt) || !st.SourceAt.Equal(first.SourceAt) {
+				t.Errorf("warm replica expires %v (source at %v), want the snapshot's own %v (%v)", st.ExpiresAt, st.SourceAt, first.ExpiresAt, first.SourceAt)
+			}
+			if _, err := late.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+				t.Fatalf("Key on the warm replica: %v", err)
+			}
+			if got := srv.hits.Load(); got != 1 {
+				t.Errorf("JWKS fetches = %d, want 1 (warm start fetches nothing)", got)
+			}
+			if st.NextRefresh.IsZero() || !st.NextRefresh.Before(st.ExpiresAt) {
+				t.Errorf("warm replica next refresh %v, want one scheduled before expiry %v", st.NextRefresh, st.ExpiresAt)
+			}
+		})
 	}
 }
 
@@ -207,63 +236,67 @@ func TestCoordinated_WarmStartIsReadyWithoutFetch(t *testing.T) {
 // would make one per cycle: fifteen). A rotation in the middle reaches
 // every replica through the shared snapshot.
 func TestCoordinated_FiveCyclesOneFetchEach(t *testing.T) {
-	k1, k2 := newECKey(t), newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl, s.etag = "max-age=60", `"v1"` })
-	f := newFleet(t, srv, 3)
-	f.registerAll(t)
-	if got := srv.hits.Load(); got != 1 {
-		t.Fatalf("fetches after three registrations = %d, want 1", got)
-	}
-	// A cycle is at least ttl/2 − prefetch_jitter = 25 s of this clock.
-	const minCycle = 25 * time.Second
-	last := t0
-	for cycle := 1; cycle <= 5; cycle++ {
-		if cycle == 3 {
-			srv.set(func(s *jwksServer) { s.doc, s.etag = jwksDoc(t, jwkJSON(t, &k2.PublicKey, "k2", "")), `"v2"` })
-		}
-		for f.settle(t); srv.hits.Load() < int64(1+cycle); f.settle(t) {
-			f.step(t)
-		}
-		if got := srv.hits.Load(); got != int64(1+cycle) {
-			t.Fatalf("cycle %d: %d fetches in all, want %d", cycle, got, 1+cycle)
-		}
-		var fetchedAt time.Time // the cycle's fetch: the newest set's source time
-		for _, r := range f.replicas {
-			if at := r.status(t).SourceAt; at.After(fetchedAt) {
-				fetchedAt = at
+	for _, kind := range fleetKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			k1, k2 := newECKey(t), newECKey(t)
+			srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "")))
+			srv.set(func(s *jwksServer) { s.cacheControl, s.etag = "max-age=60", `"v1"` })
+			f := kind.new(t, srv, 3)
+			f.registerAll(t)
+			if got := srv.hits.Load(); got != 1 {
+				t.Fatalf("fetches after three registrations = %d, want 1", got)
 			}
-		}
-		if gap := fetchedAt.Sub(last); gap < minCycle {
-			t.Fatalf("cycle %d: fetch %s after the previous one, want ≥ %s", cycle, gap, minCycle)
-		}
-		last = fetchedAt
-		// Every replica adopts the cycle's snapshot before the next fetch.
-		for i, r := range f.replicas {
-			for f.settle(t); r.status(t).SourceAt.Before(fetchedAt); f.settle(t) {
-				f.step(t)
-				if f.settle(t); srv.hits.Load() > int64(1+cycle) {
-					t.Fatalf("cycle %d: replica %d had not adopted the snapshot when the next fetch came", cycle, i)
+			// A cycle is at least ttl/2 − prefetch_jitter = 25 s of this clock.
+			const minCycle = 25 * time.Second
+			last := t0
+			for cycle := 1; cycle <= 5; cycle++ {
+				if cycle == 3 {
+					srv.set(func(s *jwksServer) { s.doc, s.etag = jwksDoc(t, jwkJSON(t, &k2.PublicKey, "k2", "")), `"v2"` })
+				}
+				for f.settle(t); srv.hits.Load() < int64(1+cycle); f.settle(t) {
+					f.step(t)
+				}
+				if got := srv.hits.Load(); got != int64(1+cycle) {
+					t.Fatalf("cycle %d: %d fetches in all, want %d", cycle, got, 1+cycle)
+				}
+				var fetchedAt time.Time // the cycle's fetch: the newest set's source time
+				for _, r := range f.replicas {
+					if at := r.status(t).SourceAt; at.After(fetchedAt) {
+						fetchedAt = at
+					}
+				}
+				if gap := fetchedAt.Sub(last); gap < minCycle {
+					t.Fatalf("cycle %d: fetch %s after the previous one, want ≥ %s", cycle, gap, minCycle)
+				}
+				last = fetchedAt
+				// Every replica adopts the cycle's snapshot before the next fetch.
+				for i, r := range f.replicas {
+					for f.settle(t); r.status(t).SourceAt.Before(fetchedAt); f.settle(t) {
+						f.step(t)
+						if f.settle(t); srv.hits.Load() > int64(1+cycle) {
+							t.Fatalf("cycle %d: replica %d had not adopted the snapshot when the next fetch came", cycle, i)
+						}
+					}
 				}
 			}
-		}
-	}
-	f.settle(t)
-	if got := srv.hits.Load(); got != 6 {
-		t.Errorf("JWKS fetches over five cycles = %d, want 6 (1 initial + 1 per cycle)", got)
-	}
-	res := f.results()
-	if res["fetched"]+res["not_modified"] != 6 || res["shared"] < 10 || res["error"] != 0 {
-		t.Errorf("refresh outcomes %v: want 6 fetches (first + 5), ≥ 10 adoptions, no error", res)
-	}
-	t.Logf("5 refresh cycles, 3 replicas: %d JWKS requests after the first fetch (15 without sharing); outcomes %v", srv.hits.Load()-1, res)
-	for i, r := range f.replicas { // the rotation reached every replica
-		if _, err := r.reg.Key(context.Background(), "acme", "main", "k2", "ES256"); err != nil {
-			t.Errorf("replica %d: rotated key: %v", i, err)
-		}
-		if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); !errors.Is(err, jwkscache.ErrKeyNotFound) {
-			t.Errorf("replica %d: removed key: err = %v, want ErrKeyNotFound", i, err)
-		}
+			f.settle(t)
+			if got := srv.hits.Load(); got != 6 {
+				t.Errorf("JWKS fetches over five cycles = %d, want 6 (1 initial + 1 per cycle)", got)
+			}
+			res := f.results()
+			if res[jwkscache.RefreshFetched]+res[jwkscache.RefreshNotModified] != 6 || res[jwkscache.RefreshShared] < 10 || res[jwkscache.RefreshError] != 0 {
+				t.Errorf("refresh outcomes %v: want 6 fetches (first + 5), ≥ 10 adoptions, no error", res)
+			}
+			t.Logf("5 refresh cycles, 3 replicas: %d JWKS requests after the first fetch (15 without sharing); outcomes %v", srv.hits.Load()-1, res)
+			for i, r := range f.replicas { // the rotation reached every replica
+				if _, err := r.reg.Key(context.Background(), "acme", "main", "k2", "ES256"); err != nil {
+					t.Errorf("replica %d: rotated key: %v", i, err)
+				}
+				if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); !errors.Is(err, jwkscache.ErrKeyNotFound) {
+					t.Errorf("replica %d: removed key: err = %v, want ErrKeyNotFound", i, err)
+				}
+			}
+		})
 	}
 }
 
@@ -343,7 +376,7 @@ func TestCoordinated_UnknownKIDFloodOneFetchFleetWide(t *testing.T) {
 	if got := srv.hits.Load(); got != 2 {
 		t.Errorf("JWKS fetches after the late replica's unknown kid = %d, want still 2", got)
 	}
-	if res := f.results(); res["deferred"] == 0 {
+	if res := f.results(); res[jwkscache.RefreshDeferred] == 0 {
 		t.Errorf("outcomes %v: want the late replica's refresh deferred to the fleet's cooldown", res)
 	}
 }
@@ -566,5 +599,77 @@ func TestCoordinated_LookupsNeverWaitOnRedis(t *testing.T) {
 	f.settle(t) // Redis times out: the replica fetches alone
 	if got := srv.hits.Load(); got != 2 {
 		t.Errorf("JWKS fetches = %d, want 2 (the refresh went on without Redis)", got)
+	}
+}
+
+// The tests below drive the fleet logic through the Coordinator seam
+// alone: an in-memory coordinator, no Redis.
+
+func TestSeam_CoordinatorDownEachReplicaFetchesAlone(t *testing.T) {
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	f := newMemFleet(t, srv, 3)
+	f.mem.down.Store(true)
+	f.registerAll(t) // Register never fails on the coordinator
+	if got := srv.hits.Load(); got != 3 {
+		t.Fatalf("JWKS fetches with the coordinator down = %d, want 3 (each replica alone)", got)
+	}
+	for i, r := range f.replicas {
+		if st := r.status(t); st.Source != jwkscache.SourceIdentityProvider {
+			t.Errorf("replica %d: source %q, want the identity provider", i, st.Source)
+		}
+		if _, err := r.reg.Key(context.Background(), "acme", "main", "k1", "ES256"); err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}
+	if _, ok := f.mem.stored(); ok {
+		t.Error("a snapshot was stored while the coordinator was down")
+	}
+}
+
+func TestSeam_SnapshotOfOtherTrustSettingsIsNotAdopted(t *testing.T) {
+	k, evil := newECKey(t), newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	f := newMemFleet(t, srv, 1)
+	now := f.clk.Now()
+	// Written under another jwks_url, issuer or pins: the fingerprint differs.
+	f.mem.put(jwkscache.SharedSnapshot{
+		TenantID: "acme", ProviderID: "main",
+		JWKS:      jwksDoc(t, jwkJSON(t, &evil.PublicKey, "evil", "")),
+		ExpiresAt: now.Add(time.Hour), PersistedAt: now,
+		Fingerprint: "written-under-other-settings",
+	})
+	f.registerAll(t)
+	r := f.replicas[0]
+	st := r.status(t)
+	if st.Source != jwkscache.SourceIdentityProvider || srv.hits.Load() != 1 {
+		t.Fatalf("source %q after %d fetches, want the identity provider's set", st.Source, srv.hits.Load())
+	}
+	if got := st.SnapshotsRejected[jwkscache.RejectFingerprint]; got != 1 {
+		t.Errorf("SnapshotsRejected = %v, want one %s", st.SnapshotsRejected, jwkscache.RejectFingerprint)
+	}
+	if _, err := r.reg.Key(context.Background(), "acme", "main", "evil", "ES256"); !errors.Is(err, jwkscache.ErrKeyNotFound) {
+		t.Errorf("the rejected snapshot's key: err = %v, want ErrKeyNotFound", err)
+	}
+	if s, ok := f.mem.stored(); !ok || s.Fingerprint == "written-under-other-settings" {
+		t.Error("the replica did not share its own set in place of the rejected one")
+	}
+}
+
+func TestSeam_RotatedKIDOneFetchForTheFleet(t *testing.T) {
+	k1, k2 := newECKey(t), newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "")))
+	f := newMemFleet(t, srv, 3)
+	f.registerAll(t)
+	srv.set(func(s *jwksServer) { s.doc = jwksDoc(t, jwkJSON(t, &k2.PublicKey, "k2", "")) })
+	// The first replica to meet k2 wins the fleet's cooldown and fetches;
+	// the others find the cooldown settled and adopt its snapshot.
+	for i, r := range f.replicas {
+		if _, err := r.reg.Key(context.Background(), "acme", "main", "k2", "ES256"); err != nil {
+			t.Fatalf("replica %d: rotated kid: %v", i, err)
+		}
+	}
+	if got := srv.hits.Load(); got != 2 {
+		t.Errorf("JWKS fetches = %d, want 2 (the first, then one for the rotation)", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/MicahParks/jwkset"
 
@@ -50,4 +51,27 @@ func ExampleRegistry() {
 	// true <nil>
 	// true
 	// [2024-01] 1 2
+}
+
+// A configuration loader checks a registration under the registry-wide
+// options before any registry exists, and reports each problem with its
+// field.
+func ExampleOptions_ValidateRegistration() {
+	opts := jwkscache.Options{AllowedDomains: []string{"idp.example.com"}}
+	reg := jwkscache.DefaultRegistration("acme", "main", "http://login.example.org/jwks")
+	reg.MinTTL = time.Second
+	for _, err := range joined(opts.ValidateRegistration(reg)) {
+		fmt.Println(err)
+	}
+	// Output:
+	// jwks_url: must use https
+	// min_ttl: must be at least 30s, got 1s
+}
+
+// joined returns the errors an errors.Join holds.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return nil
 }

@@ -26,9 +26,9 @@ type fetchResult struct {
 	// cacheHeader holds the response's freshness fields (merged into the
 	// stored ones for a 304), to be kept with the key set.
 	cacheHeader http.Header
-	// fleet is resultShared or resultDeferred when a coordinated refresh
-	// made no request (coordinate.go).
-	fleet string
+	// fleet is RefreshShared or RefreshDeferred when a coordinated
+	// refresh made no request of its own; empty otherwise.
+	fleet RefreshResult
 }
 
 // fetcher performs the HTTP side of one provider's refreshes.
@@ -248,7 +248,7 @@ func redirectGuard(maxRedirects int, requireHTTPS bool, allowlists ...[]string) 
 		}
 		host := canonicalHost(req.URL)
 		for _, list := range allowlists {
-			if len(list) > 0 && !hostAllowed(host, list) {
+			if len(list) > 0 && !HostAllowed(host, list) {
 				return fmt.Errorf("redirect to host %q outside the allowed domains", host)
 			}
 		}
@@ -259,17 +259,6 @@ func redirectGuard(maxRedirects int, requireHTTPS bool, allowlists ...[]string) 
 // canonicalHost is a URL's host name, lowercase, without port or trailing dot.
 func canonicalHost(u *url.URL) string {
 	return strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-}
-
-// hostAllowed reports whether host equals an allowlist entry or is a
-// subdomain of one.
-func hostAllowed(host string, allowlist []string) bool {
-	for _, d := range allowlist {
-		if host == d || strings.HasSuffix(host, "."+d) {
-			return true
-		}
-	}
-	return false
 }
 
 // redactURL drops user info and query, which may carry credentials.

@@ -144,7 +144,7 @@ func newFixture(t testing.TB, srv *jwksServer, mutate ...func(*jwkscache.Options
 	return f
 }
 
-// registration is the test default: the spec's defaults, no retries.
+// registration is the test default: DefaultRegistration, no retries.
 func (f *fixture) registration(mutate ...func(*jwkscache.Registration)) jwkscache.Registration {
 	reg := f.reg.NewRegistration("acme", "main", f.srv.url())
 	reg.RetryPolicy.MaxRetries = 0

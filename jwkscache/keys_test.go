@@ -1,6 +1,7 @@
 package jwkscache_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -9,6 +10,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -33,19 +35,28 @@ func mustRSA(bits int) *rsa.PrivateKey {
 	return k
 }
 
-// logSink records what the cache logs.
+// logSink is a slog.Handler that records what the cache logs, one line
+// per record: the message and its attributes as a JSON array of keys and
+// values.
 type logSink struct {
 	mu    sync.Mutex
 	lines []string
 }
 
-func (l *logSink) Warn(msg string, args ...any) { l.add(msg, args) }
-func (l *logSink) Info(msg string, args ...any) { l.add(msg, args) }
-func (l *logSink) add(msg string, args []any) {
+func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logSink) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logSink) WithGroup(string) slog.Handler            { return l }
+func (l *logSink) Handle(_ context.Context, r slog.Record) error {
+	var args []any
+	r.Attrs(func(a slog.Attr) bool {
+		args = append(args, a.Key, a.Value.Any())
+		return true
+	})
+	b, _ := json.Marshal(args)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, _ := json.Marshal(args)
-	l.lines = append(l.lines, msg+" "+string(b))
+	l.lines = append(l.lines, r.Message+" "+string(b))
+	return nil
 }
 
 func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
@@ -85,7 +96,7 @@ func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 	)
 	srv := newJWKSServer(t, doc)
 	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = logs })
+	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
 	if ev := f.register(t); ev.Err != nil || ev.Keys != 3 {
 		t.Fatalf("refresh = %+v", ev)
 	}

@@ -99,7 +99,7 @@ type keySet struct {
 	etag         string
 	lastModified string
 	cacheHeader  http.Header // freshness fields of the response, for a later 304; read-only
-	raw          []byte      // the document as served, kept for persistence (Redis issue)
+	raw          []byte      // the document as served, kept to share with other replicas (Coordinator)
 	source       Source
 }
 

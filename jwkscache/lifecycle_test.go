@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -207,7 +208,7 @@ func TestRefresh_NotModifiedWithoutCacheHeadersKeepsStoredFreshness(t *testing.T
 		}
 	})
 	f := newFixture(t, srv)
-	if ev := f.register(t); ev.Result != "fetched" {
+	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched {
 		t.Fatalf("first fetch = %+v", ev)
 	}
 	for i := 1; i <= 2; i++ { // the stored fields survive more than one 304
@@ -215,7 +216,7 @@ func TestRefresh_NotModifiedWithoutCacheHeadersKeepsStoredFreshness(t *testing.T
 		if err := f.reg.Refresh(context.Background(), "acme", "main"); err != nil {
 			t.Fatal(err)
 		}
-		if ev := f.next(t); ev.Result != "not_modified" {
+		if ev := f.next(t); ev.Result != jwkscache.RefreshNotModified {
 			t.Fatalf("refresh %d = %+v", i, ev)
 		}
 		// RFC 9111 §4.3.4: the stored max-age=3600 still applies, not min_ttl.
@@ -236,7 +237,7 @@ func TestRefresh_NotModifiedUpdatesStoredCacheControl(t *testing.T) {
 	if err := f.reg.Refresh(context.Background(), "acme", "main"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := f.next(t); ev.Result != "not_modified" {
+	if ev := f.next(t); ev.Result != jwkscache.RefreshNotModified {
 		t.Fatalf("refresh = %+v", ev)
 	}
 	if got, want := f.status(t).ExpiresAt, t0.Add(120*time.Second); !got.Equal(want) {
@@ -296,7 +297,7 @@ func TestRefresh_ValidLastModifiedIsSentBack(t *testing.T) {
 	if err := f.reg.Refresh(context.Background(), "acme", "main"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := f.next(t); ev.Result != "not_modified" {
+	if ev := f.next(t); ev.Result != jwkscache.RefreshNotModified {
 		t.Fatalf("refresh = %+v, want not_modified", ev)
 	}
 }
@@ -306,7 +307,7 @@ func TestParse_SkippedKeyWithHugeKIDIsLoggedBounded(t *testing.T) {
 	bad, _ := json.Marshal(map[string]string{"kty": "oct", "kid": strings.Repeat("K", 100<<10), "k": "c2VjcmV0"})
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &good.PublicKey, "good", ""), bad))
 	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = logs })
+	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
 	if ev := f.register(t); ev.Err != nil || ev.Keys != 1 {
 		t.Fatalf("refresh = %+v", ev)
 	}
@@ -328,7 +329,7 @@ func TestParse_ThousandsOfBadKeysLogAFewLines(t *testing.T) {
 	}
 	srv := newJWKSServer(t, jwksDoc(t, keys...))
 	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = logs })
+	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
 	if ev := f.register(t); ev.Err != nil || ev.Keys != 1 {
 		t.Fatalf("refresh = %+v", ev)
 	}
@@ -363,7 +364,7 @@ func TestRegister_ChangedTimingKeepsServingTheOldSetWhileTheIdentityProviderIsDo
 	})); err != nil {
 		t.Fatal(err)
 	}
-	if ev := f.next(t); ev.Result != "error" {
+	if ev := f.next(t); ev.Result != jwkscache.RefreshError {
 		t.Fatalf("first fetch of the replacement = %+v, want an error", ev)
 	}
 	f.mustKey(t, "k1", k)

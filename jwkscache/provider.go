@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -28,38 +29,16 @@ func (t trigger) String() string {
 	return [...]string{"first", "scheduled", "unknown_kid", "manual"}[t]
 }
 
-// call is one in-flight refresh shared by every waiter (single-flight, as
-// go-oidc's inflight). The goroutine running the refresh owns it: it sets
-// err, then closes first after the first attempt and done at the end.
-type call struct {
-	first     chan struct{}
-	firstOnce sync.Once
-	done      chan struct{}
-	err       error // valid once done is closed
-
-	// ctx is the context the refresh runs with: the provider's, carrying
-	// the Tracer's span when there is one; traced ends that span.
-	ctx    context.Context
-	traced func(RefreshEvent)
-}
-
-func newCall() *call { return &call{first: make(chan struct{}), done: make(chan struct{})} }
-
-func (c *call) closeFirst() { c.firstOnce.Do(func() { close(c.first) }) }
-
 // deps are what a provider borrows from its registry.
 type deps struct {
 	clock    Clock
 	sem      chan struct{}
 	observer Observer
-	logger   logger
-	coord    *coordination // nil without Options.Coordinator
-	tracer   Tracer        // nil without Options.Tracer
-}
-
-type logger interface {
-	Warn(msg string, args ...any)
-	Info(msg string, args ...any)
+	logger   *slog.Logger // nil: no logs
+	// quietFailures: Options.QuietRefreshFailures.
+	quietFailures bool
+	coord         *coordination // nil without Options.Coordinator
+	tracer        Tracer        // nil without Options.Tracer
 }
 
 // provider is one (tenant, provider) pair: its registration, its current
@@ -77,7 +56,10 @@ type provider struct {
 	requests, misses, staleServes                atomic.Uint64
 	refreshErrors, refreshFetched, refreshNotMod atomic.Uint64
 	skippedKeys                                  atomic.Uint64
-	lastRefreshMicros                            atomic.Int64
+	lastRefreshNanos                             atomic.Int64
+	// attempted: a fetch attempt (or a coordinated refresh) has finished,
+	// successfully or not; Status.Attempted.
+	attempted atomic.Bool
 
 	ctx    context.Context // cancelled by close; bounds every fetch
 	cancel context.CancelFunc
@@ -96,17 +78,17 @@ type provider struct {
 	negMu    sync.Mutex
 	negative map[string]time.Time // kid → known missing until
 
-	// warmChecked: Register already asked the coordinator (coordinate.go);
+	// warmChecked: Register already asked the coordinator (warmLoad);
 	// the first refresh does not ask again. Set before the provider runs.
 	warmChecked bool
-	// fingerprint is the registration's trust fingerprint (fingerprint.go).
+	// fingerprint is the registration's trust fingerprint (see fingerprint).
 	fingerprint string
 	// rejected counts shared snapshots not trusted, by reason; lastRejected
 	// is the reason logged last (under mu).
 	rejected     map[string]uint64
 	lastRejected string
 	// announce is closed (and replaced) when the coordinator announces a
-	// snapshot of this provider (coordinate.go).
+	// snapshot of this provider (announceShared).
 	announce atomic.Pointer[chan struct{}]
 }
 
@@ -162,7 +144,7 @@ func (p *provider) waitFirst(ctx context.Context) (*keySet, error) {
 	if c != nil {
 		traced := p.traceWait(ctx, c, WaitCold, "")
 		select {
-		case <-c.done:
+		case <-c.finished():
 		case <-ctx.Done():
 			err := fmt.Errorf("%w: %s/%s: waiting for first fetch: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, ctx.Err())
 			endWait(traced, err)
@@ -226,7 +208,7 @@ func (p *provider) missing(ctx context.Context, s *keySet, now time.Time, kid st
 	if c != nil {
 		traced = p.traceWait(ctx, c, WaitUnknownKID, kid)
 		select {
-		case <-c.first:
+		case <-c.firstAttempt():
 		case <-ctx.Done():
 			err := fmt.Errorf("%w: %s/%s: kid %q: waiting for a refresh: %w", ErrUnavailable, p.reg.TenantID, p.reg.ProviderID, shortKID(kid), ctx.Err())
 			endWait(traced, err)
@@ -351,6 +333,7 @@ func (p *provider) status() Status {
 		st.Stale, st.Unusable = phase != phaseFresh, phase == phaseUnusable
 		st.KeyIDs = append([]string(nil), s.kids...)
 	}
+	st.Attempted = s != nil || p.attempted.Load()
 	misses := p.misses.Load()
 	st.Requests = p.requests.Load()
 	st.Hits = st.Requests - min(misses, st.Requests)
@@ -362,7 +345,7 @@ func (p *provider) status() Status {
 	st.RefreshErrors = p.refreshErrors.Load()
 	st.RefreshFetched = p.refreshFetched.Load()
 	st.RefreshNotModified = p.refreshNotMod.Load()
-	st.LastRefreshMicros = p.lastRefreshMicros.Load()
+	st.LastRefreshDuration = time.Duration(p.lastRefreshNanos.Load())
 	st.SkippedKeys = p.skippedKeys.Load()
 	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -43,8 +44,8 @@ func (p *provider) refreshNow(ctx context.Context) error {
 		return fmt.Errorf("jwkscache: %s/%s: provider closed", p.reg.TenantID, p.reg.ProviderID)
 	}
 	select {
-	case <-c.done:
-		return c.err
+	case <-c.finished():
+		return c.outcome()
 	case <-ctx.Done():
 		return fmt.Errorf("jwkscache: refresh %s/%s: %w", p.reg.TenantID, p.reg.ProviderID, ctx.Err())
 	}
@@ -55,14 +56,19 @@ func (p *provider) run(c *call, t trigger) {
 	defer p.wg.Done()
 	start := p.deps.clock.Now()
 	res, attempts, err := p.refresh(c, t)
+	p.attempted.Store(true)
 	end := p.deps.clock.Now()
 	ev := RefreshEvent{TenantID: p.reg.TenantID, ProviderID: p.reg.ProviderID, HTTPStatus: res.status, Duration: end.Sub(start)}
 	if err != nil {
 		err = fmt.Errorf("jwkscache: fetch %s for %s/%s (%d attempts): %w", p.fetcher.display, p.reg.TenantID, p.reg.ProviderID, attempts, err)
 		p.refreshErrors.Add(1)
-		ev.Result, ev.Err = "error", err
+		ev.Result, ev.Err = RefreshError, err
 		if p.deps.logger != nil && p.ctx.Err() == nil {
-			p.deps.logger.Warn("jwkscache: refresh failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "trigger", t.String(), "error", err)
+			level := slog.LevelWarn
+			if p.deps.quietFailures {
+				level = slog.LevelDebug
+			}
+			p.deps.logger.Log(p.ctx, level, "jwkscache: refresh failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "trigger", t.String(), "error", err)
 		}
 	} else {
 		switch {
@@ -70,10 +76,10 @@ func (p *provider) run(c *call, t trigger) {
 			ev.Result = res.fleet
 		case res.notModified:
 			p.refreshNotMod.Add(1)
-			ev.Result = "not_modified"
+			ev.Result = RefreshNotModified
 		default:
 			p.refreshFetched.Add(1)
-			ev.Result = "fetched"
+			ev.Result = RefreshFetched
 		}
 		// adopt refuses a set once the provider is closed (Unregister, Close,
 		// or Register replacing it mid-fetch), so a first fetch that wins that
@@ -82,7 +88,7 @@ func (p *provider) run(c *call, t trigger) {
 			ev.Keys, ev.ExpiresAt = len(s.keys), s.expiresAt
 		}
 	}
-	p.lastRefreshMicros.Store(ev.Duration.Microseconds())
+	p.lastRefreshNanos.Store(int64(ev.Duration))
 
 	p.mu.Lock()
 	if err == nil {
@@ -91,10 +97,8 @@ func (p *provider) run(c *call, t trigger) {
 		p.consecutive++
 		p.lastErr = err
 	}
-	c.err = err
 	p.inflight = nil
-	c.closeFirst()
-	close(c.done)
+	c.finish(err)
 	p.mu.Unlock()
 
 	// The next refresh is armed before the outcome is reported, so an
@@ -110,11 +114,8 @@ func (p *provider) run(c *call, t trigger) {
 
 // fetchWithRetry runs up to 1 + max_retries attempts, waiting with backoff
 // on the Clock between them, all bounded by the policy's deadline. A
-// successful attempt is published (snapshot swapped) before first closes.
-//
-// Seam for the Redis issue: a coordinator asked at the top of each attempt
-// ("has another replica fetched this cycle?") can hand back a snapshot with
-// its own expires_at, which goes through adopt like a fetched one.
+// successful attempt is published (snapshot swapped) before the lookups
+// waiting on the first attempt are released (firstAttemptDone).
 func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	pol := p.reg.RetryPolicy
 	clk := p.deps.clock
@@ -125,12 +126,13 @@ func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	var errs []error
 	for attempt := 0; ; attempt++ {
 		res, err := p.attempt(ctx)
+		p.attempted.Store(true)
 		if err == nil {
-			c.closeFirst()
+			c.firstAttemptDone()
 			return res, attempt + 1, nil
 		}
 		errs = append(errs, fmt.Errorf("attempt %d: %w", attempt+1, err))
-		c.closeFirst()
+		c.firstAttemptDone()
 		if attempt >= pol.MaxRetries || p.ctx.Err() != nil {
 			return res, attempt + 1, errors.Join(errs...)
 		}

@@ -36,22 +36,10 @@ type registryImpl struct {
 	bg        sync.WaitGroup // the coordinator subscription
 }
 
-// New returns a registry. It fails on invalid options (a bad global allowlist entry).
+// New returns a registry. It fails on invalid options (see Options.Validate).
 func New(opts Options) (*Registry, error) {
-	var errs []error
-	for i, d := range opts.AllowedDomains {
-		if reason := domainProblem(d); reason != "" {
-			errs = append(errs, &FieldError{Field: fmt.Sprintf("allowed_domains[%d]", i), Reason: reason})
-		}
-	}
-	if opts.MaxConcurrentFetches < 0 {
-		errs = append(errs, &FieldError{Field: "max_concurrent_fetches", Reason: "must not be negative"})
-	}
-	if opts.DefaultRefreshEarly < 0 || opts.DefaultStaleWhileError < 0 {
-		errs = append(errs, &FieldError{Field: "defaults", Reason: "refresh_early and stale_while_error must not be negative"})
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("jwkscache: invalid options: %w", err)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.DefaultRefreshEarly == 0 {
 		opts.DefaultRefreshEarly = 30 * time.Second
@@ -73,15 +61,14 @@ func New(opts Options) (*Registry, error) {
 		opts:   opts,
 		client: opts.HTTPClient,
 		deps: deps{
-			clock:    opts.Clock,
-			sem:      make(chan struct{}, opts.MaxConcurrentFetches),
-			observer: opts.Observer,
-			tracer:   opts.Tracer,
+			clock:         opts.Clock,
+			sem:           make(chan struct{}, opts.MaxConcurrentFetches),
+			observer:      opts.Observer,
+			logger:        opts.Logger,
+			quietFailures: opts.QuietRefreshFailures,
+			tracer:        opts.Tracer,
 		},
 	}}
-	if opts.Logger != nil {
-		r.impl.deps.logger = opts.Logger
-	}
 	if opts.Coordinator != nil {
 		holder := opts.CoordinatorHolder
 		if holder == "" {
@@ -127,7 +114,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	if old := (*im.providers.Load())[k]; old != nil && sameRegistration(old.reg, reg) {
 		return nil
 	}
-	// A shared snapshot (coordinate.go) is read before the lock, since it
+	// A shared snapshot (Options.Coordinator) is read before the lock, since it
 	// is a network call however bounded, and before the provider is
 	// published, so a warm start is Ready from the first lookup on.
 	p := im.newProvider(reg)

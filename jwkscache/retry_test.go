@@ -52,7 +52,7 @@ func TestRetry_AttemptsAndDelaysPerJitterStrategy(t *testing.T) {
 				MaxBackoff: maxBackoff, Deadline: time.Minute, Jitter: tc.jitter,
 			})
 			ev, waits := f.drive(t, maxBackoff)
-			if ev.Result != "error" || ev.HTTPStatus != http.StatusInternalServerError || !strings.Contains(ev.Err.Error(), "5 attempts") {
+			if ev.Result != jwkscache.RefreshError || ev.HTTPStatus != http.StatusInternalServerError || !strings.Contains(ev.Err.Error(), "5 attempts") {
 				t.Fatalf("outcome = %+v", ev)
 			}
 			if got := f.srv.hits.Load(); got != 5 {
@@ -122,7 +122,7 @@ func TestRetry_LookupsNeverWaitForRetries(t *testing.T) {
 		t.Fatalf("state = %v, want Refreshing", st.State)
 	}
 	f.mustKey(t, "k1", k)
-	if ev, _ := f.drive(t, time.Second); ev.Result != "error" {
+	if ev, _ := f.drive(t, time.Second); ev.Result != jwkscache.RefreshError {
 		t.Fatalf("outcome = %+v", ev)
 	}
 	if got := f.srv.hits.Load(); got != 5 {

@@ -56,7 +56,7 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// TestKey_UnknownKIDWaitOutOfTimeIsUnavailable (issue 11): a lookup that
+// TestKey_UnknownKIDWaitOutOfTimeIsUnavailable: a lookup that
 // waits on the refresh for its unknown kid while the identity provider is
 // slow, and runs out of time, answers ErrUnavailable (503 jwks_unavailable):
 // the keys were not available, nothing says the token is bad. A second
@@ -98,7 +98,7 @@ func TestKey_UnknownKIDWaitOutOfTimeIsUnavailable(t *testing.T) {
 	}
 }
 
-// TestCoordinated_RotationWaitsForTheHolder (issue 11, zero refusals on
+// TestCoordinated_RotationWaitsForTheHolder (zero refusals on
 // rotation): replica A wins the fleet's unknown-kid cooldown and is still
 // fetching the rotated set when replica B meets the new kid. B does not
 // refuse it: its lookup waits, and A's snapshot announcement wakes it (the

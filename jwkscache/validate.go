@@ -11,20 +11,50 @@ import (
 	"time"
 )
 
-// Validate checks every rule of the spec's table against the registry's
-// settings; the error joins one *FieldError per problem (errors.Join).
+// Validate reports what New refuses in o: a bad allowlist entry or a
+// negative bound. The error wraps one *FieldError per problem.
+func (o Options) Validate() error {
+	var errs []error
+	for i, d := range o.AllowedDomains {
+		if reason := domainProblem(d); reason != "" {
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("allowed_domains[%d]", i), Reason: reason})
+		}
+	}
+	if o.MaxConcurrentFetches < 0 {
+		errs = append(errs, &FieldError{Field: "max_concurrent_fetches", Reason: "must not be negative"})
+	}
+	if o.DefaultRefreshEarly < 0 || o.DefaultStaleWhileError < 0 {
+		errs = append(errs, &FieldError{Field: "defaults", Reason: "refresh_early and stale_while_error must not be negative"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("jwkscache: invalid options: %w", err)
+	}
+	return nil
+}
+
+// Validate checks reg as Register would: against every rule noted on
+// Registration's fields and the registry's options. The error joins one
+// *FieldError per problem (errors.Join).
 func (r *Registry) Validate(reg Registration) error {
+	return r.impl.opts.ValidateRegistration(reg)
+}
+
+// ValidateRegistration checks reg against every rule noted on
+// Registration's fields, under the registry-wide options o (HTTPS
+// required unless InsecureAllowHTTP, the global allowlist), without a
+// Registry. The error joins one *FieldError per problem (errors.Join).
+func (o Options) ValidateRegistration(reg Registration) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
-	if !validID(reg.TenantID, false) {
-		bad("tenant_id", "must be 1-64 ASCII letters, digits or '-', got %q", reg.TenantID)
+	if err := CheckTenantID(reg.TenantID); err != nil {
+		bad("tenant_id", "%v", err)
 	}
-	if !validID(reg.ProviderID, true) {
-		bad("provider_id", "must be 1-64 ASCII letters, digits, '-' or '_', got %q", reg.ProviderID)
+	if err := CheckProviderID(reg.ProviderID); err != nil {
+		bad("provider_id", "%v", err)
 	}
-	if !reg.RequireHTTPS && !r.impl.opts.InsecureAllowHTTP {
+	if !reg.RequireHTTPS && !o.InsecureAllowHTTP {
 		bad("require_https", "cannot be false: the registry requires HTTPS")
 	}
 	for i, d := range reg.AllowedDomains {
@@ -41,14 +71,14 @@ func (r *Registry) Validate(reg Registration) error {
 		bad("jwks_url", "must be an absolute URL with a host, got %q", redactURL(u))
 	case u.Scheme != "https" && u.Scheme != "http":
 		bad("jwks_url", "scheme %q is not https", u.Scheme)
-	case u.Scheme == "http" && (reg.RequireHTTPS || !r.impl.opts.InsecureAllowHTTP):
+	case u.Scheme == "http" && (reg.RequireHTTPS || !o.InsecureAllowHTTP):
 		bad("jwks_url", "must use https")
 	default:
 		host := canonicalHost(u)
-		if len(reg.AllowedDomains) > 0 && !hostAllowed(host, reg.AllowedDomains) {
+		if len(reg.AllowedDomains) > 0 && !HostAllowed(host, reg.AllowedDomains) {
 			bad("jwks_url", "host %q is not inside allowed_domains", host)
 		}
-		if g := r.impl.opts.AllowedDomains; len(g) > 0 && !hostAllowed(host, g) {
+		if g := o.AllowedDomains; len(g) > 0 && !HostAllowed(host, g) {
 			bad("jwks_url", "host %q is not inside the registry's allowed domains", host)
 		}
 	}
@@ -108,23 +138,6 @@ func (r *Registry) Validate(reg Registration) error {
 		bad("retry_policy.jitter", "must be none, full or decorrelated, got %q", rp.Jitter)
 	}
 	return errors.Join(errs...)
-}
-
-// validID checks a tenant_id (letters, digits, '-') or, with underscore, a
-// provider_id, 1-64 ASCII characters.
-func validID(s string, underscore bool) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
-		case c == '_' && underscore:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // domainProblem explains why d is not a canonical host name (lowercase, no

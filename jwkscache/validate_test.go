@@ -2,6 +2,7 @@ package jwkscache_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -159,9 +160,15 @@ func TestValidate_EveryRuleFailsAndPasses(t *testing.T) {
 			if err := r.Validate(reg); err != nil {
 				t.Fatalf("passing case: %v", err)
 			}
+			if err := tc.opts.ValidateRegistration(reg); err != nil {
+				t.Fatalf("passing case, without a registry: %v", err)
+			}
 			reg = r.NewRegistration("acme", "main", "https://idp.example.com/jwks")
 			tc.fail(&reg)
 			err = r.Validate(reg)
+			if alone := tc.opts.ValidateRegistration(reg); fmt.Sprint(alone) != fmt.Sprint(err) {
+				t.Fatalf("Options.ValidateRegistration = %v, Registry.Validate = %v", alone, err)
+			}
 			var fe *jwkscache.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.field || fe.Reason == "" {
 				t.Fatalf("failing case: error %v, want a *FieldError for %s", err, tc.field)

@@ -1,7 +1,7 @@
 // Command extauthz is an Envoy ext_authz gRPC service that verifies JWTs
 // for many tenants against their identity providers' JWKS. `extauthz -h`
-// lists its commands (usage.go writes each one's synopsis, once); README.md
-// describes them.
+// lists its commands, each synopsis written once beside the flags it
+// describes; README.md describes them.
 //
 // This package only parses flags and wires packages together.
 package main
@@ -70,6 +70,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&opts.LogFormat, "log-format", "", "override log.format: json or text")
 	fs.DurationVar(&opts.DrainDelay, "drain-delay", service.DefaultDrainDelay, "on SIGTERM, keep answering this long after health turns NOT_SERVING (negative: none)")
 	fs.DurationVar(&opts.StopTimeout, "stop-timeout", service.DefaultStopTimeout, "bound of the graceful stop after the drain")
+	fs.BoolVar(&opts.WatchConfig, "watch", true, "reload when the configuration file, its directory or tenants_dir change (SIGHUP always reloads)")
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}

@@ -27,7 +27,7 @@ func NewRefreshLog(log *slog.Logger) *RefreshLog {
 // RefreshDone implements jwkscache.Observer.
 func (l *RefreshLog) RefreshDone(ev jwkscache.RefreshEvent) {
 	k := [2]string{ev.TenantID, ev.ProviderID}
-	failed := ev.Result == "error"
+	failed := ev.Result == jwkscache.RefreshError
 	l.mu.Lock()
 	last, seen := l.failed[k]
 	l.failed[k] = failed
@@ -35,7 +35,7 @@ func (l *RefreshLog) RefreshDone(ev jwkscache.RefreshEvent) {
 	if seen && last == failed {
 		return
 	}
-	attrs := []any{"tenant", ev.TenantID, "provider", ev.ProviderID, "result", ev.Result, "http_status", ev.HTTPStatus, "duration", ev.Duration}
+	attrs := []any{"tenant", ev.TenantID, "provider", ev.ProviderID, "result", string(ev.Result), "http_status", ev.HTTPStatus, "duration", ev.Duration}
 	if failed {
 		// The error names the URL and each attempt's cause; never a key.
 		l.log.Warn("jwks refresh failing", append(attrs, "error", errString(ev.Err))...)
@@ -43,33 +43,6 @@ func (l *RefreshLog) RefreshDone(ev jwkscache.RefreshEvent) {
 	}
 	l.log.Info("jwks refresh ok", append(attrs, "keys", ev.Keys, "expires_at", ev.ExpiresAt)...)
 }
-
-// cacheRefreshFailed is the message jwkscache logs (at Warn) after every
-// failed refresh.
-const cacheRefreshFailed = "jwkscache: refresh failed"
-
-// CacheLogger returns the logger to give jwkscache.Options.Logger next to
-// this RefreshLog: the cache's line after each failed refresh goes to Debug
-// (RefreshLog reports the change of outcome instead), and every other cache
-// message (a skipped JWK, a Redis problem) keeps its level.
-func (l *RefreshLog) CacheLogger() interface {
-	Warn(msg string, args ...any)
-	Info(msg string, args ...any)
-} {
-	return cacheLogger{l.log}
-}
-
-type cacheLogger struct{ log *slog.Logger }
-
-func (c cacheLogger) Warn(msg string, args ...any) {
-	if msg == cacheRefreshFailed {
-		c.log.Debug(msg, args...)
-		return
-	}
-	c.log.Warn(msg, args...)
-}
-
-func (c cacheLogger) Info(msg string, args ...any) { c.log.Info(msg, args...) }
 
 // Forget drops a removed provider, so re-adding it logs its first outcome.
 func (l *RefreshLog) Forget(tenantID, providerID string) {

@@ -20,9 +20,9 @@ import (
 func TestRefreshLog_OneLinePerOutcomeChange(t *testing.T) {
 	var buf bytes.Buffer
 	l := admin.NewRefreshLog(slog.New(slog.NewJSONHandler(&buf, nil)))
-	ev := func(provider, result string) jwkscache.RefreshEvent {
+	ev := func(provider string, result jwkscache.RefreshResult) jwkscache.RefreshEvent {
 		e := jwkscache.RefreshEvent{TenantID: "acme", ProviderID: provider, Result: result, Keys: 1}
-		if result == "error" {
+		if result == jwkscache.RefreshError {
 			e.Err = errors.New("unexpected HTTP status 500")
 			e.Keys = 0
 		}
@@ -60,10 +60,11 @@ func TestRefreshLog_OneLinePerOutcomeChange(t *testing.T) {
 	}
 }
 
-// TestRefreshLog_CacheLoggerDemotesPerRefreshFailures runs a real registry
-// whose identity provider fails three refreshes in a row: at Info level the
-// log holds one line about it, not three.
-func TestRefreshLog_CacheLoggerDemotesPerRefreshFailures(t *testing.T) {
+// TestRefreshLog_WithQuietCacheLogsOneLinePerFailingStreak runs a real
+// registry (QuietRefreshFailures, as the service builds it) whose identity
+// provider fails three refreshes in a row: at Info level the log holds one
+// line about it, not three.
+func TestRefreshLog_WithQuietCacheLogsOneLinePerFailingStreak(t *testing.T) {
 	var buf logtest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rl := admin.NewRefreshLog(log)
@@ -73,7 +74,9 @@ func TestRefreshLog_CacheLoggerDemotesPerRefreshFailures(t *testing.T) {
 	reg, err := jwkscache.New(jwkscache.Options{
 		HTTPClient: idp.Client(),
 		Observer:   observers{rl, evs},
-		Logger:     rl.CacheLogger(),
+		Logger:     log,
+
+		QuietRefreshFailures: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func TestSpec_RejectsWhatItDoesNotDescribe(t *testing.T) {
 		{"undocumented status", "GET", "/v1/providers/a/p", 500, okStatus, "status"},
 		{"undocumented path", "GET", "/v2/things", 200, `{}`, "not in the OpenAPI document"},
 		{"wrong method", "DELETE", "/v1/providers/a/p", 200, `{}`, "not in the OpenAPI document"},
-		{"readyz without not_ready", "GET", "/readyz", 503, `{"ready":false,"config_loaded":true,"shutting_down":false,"providers":1,"available":0,"required":1}`, "not_ready"},
+		{"readyz without unavailable", "GET", "/readyz", 503, `{"ready":false,"config_loaded":true,"shutting_down":false,"started":false,"pending":1,"providers":1,"available":0,"required":0}`, "unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 type ProviderStatus struct {
 	TenantID   string `json:"tenant_id"`
 	ProviderID string `json:"provider_id"`
-	// State is Empty, Loading, Ready or Refreshing (the cache spec's states).
+	// State is Empty, Loading, Ready or Refreshing (jwkscache.State).
 	State string `json:"state"`
 	// Stale: the key set is past expires_at and served only because
 	// refreshes fail (stale-while-error).
@@ -32,27 +32,11 @@ type ProviderStatus struct {
 	SourceAt        *time.Time `json:"source_at"`
 }
 
-var stateNames = [...]string{
-	jwkscache.StateEmpty:      "Empty",
-	jwkscache.StateLoading:    "Loading",
-	jwkscache.StateReady:      "Ready",
-	jwkscache.StateRefreshing: "Refreshing",
-}
-
-// stateName names s; an out-of-range state (a newer cache) is "Unknown"
-// rather than a panic.
-func stateName(s jwkscache.State) string {
-	if s < 0 || int(s) >= len(stateNames) {
-		return "Unknown"
-	}
-	return stateNames[s]
-}
-
 func newProviderStatus(st jwkscache.Status) ProviderStatus {
 	v := ProviderStatus{
 		TenantID:        st.TenantID,
 		ProviderID:      st.ProviderID,
-		State:           stateName(st.State),
+		State:           st.State.String(),
 		Stale:           st.Stale,
 		Available:       available(st),
 		LastRefresh:     timeOrNil(st.LastRefresh),

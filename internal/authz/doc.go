@@ -13,7 +13,7 @@
 //     denied, no fall-back); else, when the config names a tenant_header and
 //     the request carries it, that header's value (unknown: denied, no
 //     fall-back); else the most specific host match of :authority.
-//  2. Requirement (requirement.go): context_extensions["requirement"] if set
+//  2. Requirement: context_extensions["requirement"] if set
 //     (unknown: requirement_unknown, no fall-back); else the first of the
 //     tenant's routes matching the path normalised by internal/urlpath and
 //     the method (a path it refuses: path_invalid); else the tenant's

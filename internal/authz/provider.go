@@ -18,7 +18,7 @@ var (
 // context_extensions["provider"], or nil when the route pins none. It only
 // narrows where the token is looked for (sourcesFor); chooseProvider makes
 // the choice.
-func routeProvider(t *tenants.TenantRules, r *Request) (*tenants.ProviderRules, error) {
+func routeProvider(t *tenants.Rules, r *Request) (*tenants.ProviderRules, error) {
 	id := r.ContextExtensions["provider"]
 	if id == "" {
 		return nil, nil
@@ -33,7 +33,7 @@ func routeProvider(t *tenants.TenantRules, r *Request) (*tenants.ProviderRules, 
 // sourcesFor returns where to look for the token: the pinned provider's
 // sources, else the union of the tenant's (the provider is chosen by the
 // token's iss, so the token must be found before the provider is known).
-func sourcesFor(t *tenants.TenantRules, route *tenants.ProviderRules) []tenants.TokenSource {
+func sourcesFor(t *tenants.Rules, route *tenants.ProviderRules) []tenants.TokenSource {
 	if route != nil {
 		return route.Sources
 	}
@@ -45,7 +45,7 @@ func sourcesFor(t *tenants.TenantRules, route *tenants.ProviderRules) []tenants.
 // issuer is iss (RFC 7519 §4.1.1: compared exactly), which must read the
 // source src the token came from. The provider is returned with a refusal
 // when it is known, so the denial names it.
-func chooseProvider(t *tenants.TenantRules, route *tenants.ProviderRules, iss string, src tenants.TokenSource) (*tenants.ProviderRules, error) {
+func chooseProvider(t *tenants.Rules, route *tenants.ProviderRules, iss string, src tenants.TokenSource) (*tenants.ProviderRules, error) {
 	if route != nil {
 		if iss != route.Issuer {
 			return route, refuse(ReasonIssuerUnknown, errIssMismatch)

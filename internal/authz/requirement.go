@@ -17,7 +17,7 @@ var errRequirementUnknown = errors.New("context_extensions names a requirement t
 // fall-back); else the first of the tenant's routes matching the normalised
 // path and the method; else default_requirement. nil is the baseline: any
 // valid token from any of the tenant's providers.
-func selectRequirement(t *tenants.TenantRules, r *Request) (*tenants.RequirementRules, Reason, error) {
+func selectRequirement(t *tenants.Rules, r *Request) (*tenants.RequirementRules, Reason, error) {
 	if name := r.ContextExtensions["requirement"]; name != "" {
 		if req, ok := t.Requirements[name]; ok {
 			return req, ReasonOK, nil
@@ -44,7 +44,7 @@ func selectRequirement(t *tenants.TenantRules, r *Request) (*tenants.Requirement
 // pins, else the providers req accepts (a token in a source only other
 // providers read must not hide an accepted one), else every provider of
 // the tenant.
-func requirementSources(t *tenants.TenantRules, route *tenants.ProviderRules, req *tenants.RequirementRules) []tenants.TokenSource {
+func requirementSources(t *tenants.Rules, route *tenants.ProviderRules, req *tenants.RequirementRules) []tenants.TokenSource {
 	if route == nil && req != nil && req.Sources != nil {
 		return req.Sources
 	}
@@ -163,7 +163,7 @@ func equalJSON(v any, want tenants.Value) bool {
 // denyRequirement is the denial of a valid token that does not meet req:
 // provider_not_allowed (401, invalid_token) or insufficient_scope (403 with
 // RFC 6750 §3.1's challenge naming the scopes req asks for).
-func denyRequirement(reason Reason, t *tenants.TenantRules, p *tenants.ProviderRules, req *tenants.RequirementRules) Decision {
+func denyRequirement(reason Reason, t *tenants.Rules, p *tenants.ProviderRules, req *tenants.RequirementRules) Decision {
 	d := deny(reason, t.ID, p.ID, true)
 	d.Requirement = req.Name
 	if reason == ReasonInsufficientScope {
@@ -185,7 +185,7 @@ func denyRequirement(reason Reason, t *tenants.TenantRules, p *tenants.ProviderR
 // allowWithoutToken is the allow of a request that has no valid token:
 // allow_missing without a token, or a shadow-mode denial. No claim header
 // is set and every one any tenant maps is removed.
-func allowWithoutToken(st *state, t *tenants.TenantRules) Decision {
+func allowWithoutToken(st *state, t *tenants.Rules) Decision {
 	d := Decision{
 		Allowed:       true,
 		HTTPStatus:    ReasonOK.HTTPStatus(),
@@ -202,7 +202,7 @@ func allowWithoutToken(st *state, t *tenants.TenantRules) Decision {
 
 // shadow turns a denial d of a tenant in shadow mode into an allow that
 // records it as WouldDeny.
-func shadow(st *state, t *tenants.TenantRules, d Decision) Decision {
+func shadow(st *state, t *tenants.Rules, d Decision) Decision {
 	a := allowWithoutToken(st, t)
 	a.ProviderID = d.ProviderID
 	a.Requirement = d.Requirement

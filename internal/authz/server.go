@@ -241,7 +241,7 @@ func (s *Server) decide(ctx context.Context, r *Request) (Decision, error) {
 // decideTenant runs the remaining decision steps of the package doc for
 // tenant t, as if t were in enforce mode. The error is the internal cause
 // of a denial, for the log only.
-func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantRules, r *Request) (Decision, error) {
+func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.Rules, r *Request) (Decision, error) {
 	req, reason, err := selectRequirement(t, r)
 	if reason != ReasonOK {
 		return deny(reason, t.ID, "", false), err
@@ -304,7 +304,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.TenantR
 
 // allow builds the allow for a token p verified: its claim headers, the
 // removal of every other claim header, and the tenant header.
-func allow(set *tenants.Set, t *tenants.TenantRules, p *tenants.ProviderRules, claims map[string]any) Decision {
+func allow(set *tenants.Set, t *tenants.Rules, p *tenants.ProviderRules, claims map[string]any) Decision {
 	d := Decision{
 		Allowed:    true,
 		HTTPStatus: ReasonOK.HTTPStatus(),
@@ -342,7 +342,7 @@ func withHeader(hs []Header, h Header) []Header {
 }
 
 // resolveTenant applies the tenant rules of the package doc.
-func resolveTenant(set *tenants.Set, r *Request) *tenants.TenantRules {
+func resolveTenant(set *tenants.Set, r *Request) *tenants.Rules {
 	if set == nil {
 		return nil
 	}

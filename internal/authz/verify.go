@@ -78,7 +78,7 @@ type token struct {
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.TenantRules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string) (*tenants.ProviderRules, jwt.MapClaims, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string) (*tenants.ProviderRules, jwt.MapClaims, error) {
 	tok, err := s.parse(raw)
 	if err != nil {
 		return route, nil, err

@@ -65,6 +65,7 @@ type Metrics struct {
 	refresh       *refreshDurations
 	reloads       *prometheus.CounterVec
 	lastReloadOK  prometheus.Gauge
+	config        *configMetrics
 	reasons       map[authz.Reason]bool // read-only after New
 	checkCache    checkCache
 }
@@ -99,9 +100,10 @@ func New() *Metrics {
 	// see a zero rather than an absent series.
 	m.reloads.WithLabelValues(ReloadSuccess)
 	m.reloads.WithLabelValues(ReloadFailure)
+	m.config = newConfigMetrics()
 
 	m.reg.MustRegister(
-		m.checks, m.checkDuration, m.wouldDeny, m.reloads, m.lastReloadOK,
+		m.checks, m.checkDuration, m.wouldDeny, m.reloads, m.lastReloadOK, m.config.errors, m.config.info,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -79,6 +79,7 @@ func TestMetrics_ScriptedTrafficExactSeries(t *testing.T) {
 		},
 		"jwks_cache_refresh_duration_seconds": {"provider=backup,tenant=acme": 1, "provider=main,tenant=acme": 1},
 		"jwks_cache_keys":                     {"provider=backup,tenant=acme": 1, "provider=main,tenant=acme": 1},
+		"jwks_cache_provider_available":       {"provider=backup,tenant=acme": 1, "provider=main,tenant=acme": 1},
 		"jwks_cache_expires_at_seconds": {
 			"provider=backup,tenant=acme": float64(t0.Add(time.Hour).Unix()),
 			"provider=main,tenant=acme":   float64(t0.Add(time.Hour).Unix()),

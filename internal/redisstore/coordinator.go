@@ -31,11 +31,11 @@ func (c coordinator) Load(ctx context.Context, tenantID, providerID string, maxB
 	if err != nil {
 		return jwkscache.SharedSnapshot{}, err
 	}
-	return jwkscache.SharedSnapshot(snap), nil
+	return snap, nil
 }
 
 func (c coordinator) Save(ctx context.Context, snap jwkscache.SharedSnapshot) error {
-	return c.s.Save(ctx, Snapshot(snap))
+	return c.s.Save(ctx, snap)
 }
 
 func (c coordinator) TryAcquire(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error) {

@@ -14,7 +14,7 @@ import (
 // within ttl. key is what dpop makes of a proof (base64url of a hash). An
 // error means Redis did not answer; the caller decides (dpop fails closed).
 func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if len(key) == 0 || len(key) > 128 || !validID(key, true) {
+	if len(key) == 0 || len(key) > 128 || !isBase64URL(key) {
 		return false, fmt.Errorf("redisstore: replay key %q: want 1-128 base64url characters", key)
 	}
 	// Plain SET NX, not setNX: a replay record is never taken over, whatever
@@ -33,4 +33,17 @@ func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, 
 		return err
 	})
 	return ok, err
+}
+
+// isBase64URL reports whether s holds only the base64url alphabet (RFC 4648
+// §5), so a key can never reach into another part of the namespace.
+func isBase64URL(s string) bool {
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }

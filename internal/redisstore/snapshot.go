@@ -10,31 +10,17 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// Snapshot is one provider's key set as a replica fetched it, shared with
-// the others. JWKS is the document's raw JSON; ETag and LastModified are
-// the validators the next fetch sends (RFC 9110 §13.1), so a replica that
-// adopted the snapshot still revalidates instead of downloading again.
-type Snapshot struct {
-	TenantID     string
-	ProviderID   string
-	JWKS         []byte
-	ETag         string
-	LastModified string
-	ExpiresAt    time.Time
-	PersistedAt  time.Time
-	// Fingerprint is the writer's trust fingerprint of the provider's
-	// settings (jwkscache): covered by the MAC, compared by the reader.
-	Fingerprint string
-}
+	"github.com/extauthz/extauthz/jwkscache"
+)
 
 // snapshotVersion is the encoding's version. A replica that meets another
 // version (a newer release during a rolling upgrade) treats the snapshot as
 // corrupt and fetches for itself, which is always safe.
 const snapshotVersion = 1
 
-// wire is the JSON encoding, with the spec's snake_case field names. The
+// wire is the JSON encoding of a jwkscache.SharedSnapshot, with snake_case
+// field names like the configuration's. The
 // JWKS is embedded as JSON (not base64) so an operator can read it with
 // redis-cli.
 type wire struct {
@@ -47,7 +33,7 @@ type wire struct {
 	ExpiresAt    time.Time       `json:"expires_at"`
 	PersistedAt  time.Time       `json:"persisted_at"`
 	Fingerprint  string          `json:"fingerprint"`
-	MAC          string          `json:"mac"` // HMAC-SHA-256 (mac.go), unpadded base64
+	MAC          string          `json:"mac"` // HMAC-SHA-256 over the other fields, unpadded base64
 }
 
 // envelopeBytes is what the encoding may add to the JWKS: IDs, validators,
@@ -120,9 +106,9 @@ return redis.call('GET', KEYS[1])
 // returns ErrNotFound when there is none, an *InvalidSnapshotError (counted
 // and logged) when the stored value fails validation, or another error when Redis
 // failed.
-func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes int64) (Snapshot, error) {
+func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes int64) (jwkscache.SharedSnapshot, error) {
 	if err := checkIDs(tenant, provider); err != nil {
-		return Snapshot{}, err
+		return jwkscache.SharedSnapshot{}, err
 	}
 	if maxJWKSBytes <= 0 {
 		maxJWKSBytes = DefaultMaxJWKSBytes
@@ -140,25 +126,25 @@ func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes 
 		return err
 	})
 	if errors.Is(err, redis.Nil) {
-		return Snapshot{}, ErrNotFound
+		return jwkscache.SharedSnapshot{}, ErrNotFound
 	}
 	if err != nil {
-		return Snapshot{}, err
+		return jwkscache.SharedSnapshot{}, err
 	}
 	var raw []byte
 	switch v := res.(type) {
 	case nil:
-		return Snapshot{}, s.refuse(key, ReasonCorrupt, "not a string value")
+		return jwkscache.SharedSnapshot{}, s.refuse(key, ReasonCorrupt, "not a string value")
 	case int64:
-		return Snapshot{}, s.refuse(key, ReasonTooLarge, fmt.Sprintf("%d bytes, limit %d", v, maxJWKSBytes+envelopeBytes))
+		return jwkscache.SharedSnapshot{}, s.refuse(key, ReasonTooLarge, fmt.Sprintf("%d bytes, limit %d", v, maxJWKSBytes+envelopeBytes))
 	case string:
 		raw = []byte(v)
 	default:
-		return Snapshot{}, s.refuse(key, ReasonCorrupt, fmt.Sprintf("unexpected reply %T", v))
+		return jwkscache.SharedSnapshot{}, s.refuse(key, ReasonCorrupt, fmt.Sprintf("unexpected reply %T", v))
 	}
 	snap, reason, detail := s.decode(raw, tenant, provider, maxJWKSBytes)
 	if reason != "" {
-		return Snapshot{}, s.refuse(key, reason, detail)
+		return jwkscache.SharedSnapshot{}, s.refuse(key, reason, detail)
 	}
 	return snap, nil
 }
@@ -181,33 +167,33 @@ func (s *Store) refuse(key string, r Reason, detail string) error {
 // decode parses and validates an encoded snapshot read under the key of
 // (tenant, provider), MAC included. It returns the reason and a detail
 // when invalid.
-func (s *Store) decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (Snapshot, Reason, string) {
+func (s *Store) decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (jwkscache.SharedSnapshot, Reason, string) {
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&w); err != nil {
-		return Snapshot{}, ReasonCorrupt, "json: " + err.Error()
+		return jwkscache.SharedSnapshot{}, ReasonCorrupt, "json: " + err.Error()
 	}
 	if dec.More() {
-		return Snapshot{}, ReasonCorrupt, "json: data after the object"
+		return jwkscache.SharedSnapshot{}, ReasonCorrupt, "json: data after the object"
 	}
 	if w.Version != snapshotVersion {
-		return Snapshot{}, ReasonCorrupt, fmt.Sprintf("version %d, want %d", w.Version, snapshotVersion)
+		return jwkscache.SharedSnapshot{}, ReasonCorrupt, fmt.Sprintf("version %d, want %d", w.Version, snapshotVersion)
 	}
 	if w.TenantID != tenant || w.ProviderID != provider {
-		return Snapshot{}, ReasonForeign, fmt.Sprintf("holds %q/%q", w.TenantID, w.ProviderID)
+		return jwkscache.SharedSnapshot{}, ReasonForeign, fmt.Sprintf("holds %q/%q", w.TenantID, w.ProviderID)
 	}
 	if int64(len(w.JWKS)) > maxJWKSBytes {
-		return Snapshot{}, ReasonTooLarge, fmt.Sprintf("jwks %d bytes, limit %d", len(w.JWKS), maxJWKSBytes)
+		return jwkscache.SharedSnapshot{}, ReasonTooLarge, fmt.Sprintf("jwks %d bytes, limit %d", len(w.JWKS), maxJWKSBytes)
 	}
 	if r, d := checkSnapshot(w.JWKS, w.ETag, w.LastModified, w.ExpiresAt, w.PersistedAt); r != "" {
-		return Snapshot{}, r, d
+		return jwkscache.SharedSnapshot{}, r, d
 	}
 	// Redis is shared storage, not a trust anchor: whoever can write to it
 	// could otherwise make every replica trust keys of their choosing.
 	if !s.verify(&w) {
-		return Snapshot{}, ReasonBadMAC, "MAC missing or made with none of the configured keys"
+		return jwkscache.SharedSnapshot{}, ReasonBadMAC, "MAC missing or made with none of the configured keys"
 	}
-	return Snapshot{
+	return jwkscache.SharedSnapshot{
 		TenantID:     w.TenantID,
 		ProviderID:   w.ProviderID,
 		JWKS:         []byte(w.JWKS),
@@ -257,9 +243,9 @@ func printable(s string, space bool) bool {
 // Save writes snap under its provider's key with a Redis TTL of the time
 // left until ExpiresAt (at least 1 s), then announces it on the updates
 // channel. The stored value carries an HMAC-SHA-256 under the store's
-// first key (mac.go). A zero PersistedAt is set to now. Save refuses a snapshot that
+// first key. A zero PersistedAt is set to now. Save refuses a snapshot that
 // Load would refuse.
-func (s *Store) Save(ctx context.Context, snap Snapshot) error {
+func (s *Store) Save(ctx context.Context, snap jwkscache.SharedSnapshot) error {
 	if err := checkIDs(snap.TenantID, snap.ProviderID); err != nil {
 		return err
 	}

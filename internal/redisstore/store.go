@@ -24,6 +24,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
 // Defaults of Options.
@@ -35,7 +37,7 @@ const (
 	// refresh (the caller then fetches for itself).
 	DefaultTimeout = 100 * time.Millisecond
 	// DefaultMaxJWKSBytes is the JWKS size limit Load applies when the
-	// caller passes none (the cache spec's max_response_bytes default).
+	// caller passes none (jwkscache.DefaultRegistration's MaxResponseBytes).
 	DefaultMaxJWKSBytes = 1 << 20
 )
 
@@ -233,30 +235,14 @@ func (s *Store) cooldownKey(tenant, provider string) string {
 
 func (s *Store) updatesChannel() string { return s.namespace + ":updates" }
 
-// checkIDs applies the cache spec's identity rules so that no tenant or
-// provider ID can reach into another key (no ':' or '/' in either).
+// checkIDs applies the cache's ID rules, so that no tenant or provider ID
+// can reach into another key (no ':' in either).
 func checkIDs(tenant, provider string) error {
-	if !validID(tenant, false) {
-		return fmt.Errorf("redisstore: tenant id %q: want 1-64 ASCII letters, digits or '-'", tenant)
+	if err := jwkscache.CheckTenantID(tenant); err != nil {
+		return fmt.Errorf("redisstore: tenant id: %w", err)
 	}
-	if !validID(provider, true) {
-		return fmt.Errorf("redisstore: provider id %q: want 1-64 ASCII letters, digits, '-' or '_'", provider)
+	if err := jwkscache.CheckProviderID(provider); err != nil {
+		return fmt.Errorf("redisstore: provider id: %w", err)
 	}
 	return nil
-}
-
-func validID(s string, underscore bool) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
-		case c == '_' && underscore:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/redisstore"
 	"github.com/extauthz/extauthz/internal/redisstore/redistest"
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
 const testJWKS = `{"keys":[{"kty":"RSA","kid":"k1","n":"AQAB","e":"AQAB"}]}`
@@ -37,8 +38,8 @@ func openStore(t *testing.T, url string, opts redisstore.Options) *redisstore.St
 	return s
 }
 
-func validSnapshot(now time.Time) redisstore.Snapshot {
-	return redisstore.Snapshot{
+func validSnapshot(now time.Time) jwkscache.SharedSnapshot {
+	return jwkscache.SharedSnapshot{
 		TenantID:     "acme",
 		ProviderID:   "main_idp",
 		JWKS:         []byte(testJWKS),
@@ -126,16 +127,16 @@ func TestSave_RefusesInvalid(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
 		name   string
-		mutate func(*redisstore.Snapshot)
+		mutate func(*jwkscache.SharedSnapshot)
 		want   string
 	}{
-		{"non-ASCII etag", func(s *redisstore.Snapshot) { s.ETag = `"é"` }, "bad_etag"},
-		{"header smuggling in last-modified", func(s *redisstore.Snapshot) { s.LastModified = "x\r\nX-Evil: 1" }, "bad_last_modified"},
-		{"expiry before persisted_at", func(s *redisstore.Snapshot) { s.ExpiresAt = s.PersistedAt.Add(-time.Second) }, "bad_times"},
-		{"jwks not JSON", func(s *redisstore.Snapshot) { s.JWKS = []byte(`{"keys":[`) }, "corrupt"},
-		{"jwks not an object", func(s *redisstore.Snapshot) { s.JWKS = []byte(`[]`) }, "corrupt"},
-		{"tenant id reaching into another key", func(s *redisstore.Snapshot) { s.TenantID = "acme:lease" }, "tenant id"},
-		{"bad provider id", func(s *redisstore.Snapshot) { s.ProviderID = "a/b" }, "provider id"},
+		{"non-ASCII etag", func(s *jwkscache.SharedSnapshot) { s.ETag = `"é"` }, "bad_etag"},
+		{"header smuggling in last-modified", func(s *jwkscache.SharedSnapshot) { s.LastModified = "x\r\nX-Evil: 1" }, "bad_last_modified"},
+		{"expiry before persisted_at", func(s *jwkscache.SharedSnapshot) { s.ExpiresAt = s.PersistedAt.Add(-time.Second) }, "bad_times"},
+		{"jwks not JSON", func(s *jwkscache.SharedSnapshot) { s.JWKS = []byte(`{"keys":[`) }, "corrupt"},
+		{"jwks not an object", func(s *jwkscache.SharedSnapshot) { s.JWKS = []byte(`[]`) }, "corrupt"},
+		{"tenant id reaching into another key", func(s *jwkscache.SharedSnapshot) { s.TenantID = "acme:lease" }, "tenant id"},
+		{"bad provider id", func(s *jwkscache.SharedSnapshot) { s.ProviderID = "a/b" }, "provider id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

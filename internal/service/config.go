@@ -85,22 +85,37 @@ func Problems(err error) []string {
 	return out
 }
 
-// CheckConfig reads the configuration at path and validates it exactly as
-// the server would at start (cache settings included, against a registry
-// built from the file's jwks block) without serving or fetching anything.
-// It returns nil or a *ConfigError listing every problem.
+// CheckConfig reads the configuration at path and its tenants_dir and
+// validates them exactly as the server would at start (cache settings
+// included, against a registry built from the file's jwks block) without
+// serving or fetching anything. It returns nil or a *ConfigError listing
+// every problem, a broken tenant file's by its path (the server would start
+// without that tenant).
 func CheckConfig(path string) error {
-	cfg, err := tenants.Load(path)
+	l := tenants.NewLoader(path, nil)
+	in, err := l.Read()
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	return validate(cfg)
+	ld, err := l.Load(in, validateAll)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	if len(ld.Problems) > 0 {
+		errs := make([]error, len(ld.Problems))
+		for i, p := range ld.Problems {
+			errs[i] = p
+		}
+		return &ConfigError{Err: errors.Join(errs...)}
+	}
+	return nil
 }
 
-// validate checks cfg as CheckConfig does: tenants' rules, each provider's
-// cache registration against the registry cfg's jwks block describes, and
-// the contents of jwks.ca_file.
-func validate(cfg *tenants.Config) error {
+// validateAll checks cfg as CheckConfig does: tenants' rules, each
+// provider's cache registration against the registry cfg's jwks block
+// describes, and the contents of jwks.ca_file. It returns nil or the
+// errors.Join of every problem.
+func validateAll(cfg *tenants.Config) error {
 	var errs []error
 	if cfg.JWKS.CAFile != "" {
 		if _, err := os.Stat(cfg.JWKS.CAFile); err == nil { // a missing file is reported by Validate
@@ -123,23 +138,18 @@ func validate(cfg *tenants.Config) error {
 			}
 		}
 	}
-	// The registry is only asked to validate: no provider is registered,
-	// nothing is fetched.
-	reg, err := jwkscache.New(registryOptions(cfg, nil, slog.New(slog.DiscardHandler), nil))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("jwks: %w", err))
+	// Each provider's registration is checked under the registry-wide
+	// options the service would build its registry with.
+	if ro := registryOptions(cfg, nil, nil, nil); ro.Validate() != nil {
+		errs = append(errs, fmt.Errorf("jwks: %w", ro.Validate()))
 		errs = append(errs, cfg.Validate(nil))
 	} else {
-		errs = append(errs, cfg.Validate(reg.Validate))
-		_ = reg.Close()
+		errs = append(errs, cfg.Validate(ro.ValidateRegistration))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return &ConfigError{Err: err}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func registryOptions(cfg *tenants.Config, client *http.Client, log cacheLogger, obs jwkscache.Observer) jwkscache.Options {
+func registryOptions(cfg *tenants.Config, client *http.Client, log *slog.Logger, obs jwkscache.Observer) jwkscache.Options {
 	return jwkscache.Options{
 		InsecureAllowHTTP:    cfg.JWKS.RequireHTTPS != nil && !*cfg.JWKS.RequireHTTPS,
 		AllowedDomains:       cfg.JWKS.AllowedDomains,
@@ -150,17 +160,11 @@ func registryOptions(cfg *tenants.Config, client *http.Client, log cacheLogger, 
 	}
 }
 
-// cacheLogger is what jwkscache logs to (jwkscache.Options.Logger).
-type cacheLogger interface {
-	Warn(msg string, args ...any)
-	Info(msg string, args ...any)
-}
-
 // newRegistry builds the key cache from the registry-wide part of cfg: the
 // extra CA of jwks.ca_file, HTTPS required unless jwks.require_https is
 // false, and the concurrency bound. Per-provider settings arrive through
 // Register (tenants layers the jwks block into each registration).
-func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, coord jwkscache.Coordinator, tracer jwkscache.Tracer) (*jwkscache.Registry, error) {
+func newRegistry(cfg *tenants.Config, log *slog.Logger, obs jwkscache.Observer, coord jwkscache.Coordinator, tracer jwkscache.Tracer) (*jwkscache.Registry, error) {
 	client, err := httpClient(cfg.JWKS.CAFile)
 	if err != nil {
 		return nil, err
@@ -168,6 +172,9 @@ func newRegistry(cfg *tenants.Config, log cacheLogger, obs jwkscache.Observer, c
 	opts := registryOptions(cfg, client, log, obs)
 	opts.Coordinator = coord // jwks.redis: snapshots and leases shared with the other replicas
 	opts.Tracer = tracer     // tracing: refresh and wait spans
+	// admin.RefreshLog (in obs) reports each change of a provider's refresh
+	// outcome; the cache's line after every failed refresh is Debug.
+	opts.QuietRefreshFailures = true
 	reg, err := jwkscache.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)

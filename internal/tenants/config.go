@@ -1,9 +1,11 @@
 // Package tenants provides extauthz's configuration (tenants, their hosts
 // and identity providers) and maps a request to its tenant and provider.
 //
-// CONTRACT FILE: the exported names below are what authz and cmd/extauthz
-// build against. The implementation may add exported names; it must not
-// rename or remove these without updating every caller.
+// Config mirrors the YAML file one to one; Load reads and defaults it,
+// Validate reports every problem with its YAML path, and NewSet compiles a
+// valid Config into the Set that authz asks which tenant a request belongs
+// to and what that tenant's Rules are. Registrations turns each provider
+// into the jwkscache.Registration the service registers.
 package tenants
 
 import "time"
@@ -34,6 +36,10 @@ type Config struct {
 	// believed (on listen.http, only from forward_auth.trusted_proxies).
 	TrustForwardedClientCert bool     `yaml:"trust_forwarded_client_cert"`
 	Tenants                  []Tenant `yaml:"tenants"`
+	// TenantsDir is a directory of tenant files, one tenant per *.yaml or
+	// *.yml file, merged after Tenants (see Loader). Relative to the
+	// configuration file's directory.
+	TenantsDir string `yaml:"tenants_dir"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -74,11 +80,11 @@ type Log struct {
 // Readiness decides when /readyz and grpc.health.v1 report the service
 // ready.
 type Readiness struct {
-	// MinAvailableShare is the share of providers, in (0, 1], that must have
-	// usable keys (fresh, or stale within stale_while_error). The default, 1,
-	// means every provider; a fleet serving many tenants may prefer less, so
-	// that one tenant's identity provider outage does not take extauthz out
-	// of the load balancer for every tenant.
+	// MinAvailableShare, opt-in, is the share of providers, in [0, 1], that
+	// must have usable keys (fresh, or stale within stale_while_error) for
+	// the replica to be ready. The default, 0, is off: a provider without
+	// usable keys costs only its own tenant (503 jwks_unavailable), never
+	// the replica's place in the load balancer for every tenant.
 	MinAvailableShare float64 `yaml:"min_available_share"`
 }
 
@@ -102,7 +108,8 @@ type Limits struct {
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
 }
 
-// CacheSettings are the cache spec's per-provider fields. In the jwks block
+// CacheSettings are the per-provider settings of a jwkscache.Registration,
+// by their YAML names. In the jwks block
 // they are registry-wide defaults; in a provider they override those. A nil
 // field is "not set".
 type CacheSettings struct {
@@ -136,7 +143,7 @@ type JWKS struct {
 	CacheSettings        `yaml:",inline"`
 	CAFile               string `yaml:"ca_file"`                // extra CA bundle (PEM) for internal identity providers
 	MaxConcurrentFetches int    `yaml:"max_concurrent_fetches"` // default 16
-	Redis                *Redis `yaml:"redis"`                  // optional snapshot sharing (issue: Redis)
+	Redis                *Redis `yaml:"redis"`                  // optional snapshot sharing between replicas
 }
 
 // Redis configures snapshot sharing between replicas.

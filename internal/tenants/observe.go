@@ -46,12 +46,8 @@ const (
 
 // applyObserveDefaults fills the tracing and audit defaults.
 func (c *Config) applyObserveDefaults() {
-	if c.Tracing.Protocol == "" {
-		c.Tracing.Protocol = DefaultTracingProtocol
-	}
-	if c.Tracing.ServiceName == "" {
-		c.Tracing.ServiceName = DefaultTracingServiceName
-	}
+	orDefault(&c.Tracing.Protocol, DefaultTracingProtocol)
+	orDefault(&c.Tracing.ServiceName, DefaultTracingServiceName)
 	if c.Tracing.SampleRatio == nil {
 		one := 1.0
 		c.Tracing.SampleRatio = &one

@@ -121,58 +121,29 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func (c *Config) applyDefaults(adminSet bool) {
-	if c.Listen.GRPC == "" {
-		c.Listen.GRPC = DefaultGRPCAddr
-	}
+	orDefault(&c.Listen.GRPC, DefaultGRPCAddr)
 	if !adminSet && c.Listen.Admin == "" {
 		c.Listen.Admin = DefaultAdminAddr
 	}
-	if c.Log.Level == "" {
-		c.Log.Level = DefaultLogLevel
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = DefaultLogFormat
-	}
-	if c.Limits.MaxTokenBytes == 0 {
-		c.Limits.MaxTokenBytes = DefaultMaxTokenBytes
-	}
-	if c.Limits.MaxHeaderValueBytes == 0 {
-		c.Limits.MaxHeaderValueBytes = DefaultMaxHeaderValueBytes
-	}
-	if c.Readiness.MinAvailableShare == 0 {
-		c.Readiness.MinAvailableShare = 1
-	}
-	if c.Limits.MaxRequestHeaderBytes == 0 {
-		c.Limits.MaxRequestHeaderBytes = DefaultMaxRequestHeaderBytes
-	}
-	if c.Limits.MaxConnections == 0 {
-		c.Limits.MaxConnections = DefaultMaxConnections
-	}
-	if c.Limits.MaxConcurrentStreams == 0 {
-		c.Limits.MaxConcurrentStreams = DefaultMaxConcurrentStreams
-	}
-	if c.Admin.RefreshMinInterval == 0 {
-		c.Admin.RefreshMinInterval = Duration(DefaultRefreshMinInterval)
-	}
-	if c.Limits.ColdWait == 0 {
-		c.Limits.ColdWait = Duration(DefaultColdWait)
-	}
+	orDefault(&c.Log.Level, DefaultLogLevel)
+	orDefault(&c.Log.Format, DefaultLogFormat)
+	orDefault(&c.Limits.MaxTokenBytes, DefaultMaxTokenBytes)
+	orDefault(&c.Limits.MaxHeaderValueBytes, DefaultMaxHeaderValueBytes)
+	orDefault(&c.Limits.MaxRequestHeaderBytes, DefaultMaxRequestHeaderBytes)
+	orDefault(&c.Limits.MaxConnections, DefaultMaxConnections)
+	orDefault(&c.Limits.MaxConcurrentStreams, DefaultMaxConcurrentStreams)
+	orDefault(&c.Admin.RefreshMinInterval, Duration(DefaultRefreshMinInterval))
+	orDefault(&c.Limits.ColdWait, Duration(DefaultColdWait))
 	if c.ForwardAuth.TrustedProxies == nil { // absent; "[]" trusts no peer
 		c.ForwardAuth.TrustedProxies = slices.Clone(DefaultTrustedProxies)
 	}
-	if c.JWKS.MaxConcurrentFetches == 0 {
-		c.JWKS.MaxConcurrentFetches = DefaultMaxConcurrent
-	}
+	orDefault(&c.JWKS.MaxConcurrentFetches, DefaultMaxConcurrent)
 	c.applyObserveDefaults()
 	if c.JWKS.Redis != nil && c.JWKS.Redis.Namespace == "" {
 		c.JWKS.Redis.Namespace = DefaultRedisNamespace
 	}
-	if c.DPoPReplay.MaxEntries == 0 {
-		c.DPoPReplay.MaxEntries = DefaultDPoPReplayEntries
-	}
-	if c.DPoPReplay.OnRedisError == "" {
-		c.DPoPReplay.OnRedisError = DefaultDPoPOnRedisError
-	}
+	orDefault(&c.DPoPReplay.MaxEntries, DefaultDPoPReplayEntries)
+	orDefault(&c.DPoPReplay.OnRedisError, DefaultDPoPOnRedisError)
 	for i := range c.Tenants {
 		for j := range c.Tenants[i].Providers {
 			p := &c.Tenants[i].Providers[j]
@@ -187,5 +158,14 @@ func (c *Config) applyDefaults(adminSet bool) {
 				p.FromHeaders = []HeaderSource{{Name: "authorization", ValuePrefix: "Bearer "}}
 			}
 		}
+	}
+}
+
+// orDefault sets *v to d when *v is its type's zero value: the key was
+// absent, or set to zero, which means the default.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }

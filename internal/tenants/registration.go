@@ -1,6 +1,8 @@
 package tenants
 
 import (
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/extauthz/extauthz/jwkscache"
@@ -65,52 +67,34 @@ func (s *CacheSettings) applyTo(reg *jwkscache.Registration) {
 	}
 }
 
-// sets reports whether s sets the field a jwkscache.FieldError names, so a
-// cache-setting error is attributed to the block that wrote the value.
+// sets reports whether s sets the field a jwkscache.FieldError names
+// ("min_ttl", "retry_policy.jitter"), so a cache-setting error is
+// attributed to the block that wrote the value. The names are the yaml
+// tags of CacheSettings: the list is written once, on the struct.
 func (s *CacheSettings) sets(field string) bool {
-	switch field {
-	case "require_https":
-		return s.RequireHTTPS != nil
-	case "allowed_domains":
-		return s.AllowedDomains != nil
-	case "refresh_early":
-		return s.RefreshEarly != nil
-	case "stale_while_error":
-		return s.StaleWhileError != nil
-	case "min_ttl":
-		return s.MinTTL != nil
-	case "max_ttl":
-		return s.MaxTTL != nil
-	case "max_response_bytes":
-		return s.MaxResponseBytes != nil
-	case "negative_cache_ttl":
-		return s.NegativeCacheTTL != nil
-	case "max_redirects":
-		return s.MaxRedirects != nil
-	case "pinned_spki":
-		return s.PinnedSPKI != nil
-	case "prefetch_jitter":
-		return s.PrefetchJitter != nil
-	case "unknown_kid_cooldown":
-		return s.UnknownKIDCooldown != nil
-	}
-	if rp := s.RetryPolicy; rp != nil {
-		switch field {
-		case "retry_policy":
-			return true
-		case "retry_policy.max_retries":
-			return rp.MaxRetries != nil
-		case "retry_policy.attempt_timeout":
-			return rp.AttemptTimeout != nil
-		case "retry_policy.initial_backoff":
-			return rp.InitialBackoff != nil
-		case "retry_policy.max_backoff":
-			return rp.MaxBackoff != nil
-		case "retry_policy.deadline":
-			return rp.Deadline != nil
-		case "retry_policy.jitter":
-			return rp.Jitter != nil
+	return setsField(reflect.ValueOf(s).Elem(), field)
+}
+
+// setsField reports whether the struct v, whose fields are pointers and
+// slices with nil meaning "not set", sets the field at the dotted YAML
+// path. A path into a nested struct (retry_policy.jitter) looks inside it.
+func setsField(v reflect.Value, path string) bool {
+	name, rest, nested := strings.Cut(path, ".")
+	for i := range v.NumField() {
+		tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if tag != name {
+			continue
 		}
+		f := v.Field(i)
+		switch {
+		case f.Kind() != reflect.Pointer && f.Kind() != reflect.Slice, f.IsNil():
+			return false
+		case !nested:
+			return true
+		case f.Kind() == reflect.Pointer && f.Elem().Kind() == reflect.Struct:
+			return setsField(f.Elem(), rest)
+		}
+		return false
 	}
 	return false
 }

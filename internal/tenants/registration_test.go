@@ -134,31 +134,6 @@ func requireAllSet(t *testing.T, v reflect.Value) {
 	}
 }
 
-// TestCacheSettings_SetsEveryField: sets names every YAML field of
-// CacheSettings, so an error about it is attributed to the block that
-// wrote it.
-func TestCacheSettings_SetsEveryField(t *testing.T) {
-	c := mustParse(t, layeredYAML)
-	s := &c.JWKS.CacheSettings
-	var empty CacheSettings
-	empty.RetryPolicy = &RetryPolicy{}
-	for _, typ := range []reflect.Type{reflect.TypeOf(CacheSettings{}), reflect.TypeOf(RetryPolicy{})} {
-		prefix := ""
-		if typ == reflect.TypeOf(RetryPolicy{}) {
-			prefix = "retry_policy."
-		}
-		for i := range typ.NumField() {
-			field := prefix + strings.Split(typ.Field(i).Tag.Get("yaml"), ",")[0]
-			if !s.sets(field) {
-				t.Errorf("sets(%q) = false for a block that sets it", field)
-			}
-			if field != "retry_policy" && empty.sets(field) {
-				t.Errorf("sets(%q) = true for a block that does not set it", field)
-			}
-		}
-	}
-}
-
 // TestValidate_CacheSettingsAttributed checks, with the registry's own
 // validator, that a cache-setting problem is reported at the block that
 // set the value: once at jwks. when only the jwks block sets it, at the
@@ -217,5 +192,69 @@ func TestValidate_CacheSettingsAttributed(t *testing.T) {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestCacheSettings_SetsKnowsEveryFieldByItsYAMLName(t *testing.T) {
+	d, n, b, i64, j := Duration(time.Second), 1, true, int64(1), "full"
+	cases := []struct {
+		field string
+		s     CacheSettings
+	}{
+		{"require_https", CacheSettings{RequireHTTPS: &b}},
+		{"allowed_domains", CacheSettings{AllowedDomains: []string{}}},
+		{"refresh_early", CacheSettings{RefreshEarly: &d}},
+		{"stale_while_error", CacheSettings{StaleWhileError: &d}},
+		{"min_ttl", CacheSettings{MinTTL: &d}},
+		{"max_ttl", CacheSettings{MaxTTL: &d}},
+		{"max_response_bytes", CacheSettings{MaxResponseBytes: &i64}},
+		{"negative_cache_ttl", CacheSettings{NegativeCacheTTL: &d}},
+		{"max_redirects", CacheSettings{MaxRedirects: &n}},
+		{"pinned_spki", CacheSettings{PinnedSPKI: []string{}}},
+		{"prefetch_jitter", CacheSettings{PrefetchJitter: &d}},
+		{"unknown_kid_cooldown", CacheSettings{UnknownKIDCooldown: &d}},
+		{"retry_policy", CacheSettings{RetryPolicy: &RetryPolicy{}}},
+		{"retry_policy.max_retries", CacheSettings{RetryPolicy: &RetryPolicy{MaxRetries: &n}}},
+		{"retry_policy.attempt_timeout", CacheSettings{RetryPolicy: &RetryPolicy{AttemptTimeout: &d}}},
+		{"retry_policy.initial_backoff", CacheSettings{RetryPolicy: &RetryPolicy{InitialBackoff: &d}}},
+		{"retry_policy.max_backoff", CacheSettings{RetryPolicy: &RetryPolicy{MaxBackoff: &d}}},
+		{"retry_policy.deadline", CacheSettings{RetryPolicy: &RetryPolicy{Deadline: &d}}},
+		{"retry_policy.jitter", CacheSettings{RetryPolicy: &RetryPolicy{Jitter: &j}}},
+	}
+	// The table covers every field, so a new setting cannot go unattributed.
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[tc.field] = true
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[CacheSettings](), reflect.TypeFor[RetryPolicy]()} {
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if typ == reflect.TypeFor[RetryPolicy]() {
+				name = "retry_policy." + name
+			}
+			if !covered[name] {
+				t.Errorf("field %s (%s) is not in the table", f.Name, name)
+			}
+		}
+	}
+	for _, tc := range cases {
+		if !tc.s.sets(tc.field) {
+			t.Errorf("%s set, but sets(%q) = false", tc.field, tc.field)
+		}
+		if (&CacheSettings{}).sets(tc.field) {
+			t.Errorf("nothing set, but sets(%q) = true", tc.field)
+		}
+		for _, other := range cases {
+			want := other.field == tc.field || other.field == "retry_policy" && strings.HasPrefix(tc.field, "retry_policy")
+			if got := tc.s.sets(other.field); got != want {
+				t.Errorf("only %s set: sets(%q) = %v", tc.field, other.field, got)
+			}
+		}
+	}
+	all := CacheSettings{AllowedDomains: []string{"x.test"}, RetryPolicy: &RetryPolicy{Jitter: &j}}
+	for _, field := range []string{"allowed_domains[0]", "retry_policy.jitter.x", "retry_policy.nope", "ca_file", ""} {
+		if all.sets(field) {
+			t.Errorf("sets(%q) = true", field)
+		}
 	}
 }

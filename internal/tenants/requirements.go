@@ -361,7 +361,7 @@ func checkClaimPath(name string) error {
 }
 
 // compileRequirements builds tr's requirements, routes and default from t.
-func compileRequirements(tr *TenantRules, t Tenant) {
+func compileRequirements(tr *Rules, t Tenant) {
 	tr.Requirements = make(map[string]*RequirementRules, len(t.Requirements))
 	for name, r := range t.Requirements {
 		rr := &RequirementRules{Name: name, AllowMissing: r.AllowMissing}

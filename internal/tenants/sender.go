@@ -3,6 +3,8 @@ package tenants
 import (
 	"fmt"
 	"time"
+
+	"github.com/extauthz/extauthz/jwkscache"
 )
 
 // SenderConstraint says which proof of possession a provider's tokens
@@ -114,7 +116,7 @@ func validateSender(v *validator, prefix string, s SenderSettings) {
 		v.add(prefix+"dpop.algorithms", "must not be empty when set")
 	}
 	for k, a := range s.DPoP.Algorithms {
-		if !allowedAlgorithms[a] {
+		if !jwkscache.SupportedAlgorithm(a) {
 			// RFC 9449 §4.3 check 5: asymmetric algorithms only.
 			v.add(fmt.Sprintf("%sdpop.algorithms[%d]", prefix, k), fmt.Sprintf("%q is not an asymmetric JWS algorithm (want RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)", a))
 		}

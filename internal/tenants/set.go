@@ -90,8 +90,8 @@ func NormalizeType(typ string) string {
 	return strings.TrimPrefix(typ, "application/")
 }
 
-// TenantRules are one tenant's compiled settings. They are read-only.
-type TenantRules struct {
+// Rules are one tenant's compiled settings. They are read-only.
+type Rules struct {
 	ID        string
 	Hosts     []string         // normalised patterns
 	Providers []*ProviderRules // config order
@@ -117,14 +117,14 @@ type TenantRules struct {
 }
 
 // Provider returns the provider with that id.
-func (t *TenantRules) Provider(id string) (*ProviderRules, bool) {
+func (t *Rules) Provider(id string) (*ProviderRules, bool) {
 	p, ok := t.byID[id]
 	return p, ok
 }
 
 // ProviderByIssuer returns the provider whose issuer equals iss exactly
 // (RFC 7519 §4.1.1: a case-sensitive string comparison).
-func (t *TenantRules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
+func (t *Rules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
 	p, ok := t.byIssuer[iss]
 	return p, ok
 }
@@ -133,10 +133,10 @@ func (t *TenantRules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
 // tenants by id and by host, and their providers. It is safe for concurrent
 // use; a reload builds a new Set and swaps it in.
 type Set struct {
-	tenants      []*TenantRules
-	byID         map[string]*TenantRules
-	exact        map[string]*TenantRules
-	wildcard     map[string]*TenantRules // key: ".acme.test" for "*.acme.test"
+	tenants      []*Rules
+	byID         map[string]*Rules
+	exact        map[string]*Rules
+	wildcard     map[string]*Rules // key: ".acme.test" for "*.acme.test"
 	tenantHeader string
 	limits       Limits
 	dpopReplay   DPoPReplay
@@ -151,9 +151,9 @@ func NewSet(c *Config) (*Set, error) {
 		return nil, fmt.Errorf("tenants: invalid config: %w", err)
 	}
 	s := &Set{
-		byID:         make(map[string]*TenantRules, len(c.Tenants)),
-		exact:        map[string]*TenantRules{},
-		wildcard:     map[string]*TenantRules{},
+		byID:         make(map[string]*Rules, len(c.Tenants)),
+		exact:        map[string]*Rules{},
+		wildcard:     map[string]*Rules{},
 		tenantHeader: strings.ToLower(c.TenantHeader),
 		limits:       c.Limits,
 		dpopReplay:   c.DPoPReplay,
@@ -161,7 +161,7 @@ func NewSet(c *Config) (*Set, error) {
 	}
 	allClaimHeaders := map[string]bool{}
 	for _, t := range c.Tenants {
-		tr := &TenantRules{
+		tr := &Rules{
 			ID:       t.ID,
 			byID:     map[string]*ProviderRules{},
 			byIssuer: map[string]*ProviderRules{},
@@ -257,10 +257,10 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 }
 
 // Tenants returns every tenant in config order.
-func (s *Set) Tenants() []*TenantRules { return s.tenants }
+func (s *Set) Tenants() []*Rules { return s.tenants }
 
 // Tenant returns the tenant with that id (exact, case-sensitive).
-func (s *Set) Tenant(id string) (*TenantRules, bool) {
+func (s *Set) Tenant(id string) (*Rules, bool) {
 	t, ok := s.byID[id]
 	return t, ok
 }
@@ -291,7 +291,7 @@ func (s *Set) TrustForwardedClientCert() bool { return s.trustXFCC }
 // "*.acme.test" matches every name below acme.test at any depth
 // ("x.acme.test", "a.b.acme.test"), like Envoy's virtual_hosts domains, but
 // never "acme.test" itself.
-func (s *Set) TenantForHost(host string) (*TenantRules, bool) {
+func (s *Set) TenantForHost(host string) (*Rules, bool) {
 	h := NormalizeHost(host)
 	if h == "" {
 		return nil, false

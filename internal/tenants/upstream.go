@@ -19,18 +19,8 @@ func (c *Config) validatePayloadHeader(v *validator, pp string, p *Provider, tok
 		v.add(path, err.Error())
 		return
 	}
-	lh := strings.ToLower(h)
-	switch {
-	case reservedHeaders[lh]:
-		v.add(path, fmt.Sprintf("header %q is reserved (hop-by-hop, framing, caching, forwarding or credentials)", h))
-	case strings.HasPrefix(lh, "x-envoy-"):
-		v.add(path, fmt.Sprintf("header %q is reserved for Envoy", h))
-	case hasReservedPrefix(lh):
-		v.add(path, fmt.Sprintf("header %q is reserved: proxies use it to describe the original request", h))
-	case tokenHeaders[lh] != "":
-		v.add(path, fmt.Sprintf("header %q carries a token at %s", h, tokenHeaders[lh]))
-	case lh == strings.ToLower(c.TenantHeader):
-		v.add(path, fmt.Sprintf("header %q is the tenant_header", h))
+	if reason := c.upstreamHeaderProblem(h, nil, tokenHeaders); reason != "" {
+		v.add(path, reason)
 	}
 	for claim, ch := range p.ClaimsToHeaders {
 		if strings.EqualFold(ch, h) {

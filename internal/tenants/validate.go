@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -30,20 +29,6 @@ func (e *PathError) Error() string { return e.Path + ": " + e.Reason }
 // returns nil or errors.Join of *jwkscache.FieldError. The service passes
 // (*jwkscache.Registry).Validate of the registry it will register into.
 type RegistrationCheck func(jwkscache.Registration) error
-
-var (
-	tenantIDRe   = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
-	providerIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-)
-
-// allowedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037) a
-// JWKS-backed provider may list: public-key algorithms only.
-var allowedAlgorithms = map[string]bool{
-	"RS256": true, "RS384": true, "RS512": true,
-	"PS256": true, "PS384": true, "PS512": true,
-	"ES256": true, "ES384": true, "ES512": true,
-	"EdDSA": true,
-}
 
 // reservedHeaders may not carry claims: hop-by-hop headers (RFC 9110
 // §7.6.1), headers that frame, route or cache the request, what proxies
@@ -85,9 +70,9 @@ func (c *Config) Validate(check RegistrationCheck) error {
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		tp := fmt.Sprintf("tenants[%d]", i)
-		switch {
-		case !tenantIDRe.MatchString(t.ID):
-			v.add(tp+".id", fmt.Sprintf("%q must be 1-64 characters of A-Z, a-z, 0-9 and '-'", t.ID))
+		switch err := jwkscache.CheckTenantID(t.ID); {
+		case err != nil:
+			v.add(tp+".id", err.Error())
 		default:
 			if j, dup := tenantIDs[t.ID]; dup {
 				v.add(tp+".id", fmt.Sprintf("duplicate tenant id %q (also tenants[%d])", t.ID, j))
@@ -117,8 +102,8 @@ func (c *Config) Validate(check RegistrationCheck) error {
 		for j := range t.Providers {
 			p := &t.Providers[j]
 			pp := fmt.Sprintf("%s.providers[%d]", tp, j)
-			if !providerIDRe.MatchString(p.ID) {
-				v.add(pp+".id", fmt.Sprintf("%q must be 1-64 characters of A-Z, a-z, 0-9, '-' and '_'", p.ID))
+			if err := jwkscache.CheckProviderID(p.ID); err != nil {
+				v.add(pp+".id", err.Error())
 			} else if k, dup := providerIDs[p.ID]; dup {
 				v.add(pp+".id", fmt.Sprintf("duplicate provider id %q (also providers[%d])", p.ID, k))
 			} else {
@@ -242,8 +227,8 @@ func (c *Config) validateGlobal(v *validator) {
 	if n := c.Limits.MaxConcurrentStreams; n < 1 || n > 1024 {
 		v.add("limits.max_concurrent_streams", fmt.Sprintf("%d must be between 1 and 1024", n))
 	}
-	if f := c.Readiness.MinAvailableShare; !(f > 0 && f <= 1) {
-		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in (0, 1]", f))
+	if f := c.Readiness.MinAvailableShare; !(f >= 0 && f <= 1) {
+		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in [0, 1] (0: off)", f))
 	}
 	if d := time.Duration(c.Limits.ColdWait); d < 0 || d > time.Minute {
 		v.add("limits.cold_wait", fmt.Sprintf("%s must be between 0s and 1m", d))
@@ -341,7 +326,7 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 	for k, a := range p.Algorithms {
 		ap := fmt.Sprintf("%s.algorithms[%d]", pp, k)
 		switch {
-		case allowedAlgorithms[a]:
+		case jwkscache.SupportedAlgorithm(a):
 		case strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS"):
 			// RFC 8725 §3.1/§3.2: no "none", and no shared secrets for keys
 			// that come from a public JWKS.
@@ -402,32 +387,44 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 			v.add(cp, err.Error())
 			continue
 		}
-		lh := strings.ToLower(h)
-		switch {
-		case reservedHeaders[lh]:
-			v.add(cp, fmt.Sprintf("header %q is reserved (hop-by-hop, framing, caching, forwarding or credentials)", h))
-		case strings.HasPrefix(lh, "x-envoy-"):
-			v.add(cp, fmt.Sprintf("header %q is reserved for Envoy", h))
-		case hasReservedPrefix(lh):
-			v.add(cp, fmt.Sprintf("header %q is reserved: proxies use it to describe the original request", h))
-		case sourceHeaders[lh]:
-			v.add(cp, fmt.Sprintf("header %q carries the token (from_headers)", h))
-		case tokenHeaders[lh] != "":
-			v.add(cp, fmt.Sprintf("header %q carries a token at %s", h, tokenHeaders[lh]))
-		case lh == strings.ToLower(c.TenantHeader):
-			v.add(cp, fmt.Sprintf("header %q is the tenant_header", h))
-		default:
-			if other, dup := headerClaim[lh]; dup {
-				v.add(cp, fmt.Sprintf("header %q already set from claim %q", h, other))
-			}
-			headerClaim[lh] = claim
+		if reason := c.upstreamHeaderProblem(h, sourceHeaders, tokenHeaders); reason != "" {
+			v.add(cp, reason)
+			continue
 		}
+		lh := strings.ToLower(h)
+		if other, dup := headerClaim[lh]; dup {
+			v.add(cp, fmt.Sprintf("header %q already set from claim %q", h, other))
+		}
+		headerClaim[lh] = claim
 	}
 }
 
+// upstreamHeaderProblem explains why the valid header name h cannot carry
+// a value from a token to the upstream (a claim header or payload_header),
+// or returns "": it is reserved, it carries a token (own: the provider's
+// own from_headers, named as such), or it is the tenant_header.
+func (c *Config) upstreamHeaderProblem(h string, own map[string]bool, tokenHeaders map[string]string) string {
+	lh := strings.ToLower(h)
+	switch {
+	case reservedHeaders[lh]:
+		return fmt.Sprintf("header %q is reserved (hop-by-hop, framing, caching, forwarding or credentials)", h)
+	case strings.HasPrefix(lh, "x-envoy-"):
+		return fmt.Sprintf("header %q is reserved for Envoy", h)
+	case hasReservedPrefix(lh):
+		return fmt.Sprintf("header %q is reserved: proxies use it to describe the original request", h)
+	case own[lh]:
+		return fmt.Sprintf("header %q carries the token (from_headers)", h)
+	case tokenHeaders[lh] != "":
+		return fmt.Sprintf("header %q carries a token at %s", h, tokenHeaders[lh])
+	case lh == strings.ToLower(c.TenantHeader):
+		return fmt.Sprintf("header %q is the tenant_header", h)
+	}
+	return ""
+}
+
 // validateAllowlist keeps a provider inside jwks.allowed_domains. The jwks
-// block is registry-wide: its allowed_domains is the cache spec's global
-// domain allowlist, which every registration's host must be inside, like
+// block is registry-wide: its allowed_domains is the cache's global domain
+// allowlist (jwkscache.Options.AllowedDomains), which every registration's host must be inside, like
 // jwks.require_https, which a provider cannot turn off. A provider's own
 // list replaces the block's in its registration (tenants layers the block
 // into each), so it may narrow the global list but never widen or lift it.
@@ -441,14 +438,9 @@ func (c *Config) validateAllowlist(v *validator, pp string, p *Provider) {
 		return
 	}
 	for k, d := range p.AllowedDomains {
-		inside := false
-		for _, g := range global {
-			if d == g || strings.HasSuffix(d, "."+g) {
-				inside = true
-				break
-			}
-		}
-		if !inside {
+		// A domain inside the global list is one the global list allows
+		// as a host: the same rule the cache applies to the JWKS host.
+		if !jwkscache.HostAllowed(d, global) {
 			v.add(fmt.Sprintf("%s.allowed_domains[%d]", pp, k), fmt.Sprintf("%q is not inside jwks.allowed_domains", d))
 		}
 	}

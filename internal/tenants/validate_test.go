@@ -106,7 +106,7 @@ func TestValidate_Rules(t *testing.T) {
 		{"token limit", func(c *Config) { c.Limits.MaxTokenBytes = 10 }, []string{"limits.max_token_bytes: 10 must be between"}},
 		{"header limit", func(c *Config) { c.Limits.MaxHeaderValueBytes = -1 }, []string{"limits.max_header_value_bytes: -1 must be between"}},
 		{"cold wait", func(c *Config) { c.Limits.ColdWait = Duration(-time.Second) }, []string{"limits.cold_wait:"}},
-		{"readiness share above one", func(c *Config) { c.Readiness.MinAvailableShare = 1.5 }, []string{"readiness.min_available_share: 1.5 must be in (0, 1]"}},
+		{"readiness share above one", func(c *Config) { c.Readiness.MinAvailableShare = 1.5 }, []string{"readiness.min_available_share: 1.5 must be in [0, 1] (0: off)"}},
 		{"readiness share negative", func(c *Config) { c.Readiness.MinAvailableShare = -0.1 }, []string{"readiness.min_available_share:"}},
 		{"concurrency", func(c *Config) { c.JWKS.MaxConcurrentFetches = -1 }, []string{"jwks.max_concurrent_fetches: must be at least 1"}},
 		{"ca file missing", func(c *Config) { c.JWKS.CAFile = "/nonexistent/ca.pem" }, []string{`jwks.ca_file: cannot read "/nonexistent/ca.pem"`}},

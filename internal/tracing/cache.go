@@ -41,7 +41,7 @@ func (t *Tracing) RefreshStarted(ctx, lookup context.Context, r jwkscache.Traced
 	}
 	ctx, span := t.tracer.Start(ctx, SpanRefresh, opts...)
 	return ctx, func(ev jwkscache.RefreshEvent) {
-		span.SetAttributes(AttrResult.String(ev.Result), AttrKeys.Int(ev.Keys))
+		span.SetAttributes(AttrResult.String(string(ev.Result)), AttrKeys.Int(ev.Keys))
 		if ev.HTTPStatus != 0 {
 			span.SetAttributes(AttrFetchCode.Int(ev.HTTPStatus))
 		}
