@@ -19,7 +19,7 @@ e2e: ## end-to-end tests only: the real binary against HTTPS identity providers
 bench: ## every benchmark (BenchmarkCheck, the cache, the HTTP path), with allocations
 	go test -run "^$$" -bench . -benchmem -benchtime 1s ./...
 
-mutate: ## mutation testing (gremlins) of the security-critical packages; about an hour on 2 cores (docs/testing.md)
+mutate: ## mutation testing (gremlins) of the security-critical packages; hours on 2 cores (docs/testing.md)
 	bash scripts/mutate.sh
 
 lint: ## formatting and go vet

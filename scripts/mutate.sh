@@ -4,7 +4,7 @@
 # comparison, a changed operator) is compiled and the package's own tests are
 # run against it; a mutant that every test survives is a guard no test
 # checks. See docs/testing.md for how to read the result and how long it
-# takes. Not part of CI: on 2 cores a full run takes about an hour.
+# takes. Not part of CI: on a loaded 2-core machine a full run takes hours.
 #
 #   bash scripts/mutate.sh                          # every package below
 #   bash scripts/mutate.sh ./internal/tenants       # one package
