@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,6 +164,7 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 	m := adminDo(http.MethodGet, base+"/metrics")
 	for _, line := range []string{
 		`extauthz_check_total{decision="allow",provider="main",reason="ok",tenant="globex"} 1` + "\n", // the whole value
+		fmt.Sprintf(`extauthz_build_info{goversion=%q,revision=%q,version=%q} 1`, runtime.Version(), e2eRevision, e2eVersion),
 	} {
 		if !strings.Contains(m.body, line) {
 			t.Errorf("/metrics lacks %q", line)

@@ -28,6 +28,9 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+		args = []string{"version"} // the flag most tools answer
+	}
 	if len(args) > 0 {
 		for _, c := range commands() {
 			if c.name != "" && c.name == args[0] {

@@ -26,6 +26,7 @@ func commands() []command {
 		{"demo-idp", "extauthz demo-idp [-listen ADDR] [-ca-out FILE] [-hostname NAME]", runDemoIdP},
 		{"client", "extauthz client -host HOST [-addr HOST:PORT] [-path /p] [-method GET] [-H 'name: value']... [-token TOKEN] [-request-id ID] [-ext key=value]... [-timeout D]", runClient},
 		{"health", "extauthz health [-addr HOST:PORT] [-service NAME] [-timeout D]", runHealth},
+		{"version", "extauthz version [-json]", runVersion},
 	}
 }
 

@@ -221,7 +221,18 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	opts.ReplaceAttr = durationWithUnit
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationWithUnit writes a duration as Go's duration string ("1.5ms")
+// where slog's JSON handler would write a bare number of nanoseconds that
+// a reader cannot tell from milliseconds or seconds.
+func durationWithUnit(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func parseLevel(s string) slog.Level {

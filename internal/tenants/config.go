@@ -149,6 +149,7 @@ type JWKS struct {
 // Redis configures snapshot sharing between replicas.
 type Redis struct {
 	URL       string `yaml:"url"`
+	URLFile   string `yaml:"url_file"`  // a file holding the URL instead (a mounted Secret: the password goes in the URL)
 	Namespace string `yaml:"namespace"` // default jwks-cache
 	// HMACKeyFile holds the keys that authenticate shared snapshots, one
 	// per line, each at least 32 bytes; the first signs, all verify.

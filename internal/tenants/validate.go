@@ -242,12 +242,22 @@ func (c *Config) validateGlobal(v *validator) {
 		}
 	}
 	if r := c.JWKS.Redis; r != nil {
-		u, err := url.Parse(r.URL)
+		key := "jwks.redis.url"
+		if r.URLFile != "" {
+			key = "jwks.redis.url_file"
+		}
+		raw, readErr := r.ResolveURL()
+		u, err := url.Parse(raw)
 		switch {
-		case r.URL == "":
-			v.add("jwks.redis.url", "required when redis is set")
+		case r.URL != "" && r.URLFile != "":
+			v.add("jwks.redis.url", "set url or url_file, not both")
+		case r.URL == "" && r.URLFile == "":
+			v.add("jwks.redis.url", "required when redis is set (or url_file)")
+		case readErr != nil:
+			v.add(key, fmt.Sprintf("cannot read %q: %v", r.URLFile, errors.Unwrap(readErr)))
 		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
-			v.add("jwks.redis.url", "must be a redis:// or rediss:// URL with a host")
+			// Never quote the URL: it may carry the password.
+			v.add(key, "must be a redis:// or rediss:// URL with a host")
 		}
 		if r.HMACKeyFile == "" {
 			v.add("jwks.redis.hmac_key_file", "required when redis is set: without it anyone who can write to Redis decides which keys every replica trusts")
