@@ -1,5 +1,5 @@
 # Each target is one command; `make test` is what CI runs (.ci/run).
-.PHONY: build build-static release docker test e2e bench lint demo
+.PHONY: build build-static release docker test e2e bench lint demo mutate
 
 # The version and revision stamped into the binary (extauthz version, the
 # extauthz_build_info metric): override with `make release VERSION=v1.2.3`.
@@ -29,6 +29,9 @@ e2e: ## end-to-end tests only: the real binary against HTTPS identity providers
 
 bench: ## every benchmark (BenchmarkCheck, the cache, the HTTP path), with allocations
 	go test -run "^$$" -bench . -benchmem -benchtime 1s ./...
+
+mutate: ## mutation testing (gremlins) of the security-critical packages; hours on 2 cores (docs/testing.md)
+	bash scripts/mutate.sh
 
 lint: ## formatting and go vet
 	test -z "$$(gofmt -l .)" && go vet ./...

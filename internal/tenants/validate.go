@@ -582,10 +582,13 @@ func (c *Config) validateCache(v *validator, pp, tenantID string, p *Provider, c
 			v.add(pp, e.Error())
 			continue
 		}
+		// A list element's problem ("pinned_spki[1]") belongs to the block
+		// that set the list.
+		field, _, _ := strings.Cut(fe.Field, "[")
 		switch {
 		case fe.Field == "tenant_id" || fe.Field == "provider_id":
 			// reported above with the config's own rules
-		case !p.CacheSettings.sets(fe.Field) && c.JWKS.CacheSettings.sets(fe.Field):
+		case !p.CacheSettings.sets(field) && c.JWKS.CacheSettings.sets(field):
 			v.addOnce("jwks."+fe.Field, fe.Reason)
 		default:
 			v.add(pp+"."+fe.Field, fe.Reason)

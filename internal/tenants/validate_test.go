@@ -222,54 +222,6 @@ func writeFile(t *testing.T, content string) string {
 	return path
 }
 
-// fakeCheck stands in for (*jwkscache.Registry).Validate: it reports a
-// FieldError for a few rules of the cache.
-func fakeCheck(reg jwkscache.Registration) error {
-	var errs []error
-	if !strings.HasPrefix(reg.JWKSURL, "https://") && reg.RequireHTTPS {
-		errs = append(errs, &jwkscache.FieldError{Field: "jwks_url", Reason: "must use https"})
-	}
-	if reg.RefreshEarly < time.Second {
-		errs = append(errs, &jwkscache.FieldError{Field: "refresh_early", Reason: "must be at least 1s"})
-	}
-	if reg.RetryPolicy.MaxBackoff < reg.RetryPolicy.InitialBackoff {
-		errs = append(errs, &jwkscache.FieldError{Field: "retry_policy.max_backoff", Reason: "must be at least initial_backoff"})
-	}
-	if reg.TenantID == "" {
-		errs = append(errs, &jwkscache.FieldError{Field: "tenant_id", Reason: "required"})
-	}
-	return errors.Join(errs...)
-}
-
-func TestValidate_CacheSettingsAttributed(t *testing.T) {
-	c := mustParse(t, validYAML)
-	c.Tenants[1].Providers[0].JWKSURL = "http://idp.globex.test/jwks.json"
-	// The jwks block sets a bad refresh_early: reported once at jwks., not
-	// once per provider.
-	c.JWKS.RefreshEarly = ptr(Duration(time.Millisecond))
-	// A provider override is reported at the provider.
-	c.Tenants[0].Providers[0].RetryPolicy = &RetryPolicy{MaxBackoff: ptr(Duration(time.Millisecond))}
-	var got []string
-	for _, e := range Problems(c.Validate(fakeCheck)) {
-		got = append(got, e.Error())
-	}
-	want := []string{
-		"jwks.refresh_early: must be at least 1s",
-		"tenants[0].providers[0].retry_policy.max_backoff: must be at least initial_backoff",
-		"tenants[1].providers[0].jwks_url: must use https",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("errors (-want +got):\n%s", diff)
-	}
-	// A provider override of a bad global value is the provider's problem.
-	c = mustParse(t, validYAML)
-	c.Tenants[0].Providers[0].RefreshEarly = ptr(Duration(0))
-	err := c.Validate(fakeCheck)
-	if err == nil || err.Error() != "tenants[0].providers[0].refresh_early: must be at least 1s" {
-		t.Errorf("Validate = %v", err)
-	}
-}
-
 func TestValidate_WithRealRegistryValidate(t *testing.T) {
 	reg, err := jwkscache.New(jwkscache.Options{})
 	if err != nil {
