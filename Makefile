@@ -1,5 +1,5 @@
 # Each target is one command; `make test` is what CI runs (.ci/run).
-.PHONY: build build-static release docker test e2e bench bench-load lint demo
+.PHONY: build build-static release docker test e2e bench bench-load lint demo mutate
 
 # The version and revision stamped into the binary (extauthz version, the
 # extauthz_build_info metric): override with `make release VERSION=v1.2.3`.
@@ -35,6 +35,9 @@ bench-load: ## load test over gRPC with ghz: no-op server, uncached, cached, 10,
 	go build -o bin/noop-authz ./scripts/benchload/noop
 	GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@v0.120.0
 	go run ./scripts/benchload -extauthz bin/extauthz -noop bin/noop-authz -ghz bin/ghz $(BENCH_LOAD_FLAGS)
+
+mutate: ## mutation testing (gremlins) of the security-critical packages; hours on 2 cores (docs/testing.md)
+	bash scripts/mutate.sh
 
 lint: ## formatting and go vet
 	test -z "$$(gofmt -l .)" && go vet ./...

@@ -163,13 +163,20 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 	// The decisions are counted.
 	m := adminDo(http.MethodGet, base+"/metrics")
 	for _, line := range []string{
-		`extauthz_check_total{decision="allow",provider="main",reason="ok",tenant="globex"} 1`,
-		`jwks_cache_refresh_total{provider="main",result="error",tenant="globex"}`,
+		`extauthz_check_total{decision="allow",provider="main",reason="ok",tenant="globex"} 1` + "\n", // the whole value
 		fmt.Sprintf(`extauthz_build_info{goversion=%q,revision=%q,version=%q} 1`, runtime.Version(), e2eRevision, e2eVersion),
 	} {
 		if !strings.Contains(m.body, line) {
 			t.Errorf("/metrics lacks %q", line)
 		}
+	}
+	// At least the failed first fetch and the failed forced refresh; the
+	// retry timer may have added more.
+	const failures = `jwks_cache_refresh_total{provider="main",result="error",tenant="globex"} `
+	if _, rest, ok := strings.Cut(m.body, failures); !ok {
+		t.Errorf("/metrics lacks %q", failures)
+	} else if v, _, _ := strings.Cut(rest, "\n"); v == "0" || v == "1" || strings.Trim(v, "0123456789") != "" {
+		t.Errorf("%s%s, want at least 2", failures, v)
 	}
 
 	// SIGTERM: unready at once, for good, while Checks are still answered.

@@ -69,7 +69,14 @@ type Registration struct {
 	TenantID   string
 	ProviderID string
 	JWKSURL    string
-	// Issuer is the iss the provider's keys are trusted for (optional).
+	// DiscoveryURL, instead of JWKSURL, is where the provider's metadata
+	// document is (OpenID Connect Discovery 1.0 §4 or RFC 8414 §3; see
+	// DiscoveryURL): the key set is fetched from its jwks_uri, which must
+	// pass the guards a JWKSURL does. The document is cached like a key
+	// set (discovery.go).
+	DiscoveryURL string
+	// Issuer is the iss the provider's keys are trusted for (optional;
+	// required with DiscoveryURL, whose document must name it exactly).
 	// The cache does not check tokens; it makes the issuer part of the
 	// trust fingerprint that ties shared snapshots to these settings.
 	Issuer string
@@ -198,6 +205,14 @@ type Status struct {
 	RefreshNotModified  uint64        // refreshes answered 304
 	LastRefreshDuration time.Duration // duration of the last refresh, retries included
 	SkippedKeys         uint64        // JWKs skipped as malformed, unsupported or refused
+
+	// Discovery (a registration with DiscoveryURL); empty otherwise.
+	DiscoveryURL      string    // the metadata document's URL (redacted)
+	JWKSURI           string    // the discovered jwks_uri (redacted)
+	MetadataFetchedAt time.Time // last verified fetch or 304 of the document
+	MetadataExpiresAt time.Time // when the document is fetched again
+	MetadataError     string    // the last metadata fetch's error, "" after a success
+
 	// SnapshotsRejected counts shared snapshots (Coordinator) that were
 	// there but not trusted, by reason (the Reject* constants and the
 	// coordinator's own reasons, such as "bad_mac"). Nil when none.

@@ -206,7 +206,11 @@ func freshness(h http.Header, now time.Time, minTTL, maxTTL time.Duration) time.
 	}
 	if age := strings.TrimSpace(h.Get("Age")); age != "" {
 		if n, valid := deltaSeconds(age, ceiling); valid {
-			lifetime -= time.Duration(n) * time.Second
+			// Saturating: an Expires centuries past is already the most
+			// negative Duration, and subtracting would wrap it to a lifetime
+			// of max_ttl. Anything at or below 0 means min_ttl anyway.
+			left := max(lifetime, 0)
+			lifetime = left - min(time.Duration(n)*time.Second, left)
 		}
 	}
 	return min(max(lifetime, minTTL), maxTTL)

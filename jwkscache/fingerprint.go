@@ -9,7 +9,7 @@ import (
 )
 
 // fingerprint is a registration's trust fingerprint: a SHA-256 over every
-// setting that decides which keys may be trusted for it (the JWKS URL, the
+// setting that decides which keys may be trusted for it (the JWKS URL or discovery URL, the
 // issuer, the pins, the allowlists, require_https and the fetch limits),
 // in a fixed order with each value length-prefixed. Two registrations with
 // the same fingerprint accept the same key sets; a shared snapshot fetched
@@ -40,5 +40,11 @@ func fingerprint(reg Registration, globalAllowed []string) string {
 	field(strconv.FormatBool(reg.RequireHTTPS))
 	field(strconv.FormatInt(reg.MaxResponseBytes, 10))
 	field(strconv.Itoa(reg.MaxRedirects))
+	if reg.DiscoveryURL != "" {
+		// Keys discovered from another metadata document are not these
+		// (appended only when set: other fingerprints stay as they were).
+		field("discovery_url")
+		field(reg.DiscoveryURL)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }

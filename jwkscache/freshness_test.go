@@ -1,6 +1,7 @@
 package jwkscache
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -41,6 +42,7 @@ func TestFreshness_CacheHeaderEdgeCases(t *testing.T) {
 		{"Age reduces Expires too (§4.2.3)", http.Header{"Expires": {httpDate(10 * time.Minute)}, "Date": {httpDate(0)}, "Age": {"300"}}, 5 * time.Minute},
 		{"Age beyond the lifetime", http.Header{"Cache-Control": {"max-age=600"}, "Age": {"900"}}, minTTL},
 		{"huge Age saturates and makes it stale", http.Header{"Cache-Control": {"max-age=600"}, "Age": {"99999999999999999999999"}}, minTTL},
+		{"Age after an Expires centuries past does not wrap around", http.Header{"Expires": {"Thu, 01 Jan 0001 00:00:00 GMT"}, "Age": {"1"}}, minTTL},
 		{"invalid Age ignored", http.Header{"Cache-Control": {"max-age=600"}, "Age": {"-5"}}, 600 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,4 +51,61 @@ func TestFreshness_CacheHeaderEdgeCases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzFreshness feeds hostile cache headers (the identity provider's, or a
+// proxy's) to freshness. Whatever they say, the lifetime stays within
+// [min_ttl, max_ttl]; no-store or no-cache anywhere means min_ttl; an Age
+// never lengthens it; and a lone max-age=N means N clamped.
+func FuzzFreshness(f *testing.F) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	date := now.Format(http.TimeFormat)
+	later := now.Add(10 * time.Minute).Format(http.TimeFormat)
+	for _, s := range [][4]string{
+		{"max-age=600", "", "", ""},
+		{`public, Max-Age="600" , immutable`, "", "", "100"},
+		{"max-age=600, max-age=3000", "", "", ""},
+		{"max-age=99999999999999999999999", "", "", "99999999999999999999999"},
+		{"max-age=-600", later, date, "-5"},
+		{"s-maxage=600,no-cache", later, date, ""},
+		{"", later, date, "300"},
+		{"", "0", "garbage", ""},
+		{"max-age", "Thu, 01 Jan 1970 00:00:00 GMT", "", " 7 "},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], uint32(600), uint16(30), uint32(3600))
+	}
+	f.Fuzz(func(t *testing.T, cc, expires, dateHdr, age string, n uint32, minS uint16, maxS uint32) {
+		minTTL := time.Duration(max(minS, 1)) * time.Second
+		maxTTL := max(time.Duration(maxS)*time.Second, minTTL)
+		h := http.Header{}
+		for name, v := range map[string]string{"Cache-Control": cc, "Expires": expires, "Date": dateHdr, "Age": age} {
+			if v != "" {
+				h.Set(name, v)
+			}
+		}
+		got := freshness(h, now, minTTL, maxTTL)
+		if got < minTTL || got > maxTTL {
+			t.Fatalf("freshness(%v) = %v, outside [%v, %v]", h, got, minTTL, maxTTL)
+		}
+		if again := freshness(h.Clone(), now, minTTL, maxTTL); again != got {
+			t.Fatalf("freshness(%v) = %v, then %v", h, got, again)
+		}
+		for _, d := range []string{"no-store", "No-Cache"} {
+			h2 := h.Clone()
+			h2.Add("Cache-Control", d)
+			if ttl := freshness(h2, now, minTTL, maxTTL); ttl != minTTL {
+				t.Fatalf("freshness(%v) = %v, want min_ttl for %s", h2, ttl, d)
+			}
+		}
+		h3 := h.Clone()
+		h3.Del("Age")
+		if without := freshness(h3, now, minTTL, maxTTL); got > without {
+			t.Fatalf("Age %q lengthened the lifetime: %v > %v", age, got, without)
+		}
+		lone := http.Header{"Cache-Control": {fmt.Sprintf("max-age=%d", n)}}
+		want := min(max(time.Duration(n)*time.Second, minTTL), maxTTL)
+		if ttl := freshness(lone, now, minTTL, maxTTL); ttl != want {
+			t.Fatalf("freshness(%v) = %v, want %v", lone, ttl, want)
+		}
+	})
 }

@@ -89,6 +89,10 @@ func fuzzSeedDocs(f *testing.F) [][]byte {
 		doc(json.RawMessage(`{"kty":"EC","crv":"P-256","kid":"off-curve","x":"AAAA","y":"AAAA"}`)),
 		doc(json.RawMessage(`{"kty":"RSA","kid":"e0","n":"AQAB","e":"AA"}`)),
 		doc(json.RawMessage(`{"kty":"EC","kid":5}`), json.RawMessage(`"not an object"`), json.RawMessage(`null`)),
+		doc(with(jwk(&rsaKey.PublicKey, "ps", jwkset.AlgPS384, false), "use", "sig"),
+			with(jwk(&rsaKey.PublicKey, "ops", "", false), "key_ops", []string{"verify", "sign"}),
+			with(jwk(&p256.PublicKey, "wrong-alg", "", false), "alg", "ES384"),
+			with(jwk(edPub, "hs", "", false), "alg", "HS256")),
 		[]byte(`{"keys":[]}`),
 		[]byte(`{"keys":null}`),
 		[]byte(`{}`),
@@ -115,6 +119,7 @@ func FuzzParseKeySet(f *testing.F) {
 				t.Fatalf("skipped key %d has no reason", sk.index)
 			}
 		}
+		checkKeptAndSkipped(t, raw, s, skipped)
 		if err != nil {
 			if s != nil {
 				t.Fatalf("error %v with a non-nil set", err)
@@ -146,6 +151,66 @@ func FuzzParseKeySet(f *testing.F) {
 			checkVerifyKey(t, k)
 		}
 	})
+}
+
+// checkKeptAndSkipped checks parseKeySet's result against the document:
+// every JWK is either kept (in document order) or skipped with its index,
+// never both; a refused kind (symmetric, X25519, a use other than sig,
+// key_ops without verify) is never kept; and a kept key with an alg member
+// fits exactly that algorithm.
+func checkKeptAndSkipped(t *testing.T, raw []byte, s *keySet, skipped []skippedKey) {
+	t.Helper()
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if json.Unmarshal(raw, &doc) != nil || doc.Keys == nil {
+		if s != nil || len(skipped) != 0 {
+			t.Fatalf("no JWKS document, yet %d skipped and set %v", len(skipped), s != nil)
+		}
+		return
+	}
+	var kept []*verifyKey
+	if s != nil {
+		kept = s.keys
+	}
+	if len(kept)+len(skipped) != len(doc.Keys) {
+		t.Fatalf("%d kept + %d skipped != %d keys in the document", len(kept), len(skipped), len(doc.Keys))
+	}
+	isSkipped := make([]bool, len(doc.Keys))
+	for _, sk := range skipped {
+		if sk.index < 0 || sk.index >= len(doc.Keys) || isSkipped[sk.index] {
+			t.Fatalf("skipped index %d out of range or repeated", sk.index)
+		}
+		isSkipped[sk.index] = true
+	}
+	next := 0
+	for i, rawKey := range doc.Keys {
+		if isSkipped[i] {
+			continue
+		}
+		k := kept[next]
+		next++
+		var m jwkset.JWKMarshal
+		if err := json.Unmarshal(rawKey, &m); err != nil {
+			t.Fatalf("key %d kept but not a JWK object: %v", i, err)
+		}
+		if k.kid != m.KID {
+			t.Fatalf("key %d kept as kid %q, document says %q", i, k.kid, m.KID)
+		}
+		switch {
+		case m.KTY == jwkset.KtyOct:
+			t.Fatalf("key %d: symmetric key kept", i)
+		case m.CRV == jwkset.CrvX25519:
+			t.Fatalf("key %d: X25519 key kept", i)
+		case m.USE != "" && m.USE != jwkset.UseSig:
+			t.Fatalf("key %d: key with use %q kept", i, m.USE)
+		case len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify):
+			t.Fatalf("key %d: key_ops %v without verify kept", i, m.KEYOPS)
+		}
+		if m.ALG != "" && k.algs != algBit(string(m.ALG)) {
+			t.Fatalf("key %d: alg %q, yet the key fits %b", i, m.ALG, k.algs)
+		}
+	}
 }
 
 // checkVerifyKey fails unless k is a supported public key whose alg bits fit it.

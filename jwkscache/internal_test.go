@@ -1,6 +1,7 @@
 package jwkscache
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -73,4 +74,52 @@ func (c recordClock) Now() time.Time { return c.now }
 func (c recordClock) AfterFunc(d time.Duration, f func()) Timer {
 	*c.d = d
 	return time.AfterFunc(time.Hour, f)
+}
+
+// TestNegativeCache_Bounded: random kids cannot grow the negative cache past
+// maxNegative; once it is full, expired entries make room and live ones are
+// kept.
+func TestNegativeCache_Bounded(t *testing.T) {
+	p := &provider{reg: DefaultRegistration("t", "p", "https://x")}
+	p.reg.NegativeCacheTTL = time.Minute
+	now := time.Unix(1e9, 0)
+	for i := range maxNegative + 10 {
+		p.rememberMissing(fmt.Sprintf("kid-%d", i), now)
+	}
+	if len(p.negative) != maxNegative {
+		t.Fatalf("negative cache holds %d kids, want the bound %d", len(p.negative), maxNegative)
+	}
+	if !p.knownMissing("kid-0", now) || p.knownMissing(fmt.Sprintf("kid-%d", maxNegative), now) {
+		t.Fatal("a full cache must keep its entries and refuse new ones")
+	}
+	// Half the entries expire: the next miss evicts them and is remembered.
+	later := now.Add(time.Minute)
+	for i := range maxNegative / 2 {
+		p.negative[fmt.Sprintf("kid-%d", i)] = now.Add(30 * time.Second)
+	}
+	p.rememberMissing("new", later.Add(-time.Second))
+	if got := len(p.negative); got != maxNegative/2+1 {
+		t.Fatalf("after eviction %d kids, want %d", got, maxNegative/2+1)
+	}
+	if !p.knownMissing("new", later.Add(-time.Second)) || !p.knownMissing(fmt.Sprintf("kid-%d", maxNegative-1), later.Add(-time.Second)) {
+		t.Fatal("live entries lost in eviction")
+	}
+	// An entry is missing until exactly its expiry, then forgotten.
+	if p.knownMissing("new", later.Add(59*time.Second)) {
+		t.Fatal("expired entry still known missing")
+	}
+	if _, ok := p.negative["new"]; ok {
+		t.Fatal("expired entry not deleted on lookup")
+	}
+}
+
+// TestNegativeCache_OffWhenTTLZero: negative_cache_ttl 0 turns the cache off.
+func TestNegativeCache_OffWhenTTLZero(t *testing.T) {
+	p := &provider{reg: DefaultRegistration("t", "p", "https://x")}
+	p.reg.NegativeCacheTTL = 0
+	now := time.Unix(1e9, 0)
+	p.rememberMissing("k", now)
+	if p.knownMissing("k", now) || len(p.negative) != 0 {
+		t.Fatal("negative cache used with negative_cache_ttl 0")
+	}
 }

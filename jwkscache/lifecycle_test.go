@@ -380,21 +380,41 @@ func TestRegister_ChangedTimingKeepsServingTheOldSetWhileTheIdentityProviderIsDo
 	wantErr(t, err, jwkscache.ErrUnavailable)
 }
 
-func TestRegister_NewURLStartsCold(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	f := newFixture(t, srv)
-	f.register(t)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }
-	})
-	// Keys fetched from one URL never serve another.
-	if err := f.reg.Register(context.Background(), f.registration(func(r *jwkscache.Registration) {
-		r.JWKSURL = srv.URL + "/other-jwks"
-	})); err != nil {
-		t.Fatal(err)
+// TestRegister_NewSourceStartsCold: keys fetched under one source (URL and
+// the guards of the fetch: HTTPS, allowlist, pins, redirect and size
+// limits) never serve a replacement that changes it, since the replacement
+// might not have accepted them. Only timing changes keep the keys
+// (TestRegister_ChangedTimingKeepsServingTheOldSetWhileTheIdentityProviderIsDown).
+func TestRegister_NewSourceStartsCold(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(r *jwkscache.Registration, srvURL string)
+	}{
+		{"new url", func(r *jwkscache.Registration, u string) { r.JWKSURL = u + "/other-jwks" }},
+		{"added pin", func(r *jwkscache.Registration, _ string) {
+			r.PinnedSPKI = []string{"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}
+		}},
+		{"narrowed allowlist", func(r *jwkscache.Registration, _ string) { r.AllowedDomains = []string{"127.0.0.1"} }},
+		{"smaller response limit", func(r *jwkscache.Registration, _ string) { r.MaxResponseBytes = 1024 }},
+		{"fewer redirects", func(r *jwkscache.Registration, _ string) { r.MaxRedirects = 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newECKey(t)
+			srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+			f := newFixture(t, srv)
+			f.register(t)
+			f.mustKey(t, "k1", k)
+			srv.set(func(s *jwksServer) {
+				s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }
+			})
+			if err := f.reg.Register(context.Background(), f.registration(func(r *jwkscache.Registration) {
+				tc.mutate(r, srv.URL)
+			})); err != nil {
+				t.Fatal(err)
+			}
+			f.next(t)
+			_, err := f.key("k1", "ES256")
+			wantErr(t, err, jwkscache.ErrUnavailable)
+		})
 	}
-	f.next(t)
-	_, err := f.key("k1", "ES256")
-	wantErr(t, err, jwkscache.ErrUnavailable)
 }

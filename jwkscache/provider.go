@@ -48,6 +48,7 @@ type provider struct {
 	reg          Registration
 	deps         deps
 	fetcher      fetcher
+	meta         *metadata // nil unless the registration has a DiscoveryURL
 	closeIdle    func()
 	snap         atomic.Pointer[keySet]
 	coolingUntil atomic.Int64 // unix nanos; unknown-kid refreshes wait until then
@@ -348,5 +349,8 @@ func (p *provider) status() Status {
 	st.RefreshNotModified = p.refreshNotMod.Load()
 	st.LastRefreshDuration = time.Duration(p.lastRefreshNanos.Load())
 	st.SkippedKeys = p.skippedKeys.Load()
+	if p.meta != nil {
+		p.meta.fill(&st)
+	}
 	return st
 }

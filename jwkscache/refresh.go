@@ -178,7 +178,20 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	if old != nil {
 		etag, lastMod, stored = old.etag, old.lastModified, old.cacheHeader
 	}
-	res, err := p.fetcher.fetch(actx, p.deps.clock.Now(), etag, lastMod, stored)
+	f, uri := p.fetcher, ""
+	if p.meta != nil {
+		var err error
+		if uri, err = p.meta.jwksURI(actx, p.deps.clock.Now()); err != nil {
+			return fetchResult{}, err
+		}
+		f = f.at(uri)
+		if !p.meta.conditional(uri) {
+			// A new jwks_uri: fetched in full, while the old set keeps
+			// serving until the new one is adopted.
+			etag, lastMod, stored = "", "", nil
+		}
+	}
+	res, err := f.fetch(actx, p.deps.clock.Now(), etag, lastMod, stored)
 	if err != nil {
 		return res, err
 	}
@@ -190,6 +203,7 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 		}
 		s := old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified, res.cacheHeader)
 		s.source = SourceIdentityProvider // revalidated: a set adopted from Redis is now our own
+		p.meta.keysFetched(uri)
 		p.adopt(s)
 		return res, nil
 	}
@@ -201,6 +215,7 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	s.fetchedAt = now
 	s.setExpiry(now, expires, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.cacheHeader, s.source = res.etag, res.lastModified, res.cacheHeader, SourceIdentityProvider
+	p.meta.keysFetched(uri)
 	if p.deps.coord == nil {
 		// The document is kept only to share it with other replicas; alone,
 		// the parsed keys are all a provider needs (it was a third of a
@@ -292,6 +307,13 @@ func (p *provider) schedule(now time.Time) {
 			d *= 2
 		}
 		d = min(max(d, time.Second), p.reg.MinTTL) + jitter(p.reg.PrefetchJitter)
+	}
+	if p.meta != nil {
+		if exp := p.meta.expiry(); !exp.IsZero() {
+			// The metadata document is refreshed in the background too, so
+			// that a moved jwks_uri is followed before the old set expires.
+			d = min(d, exp.Sub(now))
+		}
 	}
 	d = max(d, time.Second)
 	if p.timer != nil {

@@ -178,6 +178,9 @@ func (r *Registry) RegisterAll(ctx context.Context, regs []Registration) error {
 			if s := old.snap.Load(); s != nil {
 				p.adopt(s.carried(now, reg.StaleWhileError))
 			}
+			if p.meta != nil {
+				p.meta.carry(old.meta)
+			}
 		}
 		t.warm = p.warmStart(t.shared)
 		if old != nil {
@@ -225,6 +228,14 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 	}
 	p := newProvider(im.ctx, reg, im.deps, f, closeIdle)
 	p.fingerprint = fingerprint(reg, im.opts.AllowedDomains)
+	if reg.DiscoveryURL != "" {
+		p.meta = &metadata{
+			issuer:  reg.Issuer,
+			fetcher: f.at(reg.DiscoveryURL),
+			check:   fetchURLCheck(reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains),
+		}
+		p.fetcher.display = "the jwks_uri of " + p.meta.fetcher.display
+	}
 	return p
 }
 
@@ -306,13 +317,15 @@ func (r *Registry) Key(ctx context.Context, tenantID, providerID, kid, alg strin
 	}
 }
 
-// Refresh fetches now, even when the set is fresh, and waits for the outcome.
-// A refresh already in flight is joined rather than duplicated.
+// Refresh fetches now, even when the set (and a discovering provider's
+// metadata document) is fresh, and waits for the outcome. A refresh
+// already in flight is joined rather than duplicated.
 func (r *Registry) Refresh(ctx context.Context, tenantID, providerID string) error {
 	p := (*r.impl.providers.Load())[providerKey{tenantID, providerID}]
 	if p == nil {
 		return fmt.Errorf("%w: %s/%s", ErrUnknownProvider, tenantID, providerID)
 	}
+	p.meta.expire()
 	return p.refreshNow(ctx)
 }
 
@@ -375,9 +388,11 @@ func cloneRegistration(reg Registration) Registration {
 // sameSource reports whether keys fetched under registration a may serve
 // registration b: the same URL, fetched under the same guards (HTTPS,
 // allowlist, pins, redirect and size limits). The issuer does not matter
-// here: the same document fetched again would hold the same keys.
+// here: the same document fetched again would hold the same keys; except
+// for a discovered key set, whose metadata document must name the issuer.
 func sameSource(a, b Registration) bool {
-	return a.JWKSURL == b.JWKSURL && a.RequireHTTPS == b.RequireHTTPS &&
+	return a.JWKSURL == b.JWKSURL && a.DiscoveryURL == b.DiscoveryURL && (a.DiscoveryURL == "" || a.Issuer == b.Issuer) &&
+		a.RequireHTTPS == b.RequireHTTPS &&
 		a.MaxResponseBytes == b.MaxResponseBytes && a.MaxRedirects == b.MaxRedirects &&
 		slices.Equal(a.AllowedDomains, b.AllowedDomains) && slices.Equal(a.PinnedSPKI, b.PinnedSPKI)
 }

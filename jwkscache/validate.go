@@ -62,24 +62,34 @@ func (o Options) ValidateRegistration(reg Registration) error {
 			bad(fmt.Sprintf("allowed_domains[%d]", i), "%s", reason)
 		}
 	}
-	u, err := url.Parse(reg.JWKSURL)
+	field, target := "jwks_url", reg.JWKSURL
+	if reg.DiscoveryURL != "" {
+		field, target = "discovery_url", reg.DiscoveryURL
+		if reg.JWKSURL != "" {
+			bad("jwks_url", "must be empty with discovery_url: the metadata's jwks_uri is used")
+		}
+		if reg.Issuer == "" {
+			bad("issuer", "required with discovery_url: the metadata document must name it")
+		}
+	}
+	u, err := url.Parse(target)
 	switch {
 	case err != nil:
 		// url.Parse's error quotes the whole URL, credentials included.
-		bad("jwks_url", "not a URL: %v", errors.Unwrap(err))
+		bad(field, "not a URL: %v", errors.Unwrap(err))
 	case !u.IsAbs() || u.Host == "" || u.Hostname() == "":
-		bad("jwks_url", "must be an absolute URL with a host, got %q", redactURL(u))
+		bad(field, "must be an absolute URL with a host, got %q", redactURL(u))
 	case u.Scheme != "https" && u.Scheme != "http":
-		bad("jwks_url", "scheme %q is not https", u.Scheme)
+		bad(field, "scheme %q is not https", u.Scheme)
 	case u.Scheme == "http" && (reg.RequireHTTPS || !o.InsecureAllowHTTP):
-		bad("jwks_url", "must use https")
+		bad(field, "must use https")
 	default:
 		host := canonicalHost(u)
 		if len(reg.AllowedDomains) > 0 && !HostAllowed(host, reg.AllowedDomains) {
-			bad("jwks_url", "host %q is not inside allowed_domains", host)
+			bad(field, "host %q is not inside allowed_domains", host)
 		}
 		if g := o.AllowedDomains; len(g) > 0 && !HostAllowed(host, g) {
-			bad("jwks_url", "host %q is not inside the registry's allowed domains", host)
+			bad(field, "host %q is not inside the registry's allowed domains", host)
 		}
 	}
 	if reg.RefreshEarly < time.Second {

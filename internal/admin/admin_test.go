@@ -143,14 +143,14 @@ func TestAdmin_WalkThroughProviderStates(t *testing.T) {
 
 	// Stale: past expires_at, refreshes failing, the old set still serves.
 	f.advance(t, time.Hour+time.Second)
-	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Stale })
+	f.mustStatus(t, "main", func(st jwkscache.Status) bool { return st.Stale })
 	f.expectStep(t, "stale", wantStatus{State: "Ready", Stale: true, Available: true, ErrorCount: 2, HasError: true, KeyIDs: []string{"k1"}}, http.StatusOK)
 
 	// Unavailable: past expires_at + stale_while_error (60 s), still failing:
 	// the set is kept for the status but no lookup uses it. The provider is
 	// unavailable; the replica stays ready for every other tenant.
 	f.advance(t, time.Minute)
-	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Unusable })
+	f.mustStatus(t, "main", func(st jwkscache.Status) bool { return st.Unusable })
 	f.expectStep(t, "unavailable", wantStatus{State: "Ready", Stale: true, ErrorCount: 3, HasError: true, KeyIDs: []string{"k1"}}, http.StatusOK)
 
 	// Back: the identity provider answers again and the next refresh brings

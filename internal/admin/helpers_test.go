@@ -214,23 +214,14 @@ func (f *fixture) advance(t *testing.T, d time.Duration) jwkscache.RefreshEvent 
 	return f.events.next(t)
 }
 
-// waitStatus waits until the registry's own status of acme/provider
-// satisfies cond: the cache ages a key set (fresh, stale, unusable) on
-// timers of the fake clock that run in their own goroutines, so an Advance
-// takes effect a moment later. The real-time bound only turns a hang into a
-// failure; no TTL is waited for.
-func (f *fixture) waitStatus(t *testing.T, provider string, cond func(jwkscache.Status) bool) {
+// mustStatus checks the registry's own status of acme/provider. The cache
+// ages a key set (fresh, stale, unusable) on timers of the fake clock, and
+// clocktest's Advance returns only once the timers it ran have returned, so
+// the status is checked at once: nothing to wait for.
+func (f *fixture) mustStatus(t *testing.T, provider string, cond func(jwkscache.Status) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if st, ok := f.reg.Status("acme", provider); ok && cond(st) {
-			return
-		}
-		if time.Now().After(deadline) {
-			st, _ := f.reg.Status("acme", provider)
-			t.Fatalf("status never reached the expected state: %+v", st)
-		}
-		time.Sleep(time.Millisecond)
+	if st, ok := f.reg.Status("acme", provider); !ok || !cond(st) {
+		t.Fatalf("status not in the expected state: %+v", st)
 	}
 }
 

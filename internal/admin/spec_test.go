@@ -13,7 +13,9 @@ func TestSpec_RejectsWhatItDoesNotDescribe(t *testing.T) {
 	s := loadSpec(t)
 	okStatus := `{"tenant_id":"a","provider_id":"p","state":"Ready","condition":"healthy","stale":false,"available":true,` +
 		`"last_refresh":null,"next_refresh":null,"expires_at":"2026-01-01T00:00:00Z","error_count":0,"last_error":null,` +
-		`"hit_rate":1,"stale_serve_ratio":0,"key_ids":["k"],"source":"identity_provider","source_at":null}`
+		`"hit_rate":1,"stale_serve_ratio":0,"key_ids":["k"],"source":"identity_provider","source_at":null,"discovery":null}`
+	discovered := strings.Replace(okStatus, `"discovery":null`, `"discovery":{"url":"https://idp.test/.well-known/openid-configuration",`+
+		`"jwks_uri":"https://idp.test/keys","fetched_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:01:00Z","last_error":null}`, 1)
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
 	tests := []struct {
 		name         string
@@ -23,6 +25,8 @@ func TestSpec_RejectsWhatItDoesNotDescribe(t *testing.T) {
 		wantErr      string // "" means valid
 	}{
 		{"valid status", "GET", "/v1/providers/a/p", 200, okStatus, ""},
+		{"valid discovered status", "GET", "/v1/providers/a/p", 200, discovered, ""},
+		{"discovery without its url", "GET", "/v1/providers/a/p", 200, strings.Replace(discovered, `"url":"https://idp.test/.well-known/openid-configuration",`, ``, 1), "url"},
 		{"unknown state", "GET", "/v1/providers/a/p", 200, strings.Replace(okStatus, `"Ready"`, `"Broken"`, 1), "state"},
 		{"unknown condition", "GET", "/v1/providers/a/p", 200, strings.Replace(okStatus, `"healthy"`, `"fine"`, 1), "condition"},
 		{"extra field", "GET", "/v1/providers/a/p", 200, strings.Replace(okStatus, `{`, `{"secret":1,`, 1), "secret"},

@@ -33,6 +33,19 @@ type ProviderStatus struct {
 	KeyIDs          []string   `json:"key_ids"`
 	Source          *string    `json:"source"`
 	SourceAt        *time.Time `json:"source_at"`
+	// Discovery is the metadata document's view, for a provider whose key
+	// set is discovered; null for one with a jwks_url.
+	Discovery *Discovery `json:"discovery"`
+}
+
+// Discovery is a discovering provider's metadata document: where it is,
+// the jwks_uri it named, and its freshness.
+type Discovery struct {
+	URL       string     `json:"url"`
+	JWKSURI   *string    `json:"jwks_uri"`
+	FetchedAt *time.Time `json:"fetched_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	LastError *string    `json:"last_error"`
 }
 
 func newProviderStatus(st jwkscache.Status) ProviderStatus {
@@ -61,6 +74,16 @@ func newProviderStatus(st jwkscache.Status) ProviderStatus {
 	if st.Source != jwkscache.SourceNone {
 		s := string(st.Source)
 		v.Source = &s
+	}
+	if st.DiscoveryURL != "" {
+		d := &Discovery{URL: st.DiscoveryURL, FetchedAt: timeOrNil(st.MetadataFetchedAt), ExpiresAt: timeOrNil(st.MetadataExpiresAt)}
+		if st.JWKSURI != "" {
+			d.JWKSURI = &st.JWKSURI
+		}
+		if st.MetadataError != "" {
+			d.LastError = &st.MetadataError
+		}
+		v.Discovery = d
 	}
 	return v
 }

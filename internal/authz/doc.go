@@ -36,7 +36,10 @@
 //     are kept as json.Number, so claims reach the upstream digit for digit.
 //  6. Provider (chooseProvider, the one place it is chosen):
 //     context_extensions["provider"] if set, else the tenant's provider
-//     whose issuer equals iss.
+//     whose issuer equals iss, or whose issuer_template iss matches with the
+//     placeholder's value equal to the token's claim of that name and in
+//     template_values (the value goes to dynamic metadata as
+//     issuer_values).
 //  7. typ in the provider's token_types when it lists any (RFC 8725 §3.11;
 //     else token_malformed); alg in the provider's list; key from the
 //     KeySource by (kid, alg) — never from jku, x5u, jwk or x5c (RFC 8725

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/extauthz/extauthz/internal/tenants"
@@ -42,28 +43,34 @@ func sourcesFor(t *tenants.Rules, route *tenants.ProviderRules) []tenants.TokenS
 
 // chooseProvider is the one place a token's provider is chosen: the
 // route's, whose issuer iss must then be, else the tenant's provider whose
-// issuer is iss (RFC 7519 §4.1.1: compared exactly), which must read the
-// source src the token came from. The provider is returned with a refusal
-// when it is known, so the denial names it.
-func chooseProvider(t *tenants.Rules, route *tenants.ProviderRules, iss string, src tenants.TokenSource) (*tenants.ProviderRules, error) {
+// issuer is iss (RFC 7519 §4.1.1: compared exactly) or whose
+// issuer_template iss matches (its placeholder's value equal to the
+// token's claim of that name, and accepted), which must read the source
+// src the token came from. The provider is returned with a refusal when it
+// is known, so the denial names it; the match carries a template's value.
+func chooseProvider(t *tenants.Rules, route *tenants.ProviderRules, tok *token, src tenants.TokenSource) (*tenants.ProviderRules, tenants.IssuerMatch, error) {
 	if route != nil {
-		if iss != route.Issuer {
-			return route, refuse(ReasonIssuerUnknown, errIssMismatch)
+		m, err := route.MatchIssuer(tok.iss, tok.claims)
+		if err != nil {
+			return route, m, refuse(ReasonIssuerUnknown, fmt.Errorf("%w: %w", errIssMismatch, err))
 		}
-		return route, nil
+		return route, m, nil
 	}
-	p, ok := t.ProviderByIssuer(iss)
-	if !ok {
-		return nil, refuse(ReasonIssuerUnknown, errNoProvider)
+	p, m, err := t.ProviderForToken(tok.iss, tok.claims)
+	if p == nil {
+		return nil, m, refuse(ReasonIssuerUnknown, errNoProvider)
+	}
+	if err != nil {
+		return p, m, refuse(ReasonIssuerUnknown, err)
 	}
 	if !slices.Contains(p.Sources, src) {
 		// The tenant's sources are the union of its providers'; a provider
 		// accepts tokens only from its own (one that reads headers must
 		// not accept a token from a query string, which leaks into access
 		// logs).
-		return p, refuse(ReasonTokenMissing, errWrongSource)
+		return p, m, refuse(ReasonTokenMissing, errWrongSource)
 	}
-	return p, nil
+	return p, m, nil
 }
 
 func providerID(p *tenants.ProviderRules) string {

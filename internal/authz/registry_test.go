@@ -46,10 +46,10 @@ func TestDecide_RealRegistry(t *testing.T) {
 }
 
 func TestDecide_RealRegistryColdAndDown(t *testing.T) {
-	// A listener that is closed before the first fetch: nothing cached, so
-	// the answer is 503 jwks_unavailable, never a 401 blaming the client.
-	srv, idp := realServer(t, "300ms")
-	idp.Close()
+	// An identity provider down from the start: nothing cached, so the
+	// answer is 503 jwks_unavailable, never a 401 blaming the client.
+	set, reg, _ := authztest.RealRegistryDown(t, "300ms")
+	srv := New(set, reg, Options{Now: func() time.Time { return testNow }, Logger: slog.New(slog.DiscardHandler)})
 	d := srv.Decide(context.Background(), acmeRequest(rs256(t, acmeClaims())))
 	if d.Reason != ReasonJWKSUnavailable || d.HTTPStatus != http.StatusServiceUnavailable {
 		t.Fatalf("got %s/%d, want jwks_unavailable/503", d.Reason, d.HTTPStatus)

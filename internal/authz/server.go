@@ -95,6 +95,10 @@ type Decision struct {
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
 	Claims map[string]any
+	// IssuerValues is, for a provider with an issuer_template, the
+	// placeholder's name and the value the token's iss matched (e.g.
+	// {"tid": "..."}); nil for a fixed issuer (allow only).
+	IssuerValues map[string]string
 	// ClaimsMemo, when set, is shared by every Decision whose Claims come
 	// from the same verified-token cache entry: a front end keeps its
 	// rendering of Claims there (the gRPC one, its dynamic metadata) so a
@@ -246,9 +250,13 @@ func (s *Server) newValidator(p *tenants.ProviderRules) *jwt.Validator {
 	opts := []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(p.ClockSkew),
-		jwt.WithIssuer(p.Issuer),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(s.now),
+	}
+	if p.Template == nil {
+		// A templated iss was matched by chooseProvider, which checks a
+		// fixed one too; the validator checks it again for defence in depth.
+		opts = append(opts, jwt.WithIssuer(p.Issuer))
 	}
 	if len(p.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(p.Audiences...)) // any-of
@@ -330,7 +338,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.Rules, 
 	}
 	var kid string
 	var memo *Memo
-	p, claims, cached, err := s.verify(ctx, st, t, route, raw, src, &kid, &memo)
+	p, claims, match, cached, err := s.verify(ctx, st, t, route, raw, src, &kid, &memo)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
@@ -361,6 +369,9 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.Rules, 
 		}
 	}
 	d := allow(st.set, t, p, claims)
+	if match.Claim != "" {
+		d.IssuerValues = map[string]string{match.Claim: match.Value}
+	}
 	d.KeyID = boundKeyID(kid)
 	d.Requirement = requirementName(req)
 	d.WouldDeny = wouldDeny

@@ -151,22 +151,22 @@ func newTokenEntry(p *tenants.ProviderRules, tok *token, key crypto.PublicKey) (
 // configuration"), and the same key is still in the key cache. ok false means the entry does not apply and the token must be
 // verified in full; otherwise err is the refusal (a time claim no longer
 // valid, or a key lookup failure) or nil.
-func (s *Server) reuse(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, src tenants.TokenSource, e *tokenEntry) (p *tenants.ProviderRules, ok bool, err error) {
-	p, err = chooseProvider(t, route, e.iss, src)
+func (s *Server) reuse(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, src tenants.TokenSource, e *tokenEntry) (p *tenants.ProviderRules, m tenants.IssuerMatch, ok bool, err error) {
+	p, m, err = chooseProvider(t, route, &token{iss: e.iss, claims: e.claims}, src)
 	if err != nil || p != e.provider {
-		return nil, false, nil // the full path gives the same refusal
+		return nil, m, false, nil // the full path gives the same refusal
 	}
 	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, e.kid, e.alg)
 	if err != nil {
-		return p, true, err
+		return p, m, true, err
 	}
 	if !sameKey(key, e.key) {
-		return nil, false, nil
+		return nil, m, false, nil
 	}
 	if err := st.validators[p].Validate(&e.times); err != nil {
-		return p, true, refuse(claimsReason(err), err)
+		return p, m, true, refuse(claimsReason(err), err)
 	}
-	return p, true, nil
+	return p, m, true, nil
 }
 
 // sameKey reports whether a and b are the same key object (not merely equal

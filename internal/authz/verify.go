@@ -79,44 +79,44 @@ type token struct {
 // which is only known after parsing; one parse then serves every check, and
 // each failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, memo **Memo) (*tenants.ProviderRules, jwt.MapClaims, CacheResult, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, memo **Memo) (*tenants.ProviderRules, jwt.MapClaims, tenants.IssuerMatch, CacheResult, error) {
 	tc := s.tokens.Load()
 	var sum [sha256.Size]byte
 	result := CacheNotUsed
 	if tc != nil && wellFormed(raw) {
 		sum, result = sha256.Sum256([]byte(raw)), CacheMiss
 		if e, ok := tc.get(sum); ok {
-			if p, ok, err := s.reuse(ctx, st, t, route, src, e); ok {
+			if p, m, ok, err := s.reuse(ctx, st, t, route, src, e); ok {
 				*kid = e.kid
 				if err != nil {
-					return p, nil, CacheHit, err
+					return p, nil, m, CacheHit, err
 				}
 				*memo = &e.memo
-				return p, e.claims, CacheHit, nil
+				return p, e.claims, m, CacheHit, nil
 			}
 		}
 	}
 	tok, err := s.parse(raw)
 	if err != nil {
-		return route, nil, result, err
+		return route, nil, tenants.IssuerMatch{}, result, err
 	}
 	*kid = tok.kid
-	p, err := chooseProvider(t, route, tok.iss, src)
+	p, m, err := chooseProvider(t, route, &tok, src)
 	if err != nil {
-		return p, nil, result, err
+		return p, nil, m, result, err
 	}
 	if err := checkHeader(p, &tok); err != nil {
-		return p, nil, result, err
+		return p, nil, m, result, err
 	}
 	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, tok.kid, tok.jws.Method.Alg())
 	if err != nil {
-		return p, nil, result, err
+		return p, nil, m, result, err
 	}
 	if err := tok.verifySignature(key); err != nil {
-		return p, nil, result, err
+		return p, nil, m, result, err
 	}
 	if err := checkClaims(st.validators[p], p, tok.claims); err != nil {
-		return p, nil, result, err
+		return p, nil, m, result, err
 	}
 	if tc != nil {
 		if e, ok := newTokenEntry(p, &tok, key); ok {
@@ -124,7 +124,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route 
 			*memo = &e.memo
 		}
 	}
-	return p, tok.claims, result, nil
+	return p, tok.claims, m, result, nil
 }
 
 // parse checks raw's shape and decodes its header and claims (package doc,

@@ -172,8 +172,8 @@ func headerOption(k, v string) *corev3.HeaderValueOption {
 	}
 }
 
-// metadata builds {tenant, provider, claims, requirement, anonymous,
-// would_deny}.
+// metadata builds {tenant, provider, claims, issuer_values, requirement,
+// anonymous, would_deny}.
 func metadata(d *authz.Decision) *structpb.Struct {
 	fields := map[string]*structpb.Value{
 		"tenant":   structpb.NewStringValue(d.TenantID),
@@ -190,6 +190,13 @@ func metadata(d *authz.Decision) *structpb.Struct {
 			cs = claimsStruct(d.Claims)
 		}
 		fields["claims"] = structpb.NewStructValue(cs)
+	}
+	if len(d.IssuerValues) > 0 {
+		iv := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(d.IssuerValues))}
+		for k, v := range d.IssuerValues {
+			iv.Fields[k] = structpb.NewStringValue(v)
+		}
+		fields["issuer_values"] = structpb.NewStructValue(iv)
 	}
 	if d.Requirement != "" {
 		fields["requirement"] = structpb.NewStringValue(d.Requirement)

@@ -309,3 +309,21 @@ func TestCheck_CachedTokenMetadataSharedAndUnchanged(t *testing.T) {
 		t.Fatal("cached Checks rebuilt the claims metadata")
 	}
 }
+
+// TestToResponse_IssuerValues: the value an issuer_template matched reaches
+// Envoy's dynamic metadata as issuer_values.
+func TestToResponse_IssuerValues(t *testing.T) {
+	resp := ToResponse(&authz.Decision{
+		Allowed: true, HTTPStatus: 200, Reason: authz.ReasonOK, TenantID: "t", ProviderID: "entra",
+		IssuerValues: map[string]string{"tid": "contoso"},
+	})
+	want := &structpb.Struct{Fields: map[string]*structpb.Value{
+		"tenant": structpb.NewStringValue("t"), "provider": structpb.NewStringValue("entra"),
+		"issuer_values": structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"tid": structpb.NewStringValue("contoso"),
+		}}),
+	}}
+	if diff := cmp.Diff(want, resp.GetDynamicMetadata(), protocmp.Transform()); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+}

@@ -24,7 +24,10 @@ type cacheCollector struct {
 	keys     *prometheus.Desc
 	expires  *prometheus.Desc
 	avail    *prometheus.Desc
-	rejected *prometheus.Desc
+	// Discovery (providers configured by issuer alone).
+	discovered  *prometheus.Desc
+	metaExpires *prometheus.Desc
+	rejected    *prometheus.Desc
 }
 
 func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollector {
@@ -43,6 +46,10 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 		keys:     d("jwks_cache_keys", "Usable keys in the current key set."),
 		expires:  d("jwks_cache_expires_at_seconds", "Unix time at which the current key set expires."),
 		avail:    d("jwks_cache_provider_available", "1 when the provider has usable keys (fresh, or stale within stale_while_error), else 0: its Checks answer 503 jwks_unavailable."),
+		discovered: d("jwks_cache_discovered_jwks_uri_info",
+			"1 for the jwks_uri the metadata document of a provider configured by issuer alone names.", "jwks_uri"),
+		metaExpires: d("jwks_cache_metadata_expires_at_seconds",
+			"Unix time at which a discovering provider's metadata document is fetched again."),
 		rejected: d("jwks_cache_redis_snapshots_rejected_total",
 			"Shared snapshots found in Redis but not trusted (bad MAC, other trust fingerprint, times out of bounds...), by reason.", "reason"),
 	}
@@ -50,7 +57,7 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.avail, c.rejected} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.avail, c.rejected, c.discovered, c.metaExpires} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -88,6 +95,12 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.avail, available)
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)
+		}
+		if st.JWKSURI != "" {
+			ch <- prometheus.MustNewConstMetric(c.discovered, prometheus.GaugeValue, 1, t, p, st.JWKSURI)
+		}
+		if !st.MetadataExpiresAt.IsZero() {
+			gauge(c.metaExpires, float64(st.MetadataExpiresAt.UnixNano())/1e9)
 		}
 		for reason, n := range st.SnapshotsRejected {
 			ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n), t, p, reason)

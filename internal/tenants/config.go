@@ -183,11 +183,24 @@ type Tenant struct {
 
 // Provider is one identity provider of a tenant.
 type Provider struct {
-	ID         string   `yaml:"id"`
-	Issuer     string   `yaml:"issuer"`
-	JWKSURL    string   `yaml:"jwks_url"`
-	Audiences  []string `yaml:"audiences"`
-	Algorithms []string `yaml:"algorithms"` // default [RS256]; never none or HS*
+	ID     string `yaml:"id"`
+	Issuer string `yaml:"issuer"`
+	// IssuerTemplate replaces Issuer for a multi-tenant issuer: an https
+	// URL with one placeholder, e.g.
+	// https://login.microsoftonline.com/{tid}/v2.0. A token's iss matches
+	// when the placeholder's value equals the token's claim of the same name
+	// and is one of TemplateValues (["*"]: any), see IssuerTemplate.
+	IssuerTemplate string   `yaml:"issuer_template"`
+	TemplateValues []string `yaml:"template_values"`
+	// JWKSURL is the key set's URL. Without it the key set is discovered:
+	// from DiscoveryURL when set, else from the issuer's well-known
+	// metadata location, which Discovery picks: oidc (default,
+	// {issuer}/.well-known/openid-configuration) or oauth (RFC 8414).
+	JWKSURL      string   `yaml:"jwks_url"`
+	Discovery    string   `yaml:"discovery"`
+	DiscoveryURL string   `yaml:"discovery_url"`
+	Audiences    []string `yaml:"audiences"`
+	Algorithms   []string `yaml:"algorithms"` // default [RS256]; never none or HS*
 	// TokenTypes, when set, are the JWS "typ" values the provider's tokens
 	// must carry (explicit typing, RFC 8725 §3.11), e.g. [at+jwt] for
 	// RFC 9068 access tokens. Compared case-insensitively, with or

@@ -25,7 +25,18 @@ func (c *Config) Registrations() []jwkscache.Registration {
 // tenantID (see Registrations).
 func (c *Config) Registration(tenantID string, p Provider) jwkscache.Registration {
 	reg := jwkscache.DefaultRegistration(tenantID, p.ID, p.JWKSURL)
-	reg.Issuer = p.Issuer // part of the trust fingerprint of shared snapshots
+	// The issuer is part of the trust fingerprint of shared snapshots, and
+	// what a discovered metadata document must name.
+	reg.Issuer = p.Issuer
+	if p.IssuerTemplate != "" {
+		reg.Issuer = p.IssuerTemplate
+	}
+	if p.JWKSURL == "" {
+		reg.DiscoveryURL = p.DiscoveryURL
+		if reg.DiscoveryURL == "" && p.Issuer != "" {
+			reg.DiscoveryURL, _ = jwkscache.DiscoveryURL(p.Issuer, p.Discovery == DiscoveryOAuth) // checked by Validate
+		}
+	}
 	c.JWKS.CacheSettings.applyTo(&reg)
 	p.CacheSettings.applyTo(&reg)
 	return reg

@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,9 +33,12 @@ type ClaimHeader struct {
 
 // ProviderRules are one provider's compiled settings. They are read-only.
 type ProviderRules struct {
-	TenantID   string
-	ID         string
-	Issuer     string
+	TenantID string
+	ID       string
+	// Issuer is the fixed issuer; "" when Template is set.
+	Issuer string
+	// Template is the compiled issuer_template; nil for a fixed issuer.
+	Template   *IssuerTemplate
 	JWKSURL    string
 	Algorithms []string // as configured
 	// TokenTypes are the accepted typ values, normalised (NormalizeType);
@@ -112,8 +116,9 @@ type Rules struct {
 	// Shadow is mode: shadow.
 	Shadow bool
 
-	byID     map[string]*ProviderRules
-	byIssuer map[string]*ProviderRules
+	byID      map[string]*ProviderRules
+	byIssuer  map[string]*ProviderRules
+	templated []*ProviderRules // providers with an issuer_template
 }
 
 // Provider returns the provider with that id.
@@ -122,11 +127,56 @@ func (t *Rules) Provider(id string) (*ProviderRules, bool) {
 	return p, ok
 }
 
-// ProviderByIssuer returns the provider whose issuer equals iss exactly
-// (RFC 7519 §4.1.1: a case-sensitive string comparison).
+// ProviderByIssuer returns the provider whose fixed issuer equals iss
+// exactly (RFC 7519 §4.1.1: a case-sensitive string comparison).
 func (t *Rules) ProviderByIssuer(iss string) (*ProviderRules, bool) {
 	p, ok := t.byIssuer[iss]
 	return p, ok
+}
+
+// ProviderForToken returns the provider of a token with issuer iss and
+// claims: the one whose fixed issuer is iss, else the one whose
+// issuer_template has iss's shape (Validate refuses two providers of a
+// tenant that could both match one iss). The match is that provider's
+// MatchIssuer; a provider is returned with an error when iss has its
+// template's shape but fails its other conditions.
+func (t *Rules) ProviderForToken(iss string, claims map[string]any) (*ProviderRules, IssuerMatch, error) {
+	if p, ok := t.byIssuer[iss]; ok {
+		return p, IssuerMatch{}, nil
+	}
+	for _, p := range t.templated {
+		if p.Template.Matches(iss) {
+			m, err := p.MatchIssuer(iss, claims)
+			return p, m, err
+		}
+	}
+	return nil, IssuerMatch{}, ErrTemplateShape
+}
+
+// IssuerMatch is what a token's iss matched: for an issuer_template, the
+// placeholder's name (Claim) and value; zero for a fixed issuer.
+type IssuerMatch struct {
+	Claim string
+	Value string
+}
+
+// errIssuer is MatchIssuer's refusal of a fixed issuer.
+var errIssuer = errors.New("iss differs from the provider's issuer")
+
+// MatchIssuer checks that iss is p's issuer, or matches p's issuer
+// template given the token's claims (see IssuerTemplate.Match).
+func (p *ProviderRules) MatchIssuer(iss string, claims map[string]any) (IssuerMatch, error) {
+	if p.Template == nil {
+		if iss != p.Issuer {
+			return IssuerMatch{}, errIssuer
+		}
+		return IssuerMatch{}, nil
+	}
+	v, err := p.Template.Match(iss, claims)
+	if err != nil {
+		return IssuerMatch{}, err
+	}
+	return IssuerMatch{Claim: p.Template.Claim, Value: v}, nil
 }
 
 // Set is an immutable, lock-free lookup structure built from a valid Config:
@@ -182,7 +232,11 @@ func NewSet(c *Config) (*Set, error) {
 			pr.applySender(c.SenderSettings, t.SenderSettings, p.SenderSettings)
 			tr.Providers = append(tr.Providers, pr)
 			tr.byID[pr.ID] = pr
-			tr.byIssuer[pr.Issuer] = pr
+			if pr.Template != nil {
+				tr.templated = append(tr.templated, pr)
+			} else {
+				tr.byIssuer[pr.Issuer] = pr
+			}
 			for _, src := range pr.Sources {
 				if !seenSource[src] {
 					seenSource[src] = true
@@ -221,6 +275,9 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 		Algorithms: append([]string(nil), p.Algorithms...),
 		Audiences:  append([]string(nil), p.Audiences...),
 		algs:       map[string]struct{}{},
+	}
+	if p.IssuerTemplate != "" {
+		pr.Template, _ = ParseIssuerTemplate(p.IssuerTemplate, p.TemplateValues) // valid: checked by Validate
 	}
 	if len(pr.Algorithms) == 0 {
 		pr.Algorithms = []string{DefaultAlgorithm}

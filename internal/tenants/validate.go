@@ -98,7 +98,7 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			v.add(tp+".providers", "at least one provider is required")
 		}
 		providerIDs := map[string]int{}
-		issuers := map[string]int{}
+		var issuers []issuerUse
 		for j := range t.Providers {
 			p := &t.Providers[j]
 			pp := fmt.Sprintf("%s.providers[%d]", tp, j)
@@ -109,24 +109,22 @@ func (c *Config) Validate(check RegistrationCheck) error {
 			} else {
 				providerIDs[p.ID] = j
 			}
-			switch {
-			case p.Issuer == "":
-				v.add(pp+".issuer", "required")
-			default:
-				if k, dup := issuers[p.Issuer]; dup {
-					v.add(pp+".issuer", fmt.Sprintf("issuer %q already used by providers[%d] of this tenant", p.Issuer, k))
+			if u, ok := validateIssuer(v, pp, p); ok {
+				u.provider = j
+				if k, dup := overlapping(issuers, u); dup && u.template == nil && issuers[k].template == nil {
+					v.add(u.path, fmt.Sprintf("issuer %q already used by providers[%d] of this tenant", p.Issuer, issuers[k].provider))
+				} else if dup {
+					v.add(u.path, fmt.Sprintf("%s could match the same iss as providers[%d] of this tenant", u, issuers[k].provider))
 				} else {
-					issuers[p.Issuer] = j
+					issuers = append(issuers, u)
 				}
 			}
-			if p.JWKSURL == "" {
-				v.add(pp+".jwks_url", "required")
-			}
+			validateDiscovery(v, pp, p)
 			c.validateProvider(v, pp, p, tokenHeaders)
 			c.validatePayloadHeader(v, pp, p, tokenHeaders)
 			validateSender(v, pp+".", p.SenderSettings)
 			c.validateAllowlist(v, pp, p)
-			if check != nil && p.JWKSURL != "" {
+			if check != nil && (p.JWKSURL != "" || p.DiscoveryURL != "" || p.Issuer != "") {
 				c.validateCache(v, pp, t.ID, p, check)
 			}
 		}
@@ -142,33 +140,151 @@ func (c *Config) Validate(check RegistrationCheck) error {
 // and the tenants can see each other.
 func (c *Config) validateSharedIssuers(v *validator) {
 	type use struct {
+		issuerUse
 		tenant int
-		path   string
+		prov   string
 		auds   []string
 	}
-	byIssuer := map[string][]use{}
+	var uses []use
 	for i, t := range c.Tenants {
 		for j, p := range t.Providers {
-			if p.Issuer == "" {
+			iu, ok := issuerOf(&p)
+			if !ok {
 				continue
 			}
-			u := use{tenant: i, path: fmt.Sprintf("tenants[%d].providers[%d]", i, j), auds: p.Audiences}
-			for _, prev := range byIssuer[p.Issuer] {
-				if prev.tenant == i {
-					continue // reported above as a duplicate in the tenant
+			pp := fmt.Sprintf("tenants[%d].providers[%d]", i, j)
+			iu.path = pp + "." + iu.key
+			u := use{issuerUse: iu, tenant: i, prov: pp, auds: p.Audiences}
+			for _, prev := range uses {
+				if prev.tenant == i || !prev.overlaps(u.issuerUse) {
+					continue // the same tenant is reported above
+				}
+				shared := fmt.Sprintf("%s could match the same iss as %s", u, prev.prov)
+				sameAs := fmt.Sprintf("whose issuer could be the same (%s)", u)
+				if u.template == nil && prev.template == nil {
+					shared = fmt.Sprintf("issuer %q is also used by %s", u.issuer, prev.prov)
+					sameAs = fmt.Sprintf("which has the same issuer %q", u.issuer)
 				}
 				switch {
 				case len(prev.auds) == 0 || len(u.auds) == 0:
-					v.add(u.path+".issuer", fmt.Sprintf("issuer %q is also used by %s: tenants that share an issuer must both set audiences, with none in common, or a token for one passes on the other", p.Issuer, prev.path))
+					v.add(u.path, shared+": tenants that share an issuer must both set audiences, with none in common, or a token for one passes on the other")
 				default:
 					if a, ok := common(prev.auds, u.auds); ok {
-						v.add(u.path+".audiences", fmt.Sprintf("audience %q is also accepted by %s, which has the same issuer %q: a token for one tenant would pass on the other", a, prev.path, p.Issuer))
+						v.add(u.prov+".audiences", fmt.Sprintf("audience %q is also accepted by %s, %s: a token for one tenant would pass on the other", a, prev.prov, sameAs))
 					}
 				}
 			}
-			byIssuer[p.Issuer] = append(byIssuer[p.Issuer], u)
+			uses = append(uses, u)
 		}
 	}
+}
+
+// issuerUse is a provider's issuer or compiled issuer_template.
+type issuerUse struct {
+	key      string // issuer or issuer_template
+	path     string
+	provider int
+	issuer   string
+	template *IssuerTemplate
+}
+
+func (u issuerUse) String() string {
+	if u.template != nil {
+		return fmt.Sprintf("issuer_template %q", u.template.Raw)
+	}
+	return fmt.Sprintf("issuer %q", u.issuer)
+}
+
+// overlaps reports whether one token's iss could match both.
+func (u issuerUse) overlaps(o issuerUse) bool {
+	switch {
+	case u.template != nil && o.template != nil:
+		return u.template.Overlaps(o.template)
+	case u.template != nil:
+		return u.template.Matches(o.issuer)
+	case o.template != nil:
+		return o.template.Matches(u.issuer)
+	}
+	return u.issuer == o.issuer
+}
+
+// overlapping returns the index in uses of one that overlaps u.
+func overlapping(uses []issuerUse, u issuerUse) (int, bool) {
+	for k, prev := range uses {
+		if prev.overlaps(u) {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// issuerOf returns p's issuer or valid issuer_template.
+func issuerOf(p *Provider) (issuerUse, bool) {
+	switch {
+	case p.Issuer != "" && p.IssuerTemplate == "":
+		return issuerUse{key: "issuer", issuer: p.Issuer}, true
+	case p.Issuer == "" && p.IssuerTemplate != "":
+		t, err := ParseIssuerTemplate(p.IssuerTemplate, p.TemplateValues)
+		if err != nil {
+			return issuerUse{}, false
+		}
+		return issuerUse{key: "issuer_template", template: t}, true
+	}
+	return issuerUse{}, false
+}
+
+// The discovery values.
+const (
+	DiscoveryOIDC  = "oidc"  // OpenID Connect Discovery 1.0 §4
+	DiscoveryOAuth = "oauth" // RFC 8414 §3
+)
+
+// validateDiscovery checks where p's key set comes from: jwks_url, or
+// discovery (from discovery_url, or the issuer's well-known location).
+func validateDiscovery(v *validator, pp string, p *Provider) {
+	switch p.Discovery {
+	case "", DiscoveryOIDC, DiscoveryOAuth:
+	default:
+		v.add(pp+".discovery", fmt.Sprintf("%q must be oidc or oauth", p.Discovery))
+	}
+	switch {
+	case p.JWKSURL != "" && (p.DiscoveryURL != "" || p.Discovery != ""):
+		v.add(pp+".jwks_url", "set jwks_url, or discovery/discovery_url, not both")
+	case p.JWKSURL != "" || p.DiscoveryURL != "":
+	case p.IssuerTemplate != "":
+		v.add(pp+".jwks_url", "required with issuer_template (or discovery_url): a template is no URL to discover from")
+	case p.Issuer != "":
+		if _, err := jwkscache.DiscoveryURL(p.Issuer, p.Discovery == DiscoveryOAuth); err != nil {
+			v.add(pp+".issuer", err.Error()+": it is where the metadata is discovered (or set jwks_url)")
+		}
+	}
+}
+
+// validateIssuer checks that p has exactly one of issuer and
+// issuer_template, and a valid one; it returns it.
+func validateIssuer(v *validator, pp string, p *Provider) (issuerUse, bool) {
+	switch {
+	case p.Issuer != "" && p.IssuerTemplate != "":
+		v.add(pp+".issuer_template", "set issuer or issuer_template, not both")
+		return issuerUse{}, false
+	case p.IssuerTemplate != "":
+		if _, err := ParseIssuerTemplate(p.IssuerTemplate, p.TemplateValues); err != nil {
+			if errors.Is(err, ErrTemplateValues) {
+				v.add(pp+".template_values", strings.TrimPrefix(err.Error(), "template_values: "))
+			} else {
+				v.add(pp+".issuer_template", err.Error())
+			}
+			return issuerUse{}, false
+		}
+	case p.Issuer == "":
+		v.add(pp+".issuer", "required (or issuer_template)")
+		return issuerUse{}, false
+	case len(p.TemplateValues) > 0:
+		v.add(pp+".template_values", "only with issuer_template")
+	}
+	u, ok := issuerOf(p)
+	u.path = pp + "." + u.key
+	return u, ok
 }
 
 // common returns an element of both a and b.
@@ -469,10 +585,13 @@ func (c *Config) validateCache(v *validator, pp, tenantID string, p *Provider, c
 			v.add(pp, e.Error())
 			continue
 		}
+		// A list element's problem ("pinned_spki[1]") belongs to the block
+		// that set the list.
+		field, _, _ := strings.Cut(fe.Field, "[")
 		switch {
 		case fe.Field == "tenant_id" || fe.Field == "provider_id":
 			// reported above with the config's own rules
-		case !p.CacheSettings.sets(fe.Field) && c.JWKS.CacheSettings.sets(fe.Field):
+		case !p.CacheSettings.sets(field) && c.JWKS.CacheSettings.sets(field):
 			v.addOnce("jwks."+fe.Field, fe.Reason)
 		default:
 			v.add(pp+"."+fe.Field, fe.Reason)

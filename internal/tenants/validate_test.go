@@ -41,7 +41,15 @@ func TestValidate_Rules(t *testing.T) {
 			c.Tenants[0].Providers = append(c.Tenants[0].Providers, p)
 		}, []string{`tenants[0].providers[1].issuer: issuer "https://idp.acme.test/" already used by providers[0]`}},
 		{"missing issuer", func(c *Config) { c.Tenants[0].Providers[0].Issuer = "" }, []string{"tenants[0].providers[0].issuer: required"}},
-		{"missing jwks_url", func(c *Config) { c.Tenants[0].Providers[0].JWKSURL = "" }, []string{"tenants[0].providers[0].jwks_url: required"}},
+		{"jwks_url and discovery", func(c *Config) { c.Tenants[0].Providers[0].Discovery = "oauth" }, []string{"tenants[0].providers[0].jwks_url: set jwks_url, or discovery/discovery_url, not both"}},
+		{"unknown discovery", func(c *Config) { c.Tenants[0].Providers[0].JWKSURL, c.Tenants[0].Providers[0].Discovery = "", "oauth2" }, []string{`tenants[0].providers[0].discovery: "oauth2" must be oidc or oauth`}},
+		{"issuer with a query, no jwks_url", func(c *Config) {
+			c.Tenants[0].Providers[0].JWKSURL, c.Tenants[0].Providers[0].Issuer = "", "https://idp.acme.test/?x=1"
+		}, []string{`tenants[0].providers[0].issuer: issuer "https://idp.acme.test/?x=1" is not a URL`}},
+		{"template without jwks_url", func(c *Config) {
+			p := &c.Tenants[0].Providers[0]
+			p.JWKSURL, p.Issuer, p.IssuerTemplate, p.TemplateValues = "", "", "https://idp.acme.test/{tid}", []string{"*"}
+		}, []string{"tenants[0].providers[0].jwks_url: required with issuer_template (or discovery_url)"}},
 		{"no providers", func(c *Config) { c.Tenants[1].Providers = nil }, []string{"tenants[1].providers: at least one provider is required"}},
 		{"same host in two tenants", func(c *Config) { c.Tenants[1].Hosts = []string{"API.acme.test."} }, []string{`tenants[1].hosts[0]: host "api.acme.test" already used at tenants[0].hosts[0]`}},
 		{"same wildcard in two tenants", func(c *Config) { c.Tenants[1].Hosts = []string{"*.ACME.test"} }, []string{`tenants[1].hosts[0]: host "*.acme.test" already used at tenants[0].hosts[1]`}},
@@ -213,54 +221,6 @@ func writeFile(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// fakeCheck stands in for (*jwkscache.Registry).Validate: it reports a
-// FieldError for a few rules of the cache.
-func fakeCheck(reg jwkscache.Registration) error {
-	var errs []error
-	if !strings.HasPrefix(reg.JWKSURL, "https://") && reg.RequireHTTPS {
-		errs = append(errs, &jwkscache.FieldError{Field: "jwks_url", Reason: "must use https"})
-	}
-	if reg.RefreshEarly < time.Second {
-		errs = append(errs, &jwkscache.FieldError{Field: "refresh_early", Reason: "must be at least 1s"})
-	}
-	if reg.RetryPolicy.MaxBackoff < reg.RetryPolicy.InitialBackoff {
-		errs = append(errs, &jwkscache.FieldError{Field: "retry_policy.max_backoff", Reason: "must be at least initial_backoff"})
-	}
-	if reg.TenantID == "" {
-		errs = append(errs, &jwkscache.FieldError{Field: "tenant_id", Reason: "required"})
-	}
-	return errors.Join(errs...)
-}
-
-func TestValidate_CacheSettingsAttributed(t *testing.T) {
-	c := mustParse(t, validYAML)
-	c.Tenants[1].Providers[0].JWKSURL = "http://idp.globex.test/jwks.json"
-	// The jwks block sets a bad refresh_early: reported once at jwks., not
-	// once per provider.
-	c.JWKS.RefreshEarly = ptr(Duration(time.Millisecond))
-	// A provider override is reported at the provider.
-	c.Tenants[0].Providers[0].RetryPolicy = &RetryPolicy{MaxBackoff: ptr(Duration(time.Millisecond))}
-	var got []string
-	for _, e := range Problems(c.Validate(fakeCheck)) {
-		got = append(got, e.Error())
-	}
-	want := []string{
-		"jwks.refresh_early: must be at least 1s",
-		"tenants[0].providers[0].retry_policy.max_backoff: must be at least initial_backoff",
-		"tenants[1].providers[0].jwks_url: must use https",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("errors (-want +got):\n%s", diff)
-	}
-	// A provider override of a bad global value is the provider's problem.
-	c = mustParse(t, validYAML)
-	c.Tenants[0].Providers[0].RefreshEarly = ptr(Duration(0))
-	err := c.Validate(fakeCheck)
-	if err == nil || err.Error() != "tenants[0].providers[0].refresh_early: must be at least 1s" {
-		t.Errorf("Validate = %v", err)
-	}
 }
 
 func TestValidate_WithRealRegistryValidate(t *testing.T) {

@@ -268,11 +268,27 @@ func JWKS(t testing.TB) []byte {
 func RealRegistry(t testing.TB, coldWait string) (*tenants.Set, *jwkscache.Registry, *httptest.Server) {
 	t.Helper()
 	doc := JWKS(t)
-	idp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return realRegistry(t, coldWait, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "max-age=300")
 		w.Write(doc)
-	}))
+	})
+}
+
+// RealRegistryDown is RealRegistry with an identity provider that answers
+// every request 503 from the start: the registry never has a key set. (An
+// identity provider closed after RealRegistry returns may already have
+// served the first fetch.)
+func RealRegistryDown(t testing.TB, coldWait string) (*tenants.Set, *jwkscache.Registry, *httptest.Server) {
+	t.Helper()
+	return realRegistry(t, coldWait, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+}
+
+func realRegistry(t testing.TB, coldWait string, handler http.HandlerFunc) (*tenants.Set, *jwkscache.Registry, *httptest.Server) {
+	t.Helper()
+	idp := httptest.NewTLSServer(handler)
 	t.Cleanup(idp.Close)
 	cfg, err := tenants.Parse([]byte(fmt.Sprintf(`
 limits: {cold_wait: %s}
