@@ -152,6 +152,15 @@ func config(addr, ca string, ts ...tenant) string {
 // binary on free ports.
 func freeAddr(t *testing.T) string { t.Helper(); return porttest.FreeAddr(t) }
 
+// startAcme starts extauthz on a free port with one tenant, acme (host
+// api.acme.test), whose identity provider is new and signs with alg.
+func startAcme(t *testing.T, alg string) (*idp, *proc) {
+	t.Helper()
+	acme := newIdP(t, alg)
+	addr := freeAddr(t)
+	return acme, start(t, addr, config(addr, caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme}))
+}
+
 // proc is a running extauthz.
 type proc struct {
 	t       *testing.T
