@@ -1,14 +1,25 @@
 # Each target is one command; `make test` is what CI runs (.ci/run).
-.PHONY: build build-static docker test e2e bench lint demo
+.PHONY: build build-static release docker test e2e bench lint demo
+
+# The version and revision stamped into the binary (extauthz version, the
+# extauthz_build_info metric): override with `make release VERSION=v1.2.3`.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Release binaries go here (gitignored).
+DIST := dist
+RELEASE_ARCHES := amd64 arm64
 
 build: ## build the static binary into bin/extauthz
 	CGO_ENABLED=0 go build -trimpath -o bin/extauthz ./cmd/extauthz
 
-build-static: ## static binary, exactly as the Dockerfile builds it
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/extauthz ./cmd/extauthz
+build-static: ## static binary, exactly as the Dockerfile builds it, version stamped
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/extauthz/extauthz/internal/version.version=${VERSION} -X github.com/extauthz/extauthz/internal/version.revision=${REVISION}" -o bin/extauthz ./cmd/extauthz
 
-docker: ## the runtime image (Dockerfile), tagged extauthz:dev
-	docker build -t extauthz:dev .
+release: ## static linux/amd64 and linux/arm64 binaries, version stamped, with SHA256SUMS, into dist/
+	bash scripts/release.sh "$(DIST)" "$(VERSION)" "$(REVISION)" $(RELEASE_ARCHES)
+
+docker: ## the runtime image (Dockerfile), tagged extauthz:dev, version stamped and labelled
+	docker build --build-arg VERSION=${VERSION} --build-arg REVISION=${REVISION} -t extauthz:dev .
 
 test: ## gofmt, go vet, go test -race ./..., short fuzzing: the CI command
 	bash scripts/test.sh

@@ -30,8 +30,20 @@ const (
 	// buildCommand is the one way the static binary is built: the
 	// Dockerfile runs it and the Makefile's build-static target must too
 	// (only the -o operand may differ).
-	buildCommand = "CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/extauthz ./cmd/extauthz"
+	buildCommand = `CGO_ENABLED=0 go build -trimpath -ldflags="` + releaseLDFlags + `" -o /out/extauthz ./cmd/extauthz`
+	// releaseLDFlags strip the binary and stamp the version and revision
+	// (internal/version) from the build arguments: the Dockerfile's ARG, the
+	// Makefile's variables, scripts/release.sh's shell variables.
+	releaseLDFlags = "-s -w -X github.com/extauthz/extauthz/internal/version.version=${VERSION} -X github.com/extauthz/extauthz/internal/version.revision=${REVISION}"
+	releaseScript  = "scripts/release.sh"
 )
+
+// ociLabels are the image labels the runtime stage must set, and to what.
+var ociLabels = map[string]string{
+	"org.opencontainers.image.version":  "${VERSION}",
+	"org.opencontainers.image.revision": "${REVISION}",
+	"org.opencontainers.image.licenses": "Apache-2.0",
+}
 
 // The compose file, as far as the demo uses it. Decoding is strict, so a
 // misspelt key fails; a key the demo starts to use must be added here.
@@ -317,13 +329,25 @@ func checkDockerfile(r repo, configs map[string]*tenants.Config) error {
 	var froms []string
 	var runs, exposed []string
 	var user, healthcheck, entrypoint string
+	args, labels := map[string]bool{}, map[string]bool{} // of the current stage
 	for _, in := range parseDockerfile(b) {
 		switch in.cmd {
 		case "FROM":
 			froms = append(froms, in.args)
-			user = "" // USER is per stage
+			user = "" // USER, ARG and LABEL are per stage
+			args, labels = map[string]bool{}, map[string]bool{}
+		case "ARG":
+			name, _, _ := strings.Cut(in.args, "=")
+			args[name] = true
+		case "LABEL":
+			for _, f := range strings.Fields(in.args) {
+				labels[f] = true
+			}
 		case "RUN":
 			runs = append(runs, in.args)
+			if in.args == buildCommand && !(args["VERSION"] && args["REVISION"]) {
+				fail("the build stage must declare ARG VERSION and ARG REVISION before it runs the build, or nothing is stamped")
+			}
 		case "USER":
 			user = in.args
 		case "EXPOSE":
@@ -350,6 +374,16 @@ func checkDockerfile(r repo, configs map[string]*tenants.Config) error {
 	}
 	if !slices.Contains(runs, buildCommand) {
 		fail("no RUN %s", buildCommand)
+	}
+	// The runtime stage labels the image with the version it was built
+	// from; an ARG is per stage, so it must be declared there again.
+	for k, v := range ociLabels {
+		if !labels[fmt.Sprintf("%s=%q", k, v)] {
+			fail("runtime stage: no LABEL %s=%q", k, v)
+		}
+		if name, ok := strings.CutPrefix(v, "${"); ok && !args[strings.TrimSuffix(name, "}")] {
+			fail("runtime stage: LABEL %s uses %s, but the stage declares no ARG %s", k, v, strings.TrimSuffix(name, "}"))
+		}
 	}
 	if !strings.Contains(entrypoint, `"`+binaryInImage+`"`) {
 		fail("ENTRYPOINT %s does not run %s", entrypoint, binaryInImage)
@@ -409,8 +443,30 @@ func checkMakefile(makefile []byte) error {
 	case oFlagRe.ReplaceAllString(got[0], "-o OUT") != want:
 		errs = append(errs, fmt.Errorf("Makefile: build-static runs\n\t%s\nbut the Dockerfile runs\n\t%s\n(only -o may differ)", got[0], buildCommand))
 	}
+	if !slices.ContainsFunc(recipes["release"], func(l string) bool { return strings.HasPrefix(l, "bash "+releaseScript+" ") }) {
+		errs = append(errs, fmt.Errorf("Makefile: no release target running bash %s", releaseScript))
+	}
 	if !slices.ContainsFunc(recipes["docker"], func(l string) bool { return strings.HasPrefix(l, "docker build") }) {
 		errs = append(errs, errors.New("Makefile: no docker target running `docker build`; add:\ndocker: ## the runtime image (Dockerfile), tagged extauthz:dev\n\tdocker build -t extauthz:dev ."))
+	}
+	return errors.Join(errs...)
+}
+
+// checkReleaseScript checks that scripts/release.sh builds static binaries
+// stamped as the Dockerfile stamps them, and writes their checksums.
+func checkReleaseScript(script []byte) error {
+	var errs []error
+	var build string
+	for _, line := range strings.Split(string(script), "\n") {
+		if strings.Contains(line, "go build") {
+			build = strings.TrimSpace(line)
+		}
+	}
+	if !strings.HasPrefix(build, "CGO_ENABLED=0 ") || !strings.Contains(build, ` -trimpath -ldflags="`+releaseLDFlags+`" `) {
+		errs = append(errs, fmt.Errorf("%s: its go build %q must be CGO_ENABLED=0 (static) with -trimpath -ldflags=\"%s\", as the Dockerfile", releaseScript, build, releaseLDFlags))
+	}
+	if !bytes.Contains(script, []byte("sha256sum ")) {
+		errs = append(errs, fmt.Errorf("%s: writes no SHA-256 checksums", releaseScript))
 	}
 	return errors.Join(errs...)
 }

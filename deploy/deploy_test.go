@@ -140,6 +140,9 @@ func TestDeploy_MutationsFail(t *testing.T) {
 		{"compose demo-idp healthcheck", cmp, "    healthcheck:\n      disable: true\n", "", "HEALTHCHECK"},
 		// The Dockerfile: build command, runtime, HEALTHCHECK on the config's port.
 		{"dockerfile build command", dfile, "-trimpath -ldflags", "-ldflags", "no RUN"},
+		{"dockerfile build unstamped", dfile, "ARG REVISION=unknown\nWORKDIR", "WORKDIR", "ARG VERSION and ARG REVISION"},
+		{"dockerfile label without its ARG", dfile, "ARG VERSION=dev\nARG REVISION=unknown\n# The OCI", "ARG VERSION=dev\n# The OCI", "no ARG REVISION"},
+		{"dockerfile version label", dfile, `org.opencontainers.image.version="${VERSION}"`, `org.opencontainers.image.version="dev"`, "org.opencontainers.image.version"},
 		{"dockerfile single stage", dfile, "FROM gcr.io/distroless/static-debian12:nonroot\n", "", "multi-stage"},
 		{"dockerfile runs as root", dfile, "USER 65532:65532", "USER root", "non-root USER"},
 		{"dockerfile fat runtime", dfile, "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12", "minimal static base"},
@@ -189,10 +192,38 @@ func TestMakefile_BuildStaticIsTheDockerfileBuild(t *testing.T) {
 	}
 }
 
+func TestReleaseScript_BuildsAsTheDockerfile(t *testing.T) {
+	b, err := os.ReadFile(root + "/" + releaseScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReleaseScript(b); err != nil {
+		t.Fatalf("%v", err)
+	}
+	for _, tt := range []struct{ name, old, new, wantErr string }{
+		{"cgo", "CGO_ENABLED=0 GOOS", "GOOS", "static"},
+		{"unstamped", "internal/version.revision=${REVISION}", "internal/version.revision=", "-ldflags"},
+		{"no checksums", "sha256sum ", "md5sum ", "SHA-256"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !bytes.Contains(b, []byte(tt.old)) {
+				t.Fatalf("mutation does not apply: %q not found", tt.old)
+			}
+			err := checkReleaseScript(bytes.ReplaceAll(b, []byte(tt.old), []byte(tt.new)))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("checkReleaseScript = %v, want an error mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestCheckMakefile(t *testing.T) {
 	const good = ".PHONY: build-static docker\n" +
 		"build-static: ## static binary\n" +
-		"\tCGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/extauthz ./cmd/extauthz\n" +
+		"\tCGO_ENABLED=0 go build -trimpath -ldflags=\"" + releaseLDFlags + "\" -o bin/extauthz ./cmd/extauthz\n" +
+		"\n" +
+		"release: ## binaries\n" +
+		"\tbash scripts/release.sh dist v1 abc amd64\n" +
 		"\n" +
 		"docker: ## image\n" +
 		"\tdocker build -t extauthz:dev .\n"
@@ -201,7 +232,9 @@ func TestCheckMakefile(t *testing.T) {
 	}{
 		{"same command, other output", good, ""},
 		{"build-static without -trimpath", strings.Replace(good, "-trimpath ", "", 1), "only -o may differ"},
-		{"build-static without ldflags", strings.Replace(good, " -ldflags='-s -w'", "", 1), "only -o may differ"},
+		{"build-static without ldflags", strings.Replace(good, ` -ldflags="`+releaseLDFlags+`"`, "", 1), "only -o may differ"},
+		{"build-static without the version stamp", strings.Replace(good, "internal/version.version=", "internal/version.Version=", 1), "only -o may differ"},
+		{"no release target", strings.Replace(good, "release:", "dist:", 1), "no release target"},
 		{"build-static with cgo", strings.Replace(good, "CGO_ENABLED=0 ", "", 1), "only -o may differ"},
 		{"no build-static target", strings.Replace(good, "build-static:", "build:", 1), "no build-static target"},
 		{"no docker target", strings.Replace(good, "docker:", "image:", 1), "no docker target"},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,10 +68,10 @@ func adminDo(method, url string) adminResponse {
 type adminReadiness struct {
 	Ready        bool `json:"ready"`
 	ShuttingDown bool `json:"shutting_down"`
-	NotReady     []struct {
+	Unavailable  []struct {
 		TenantID   string `json:"tenant_id"`
 		ProviderID string `json:"provider_id"`
-	} `json:"not_ready"`
+	} `json:"unavailable"`
 }
 
 // adminWaitReadyz polls /readyz until it answers status, and returns its body.
@@ -94,11 +95,13 @@ func adminWaitReadyz(t *testing.T, p *proc, base string, status int) adminReadin
 }
 
 // TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM starts the real
-// binary while one identity provider is down: /healthz is 200 (alive),
-// /readyz 503 naming that provider and gRPC health NOT_SERVING; once the
-// identity provider is back and a forced refresh fetched its keys, both
-// turn ready; a failing forced refresh is a 502 while the cached keys keep
-// the service ready; SIGTERM turns both unready at once while Checks are
+// binary while one identity provider is down: /healthz is 200 (alive), and
+// once that provider's first fetch attempt failed /readyz is 200 naming it
+// unavailable and gRPC health SERVING: the outage costs only its tenant
+// (503 jwks_unavailable) while the other tenant is allowed. Once the
+// identity provider is back and a forced refresh fetched its keys, it is
+// available; a failing forced refresh is a 502 while the cached keys keep
+// it available; SIGTERM turns the replica unready at once while Checks are
 // still answered.
 func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
@@ -110,20 +113,33 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 		tenant{id: "globex", host: "api.globex.test", idp: globex},
 	), "-drain-delay", "10m", "-stop-timeout", "30s")
 
-	// Start: alive, not ready while globex has no keys.
+	// Start: alive, and ready once globex's first fetch attempt failed;
+	// only globex is unavailable, and only its Checks are refused.
 	eventually(t, func() bool { return adminDo(http.MethodGet, base+"/healthz").status == http.StatusOK }, "/healthz 200")
-	r := adminWaitReadyz(t, p, base, http.StatusServiceUnavailable)
-	if len(r.NotReady) == 0 || r.NotReady[len(r.NotReady)-1].TenantID != "globex" {
-		t.Fatalf("not_ready = %+v, want globex listed", r.NotReady)
+	r := adminWaitReadyz(t, p, base, http.StatusOK)
+	if len(r.Unavailable) != 1 || r.Unavailable[0].TenantID != "globex" {
+		t.Fatalf("unavailable = %+v, want globex alone", r.Unavailable)
 	}
-	p.waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	if res := p.check(checkclient.Request{Host: "api.globex.test", Token: globex.token(t, "bob", nil)}); res.Allowed || res.HTTPStatus != http.StatusServiceUnavailable || res.Reason != "jwks_unavailable" {
+		t.Fatalf("globex without keys: %d %s, want 503 jwks_unavailable", res.HTTPStatus, res.Reason)
+	}
+	if res := p.check(checkclient.Request{Host: "api.acme.test", Token: acme.token(t, "alice", nil)}); !res.Allowed {
+		t.Fatalf("acme while globex is down: %s", res.Reason)
+	}
+	if m := adminDo(http.MethodGet, base+"/metrics"); !strings.Contains(m.body, `jwks_cache_provider_available{provider="main",tenant="globex"} 0`) ||
+		!strings.Contains(m.body, `jwks_cache_provider_available{provider="main",tenant="acme"} 1`) {
+		t.Errorf("/metrics lacks the availability gauges")
+	}
 
 	// The identity provider recovers; a forced refresh makes the service ready.
 	globex.down.Store(false)
 	if res := adminDo(http.MethodPost, base+"/v1/providers/globex/main/refresh"); res.status != http.StatusOK || !strings.Contains(res.body, `"state":"Ready"`) {
 		t.Fatalf("forced refresh: %d %s", res.status, res.body)
 	}
-	adminWaitReadyz(t, p, base, http.StatusOK)
+	if r := adminWaitReadyz(t, p, base, http.StatusOK); len(r.Unavailable) != 0 {
+		t.Fatalf("unavailable after recovery = %+v, want none", r.Unavailable)
+	}
 	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
 
 	// The identity provider fails again: the forced refresh is a 502, and
@@ -149,6 +165,7 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 	for _, line := range []string{
 		`extauthz_check_total{decision="allow",provider="main",reason="ok",tenant="globex"} 1`,
 		`jwks_cache_refresh_total{provider="main",result="error",tenant="globex"}`,
+		fmt.Sprintf(`extauthz_build_info{goversion=%q,revision=%q,version=%q} 1`, runtime.Version(), e2eRevision, e2eVersion),
 	} {
 		if !strings.Contains(m.body, line) {
 			t.Errorf("/metrics lacks %q", line)
@@ -174,8 +191,8 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 	}
 }
 
-// TestAdmin_MinReadyShare: with readiness.min_available_share 0.5, one
-// provider of two down at start leaves the service ready.
+// TestAdmin_MinReadyShare: readiness.min_available_share is opt-in; at 1,
+// one provider of two down at start keeps the replica out of rotation.
 func TestAdmin_MinReadyShare(t *testing.T) {
 	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
 	globex.down.Store(true)
@@ -184,12 +201,20 @@ func TestAdmin_MinReadyShare(t *testing.T) {
 	p := adminStart(t, addr, adminConfig(addr, adminAddr, caFile(t, acme.srv),
 		tenant{id: "acme", host: "api.acme.test", idp: acme},
 		tenant{id: "globex", host: "api.globex.test", idp: globex},
-	)+"readiness: {min_available_share: 0.5}\n")
-	r := adminWaitReadyz(t, p, base, http.StatusOK)
-	if len(r.NotReady) != 1 || r.NotReady[0].TenantID != "globex" {
-		t.Errorf("not_ready = %+v, want globex", r.NotReady)
+	)+"readiness: {min_available_share: 1}\n")
+	var last adminResponse
+	eventually(t, func() bool {
+		last = adminDo(http.MethodGet, base+"/readyz")
+		return strings.Contains(last.body, `"started":true`)
+	}, "/readyz started (last: %s)", &last.body)
+	var r adminReadiness
+	if err := json.Unmarshal([]byte(last.body), &r); err != nil || last.status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d %q (%v), want 503", last.status, last.body, err)
 	}
-	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	if len(r.Unavailable) != 1 || r.Unavailable[0].TenantID != "globex" {
+		t.Errorf("unavailable = %+v, want globex", r.Unavailable)
+	}
+	p.waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
 	if res := adminDo(http.MethodGet, base+"/v1/providers/globex/main"); res.status != http.StatusOK || !strings.Contains(res.body, `"available":false`) {
 		t.Errorf("globex status: %d %s", res.status, res.body)
 	}

@@ -69,9 +69,9 @@ func TestCheck_EveryReasonCode(t *testing.T) {
 		tenant{id: "acme", host: "api.acme.test", idp: acme},
 		tenant{id: "globex", host: "api.globex.test", idp: globex},
 		tenant{id: "down", host: "api.down.test", idp: down},
-		// Two of three providers have keys: ready, so the harness's wait for
-		// SERVING ends while "down" stays cold (every provider is the default).
-	)+"readiness: {min_available_share: 0.6}\n")
+		// "down" stays cold; the replica is ready once its first fetch
+		// attempt failed, so the harness's wait for SERVING ends.
+	))
 
 	// A second key under acme's issuer that acme never published.
 	rogue, err := demo.NewIdP(demo.IdPOptions{Issuer: acme.Issuer(), Audience: "orders"})

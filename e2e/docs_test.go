@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 // yamlBlocks returns the ```yaml blocks of the Markdown file path's section
@@ -98,6 +99,21 @@ func TestReadme_DocumentsEveryReasonAndStatus(t *testing.T) {
 }
 
 // TestReadme_StartsWithTheTwoCommands.
+// TestReasonCodesDoc_DocumentsEveryReason keeps docs/reason-codes.md, the
+// client developers' table, complete and its statuses true.
+func TestReasonCodesDoc_DocumentsEveryReason(t *testing.T) {
+	b, err := os.ReadFile("../docs/reason-codes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range authz.Reasons {
+		row := fmt.Sprintf("| `%s` | %d |", r, r.HTTPStatus())
+		if !strings.Contains(string(b), row) {
+			t.Errorf("docs/reason-codes.md has no row starting %q", row)
+		}
+	}
+}
+
 func TestReadme_StartsWithTheTwoCommands(t *testing.T) {
 	doc := readme(t)
 	first := doc[:min(len(doc), 400)]
@@ -167,6 +183,12 @@ func TestReadme_EnvoySnippetIsValidEnvoyAPI(t *testing.T) {
 	if ea.GetTransportApiVersion().String() != "V3" || ea.GetFailureModeAllow() ||
 		ea.GetStatusOnError().GetCode() != 503 || ea.GetGrpcService().GetEnvoyGrpc().GetClusterName() != cluster.GetName() {
 		t.Errorf("ext_authz filter %v: want V3, failure_mode_allow false, status_on_error 503, cluster %s", ea, cluster.GetName())
+	}
+	// A cold provider's Check waits up to limits.cold_wait inside extauthz,
+	// which then answers 503 jwks_unavailable itself; a shorter gRPC
+	// timeout would turn that answer into Envoy's own error.
+	if got := ea.GetGrpcService().GetTimeout().AsDuration(); got <= tenants.DefaultColdWait {
+		t.Errorf("grpc_service.timeout %v must exceed limits.cold_wait's default %v", got, tenants.DefaultColdWait)
 	}
 	opts := &upstreamhttpv3.HttpProtocolOptions{}
 	if err := cluster.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(opts); err != nil {

@@ -38,6 +38,12 @@ const waitFor = 60 * time.Second
 
 var binary string // path of the extauthz binary under test
 
+// The version and revision the binary under test is stamped with.
+const (
+	e2eVersion  = "v0.0.0-e2e"
+	e2eRevision = "e2e0123"
+)
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
@@ -50,7 +56,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "extauthz")
-	args := []string{"build", "-o", binary}
+	// Stamped as a release build is (Makefile, Dockerfile, scripts/release.sh).
+	args := []string{"build", "-o", binary, "-ldflags", "-X github.com/extauthz/extauthz/internal/version.version=" + e2eVersion +
+		" -X github.com/extauthz/extauthz/internal/version.revision=" + e2eRevision}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -168,11 +168,16 @@ const (
 
 // Status is a point-in-time view of one provider, for the admin API and metrics.
 type Status struct {
-	TenantID          string
-	ProviderID        string
-	State             State
-	Stale             bool // serving past expires_at (stale-while-error)
-	Unusable          bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
+	TenantID   string
+	ProviderID string
+	State      State
+	Stale      bool // serving past expires_at (stale-while-error)
+	Unusable   bool // past expires_at + stale_while_error: lookups fail with ErrUnavailable
+	// Attempted: the provider holds a key set or at least one fetch attempt
+	// has finished, successfully or not. A replica is ready once every
+	// provider has Attempted: waiting longer would not make a down
+	// identity provider answer.
+	Attempted         bool
 	Source            Source
 	SourceAt          time.Time
 	LastRefresh       time.Time // last successful fetch or 304
@@ -197,6 +202,13 @@ type Status struct {
 	// there but not trusted, by reason (the Reject* constants and the
 	// coordinator's own reasons, such as "bad_mac"). Nil when none.
 	SnapshotsRejected map[string]uint64
+}
+
+// Available reports whether lookups can be answered: a key set is held and
+// is fresh, or stale but within stale_while_error. A provider that is not
+// available answers every lookup with ErrUnavailable.
+func (s Status) Available() bool {
+	return (s.State == StateReady || s.State == StateRefreshing) && !s.Unusable
 }
 
 // RefreshResult is the outcome of one completed refresh. Its text is what

@@ -173,7 +173,8 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 	// the identity provider nothing, and its validators make our own
 	// fetch, if still needed, a conditional one.
 	adopted := false
-	if t != triggerFirst || !p.warmChecked {
+	looked := t != triggerFirst || !p.warmChecked
+	if looked {
 		var err error
 		if adopted, err = p.adoptShared(); err != nil {
 			return p.fetchAndShare(c, false) // coordinator down: work alone
@@ -194,6 +195,15 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 			return p.fetchAndShare(c, false)
 		}
 		if ok {
+			// Another replica may have shared a set and released the lease
+			// between our look above and our acquiring it: look again, now
+			// that no one else can be fetching, before we fetch. (A first
+			// refresh looked at Register, not here: it does not look twice.)
+			if looked {
+				if res, shared := p.sharedSinceLook(c); shared {
+					return res, 0, nil
+				}
+			}
 			return p.fetchAndShare(c, true)
 		}
 		// Another replica is fetching: wait for its snapshot, up to the
@@ -209,6 +219,23 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 	}
 	// Two lease times without a snapshot: fetch alone rather than stall.
 	return p.fetchAndShare(c, false)
+}
+
+// sharedSinceLook is the look again of a replica that just took the
+// refresh lease: when a snapshot newer than ours that is not due itself
+// appeared, it is adopted and the lease released (shared). A coordinator
+// failure counts as nothing shared: the caller fetches.
+func (p *provider) sharedSinceLook(c *call) (fetchResult, bool) {
+	co := p.deps.coord
+	adopted, err := p.adoptShared()
+	if err != nil || !adopted || p.due(p.deps.clock.Now()) {
+		return fetchResult{}, false
+	}
+	c.firstAttemptDone()
+	if err := co.c.Release(p.ctx, p.reg.TenantID, p.reg.ProviderID, co.holder); err != nil {
+		co.failed(p.deps.clock, err)
+	}
+	return fetchResult{fleet: RefreshShared}, true
 }
 
 // unknownKID coordinates a refresh for an unknown kid (OpenID Connect Core

@@ -57,6 +57,9 @@ type provider struct {
 	refreshErrors, refreshFetched, refreshNotMod atomic.Uint64
 	skippedKeys                                  atomic.Uint64
 	lastRefreshNanos                             atomic.Int64
+	// attempted: a fetch attempt (or a coordinated refresh) has finished,
+	// successfully or not; Status.Attempted.
+	attempted atomic.Bool
 
 	ctx    context.Context // cancelled by close; bounds every fetch
 	cancel context.CancelFunc
@@ -330,6 +333,7 @@ func (p *provider) status() Status {
 		st.Stale, st.Unusable = phase != phaseFresh, phase == phaseUnusable
 		st.KeyIDs = append([]string(nil), s.kids...)
 	}
+	st.Attempted = s != nil || p.attempted.Load()
 	misses := p.misses.Load()
 	st.Requests = p.requests.Load()
 	st.Hits = st.Requests - min(misses, st.Requests)

@@ -56,6 +56,7 @@ func (p *provider) run(c *call, t trigger) {
 	defer p.wg.Done()
 	start := p.deps.clock.Now()
 	res, attempts, err := p.refresh(c, t)
+	p.attempted.Store(true)
 	end := p.deps.clock.Now()
 	ev := RefreshEvent{TenantID: p.reg.TenantID, ProviderID: p.reg.ProviderID, HTTPStatus: res.status, Duration: end.Sub(start)}
 	if err != nil {
@@ -125,6 +126,7 @@ func (p *provider) fetchWithRetry(c *call) (fetchResult, int, error) {
 	var errs []error
 	for attempt := 0; ; attempt++ {
 		res, err := p.attempt(ctx)
+		p.attempted.Store(true)
 		if err == nil {
 			c.firstAttemptDone()
 			return res, attempt + 1, nil

@@ -28,6 +28,9 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+		args = []string{"version"} // the flag most tools answer
+	}
 	if len(args) > 0 {
 		for _, c := range commands() {
 			if c.name != "" && c.name == args[0] {
@@ -70,6 +73,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&opts.LogFormat, "log-format", "", "override log.format: json or text")
 	fs.DurationVar(&opts.DrainDelay, "drain-delay", service.DefaultDrainDelay, "on SIGTERM, keep answering this long after health turns NOT_SERVING (negative: none)")
 	fs.DurationVar(&opts.StopTimeout, "stop-timeout", service.DefaultStopTimeout, "bound of the graceful stop after the drain")
+	fs.BoolVar(&opts.WatchConfig, "watch", true, "reload when the configuration file, its directory or tenants_dir change (SIGHUP always reloads)")
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}

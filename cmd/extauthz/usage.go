@@ -21,11 +21,12 @@ type command struct {
 // commands lists every command, the server first.
 func commands() []command {
 	return []command{
-		{"", "extauthz -config FILE [-check] [-reflection] [-log-format json|text] [-drain-delay D] [-stop-timeout D]", runServe},
+		{"", "extauthz -config FILE [-check] [-reflection] [-watch=false] [-log-format json|text] [-drain-delay D] [-stop-timeout D]", runServe},
 		{"demo", "extauthz demo [-grpc ADDR] [-reflection]", runDemo},
 		{"demo-idp", "extauthz demo-idp [-listen ADDR] [-ca-out FILE] [-hostname NAME]", runDemoIdP},
 		{"client", "extauthz client -host HOST [-addr HOST:PORT] [-path /p] [-method GET] [-H 'name: value']... [-token TOKEN] [-request-id ID] [-ext key=value]... [-timeout D]", runClient},
 		{"health", "extauthz health [-addr HOST:PORT] [-service NAME] [-timeout D]", runHealth},
+		{"version", "extauthz version [-json]", runVersion},
 	}
 }
 

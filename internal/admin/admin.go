@@ -49,13 +49,23 @@ type Options struct {
 	Registry Registry
 	// Metrics serves GET /metrics (metrics.Metrics.Handler); nil: no /metrics.
 	Metrics http.Handler
-	// MinAvailableShare is the share of providers, in (0, 1], that must have
-	// usable keys (fresh or stale) for /readyz to answer 200. 0 means 1:
-	// every provider.
+	// MinAvailableShare, when above 0, is the share of providers, at most
+	// 1, that must have usable keys (fresh or stale) for /readyz to answer
+	// 200. 0 (the default) means no share is required: one tenant's
+	// identity provider outage costs only that tenant.
 	MinAvailableShare float64
+	// ColdWait bounds how long the replica waits, from StartedAt, for every
+	// provider's first fetch attempt before it reports ready anyway
+	// (limits.cold_wait). 0 means it does not wait.
+	ColdWait time.Duration
+	// StartedAt is when the replica started (default: when New ran).
+	StartedAt time.Time
 	// ConfigLoaded reports whether a configuration is loaded; nil means it
 	// is (a Handler is usually built after the configuration).
 	ConfigLoaded func() bool
+	// Config reports the configuration in effect for GET /v1/config; nil:
+	// no such endpoint.
+	Config func() ConfigStatus
 	// RefreshTimeout bounds POST .../refresh (default DefaultRefreshTimeout).
 	RefreshTimeout time.Duration
 	// Logger records forced refreshes (default: discard).
@@ -70,7 +80,8 @@ type Options struct {
 	// DefaultRefreshMinInterval); one sooner is answered 429 with
 	// Retry-After, so no caller can make the API flood an identity provider.
 	RefreshMinInterval time.Duration
-	// Now is the clock of RefreshMinInterval (default time.Now).
+	// Now is the clock of RefreshMinInterval and of the cold wait
+	// (default time.Now).
 	Now func() time.Time
 }
 
@@ -80,6 +91,7 @@ type Handler struct {
 	mux       *http.ServeMux
 	draining  atomic.Bool
 	tokenHash [sha256.Size]byte
+	started   atomic.Bool // Readiness.Started latched
 
 	refreshMu   sync.Mutex
 	lastRefresh map[[2]string]time.Time // tenant, provider → last forced refresh
@@ -87,8 +99,14 @@ type Handler struct {
 
 // New returns the admin API over opts.Registry.
 func New(opts Options) *Handler {
-	if opts.MinAvailableShare <= 0 || opts.MinAvailableShare > 1 {
-		opts.MinAvailableShare = 1
+	if opts.MinAvailableShare < 0 || opts.MinAvailableShare > 1 {
+		opts.MinAvailableShare = 1 // unreachable from a validated config; closed
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.StartedAt.IsZero() {
+		opts.StartedAt = opts.Now()
 	}
 	if opts.RefreshTimeout <= 0 {
 		opts.RefreshTimeout = DefaultRefreshTimeout
@@ -99,9 +117,6 @@ func New(opts Options) *Handler {
 	if opts.RefreshMinInterval <= 0 {
 		opts.RefreshMinInterval = DefaultRefreshMinInterval
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	h := &Handler{opts: opts, mux: http.NewServeMux(), lastRefresh: map[[2]string]time.Time{}}
 	h.tokenHash = sha256.Sum256(opts.Token)
 	if opts.Metrics != nil {
@@ -109,6 +124,9 @@ func New(opts Options) *Handler {
 	}
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /readyz", h.readyz)
+	if opts.Config != nil {
+		h.mux.HandleFunc("GET /v1/config", h.config)
+	}
 	h.mux.HandleFunc("GET /v1/providers", h.listProviders)
 	h.mux.HandleFunc("GET /v1/providers/{tenant}/{provider}", h.getProvider)
 	h.mux.HandleFunc("POST /v1/providers/{tenant}/{provider}/refresh", h.refreshProvider)

@@ -61,34 +61,42 @@ func (f *fixture) expectStep(t *testing.T, step string, want wantStatus, wantRea
 	if code != wantReady {
 		t.Fatalf("%s: /readyz %d, want %d: %+v", step, code, wantReady, rd)
 	}
-	if wantReady != http.StatusOK {
-		if len(rd.NotReady) != 1 || rd.NotReady[0].ProviderID != "main" || rd.NotReady[0].State != want.State {
-			t.Fatalf("%s: not_ready = %+v, want acme/main in %s", step, rd.NotReady, want.State)
+	if !want.Available {
+		if len(rd.Unavailable) != 1 || rd.Unavailable[0].ProviderID != "main" || rd.Unavailable[0].State != want.State {
+			t.Fatalf("%s: unavailable = %+v, want acme/main in %s", step, rd.Unavailable, want.State)
 		}
+	} else if len(rd.Unavailable) != 0 {
+		t.Fatalf("%s: unavailable = %+v, want none", step, rd.Unavailable)
 	}
 	return p
 }
 
 // TestAdmin_WalkThroughProviderStates walks one provider through Loading,
-// Empty, Ready, Refreshing, stale, unavailable and back to Ready with a scripted identity
-// provider and the fake clock; every exchange is validated against the
-// OpenAPI document.
+// Empty, Ready, Refreshing, stale, unavailable and back to Ready with a
+// scripted identity provider and the fake clock; every exchange is
+// validated against the OpenAPI document. The replica is unready only while
+// the first fetch attempt runs: afterwards a provider without keys is listed
+// as unavailable while /readyz answers 200.
 func TestAdmin_WalkThroughProviderStates(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, coldWait(time.Hour))
 
 	// Loading: the first fetch is held at the identity provider.
 	f.idp.hold()
 	f.register(t, "main")
 	f.idp.waitEntered(t)
 	f.expectStep(t, "loading", wantStatus{State: "Loading", KeyIDs: []string{}}, http.StatusServiceUnavailable)
+	if _, rd := f.readyz(t); rd.Started || rd.Pending != 1 {
+		t.Fatalf("loading: started %v pending %d, want false, 1", rd.Started, rd.Pending)
+	}
 
-	// Empty: the first fetch failed; nothing cached.
+	// Empty: the first fetch failed; nothing cached. The attempt finished,
+	// so the replica is ready; the provider is unavailable.
 	f.idp.setMode(idpFail)
 	f.idp.release()
 	if ev := f.events.next(t); ev.Result != "error" {
 		t.Fatalf("first fetch: %s", ev.Result)
 	}
-	f.expectStep(t, "empty", wantStatus{State: "Empty", ErrorCount: 1, HasError: true, KeyIDs: []string{}}, http.StatusServiceUnavailable)
+	f.expectStep(t, "empty", wantStatus{State: "Empty", ErrorCount: 1, HasError: true, KeyIDs: []string{}}, http.StatusOK)
 
 	// Ready: a forced refresh succeeds and answers with the new status.
 	f.idp.setMode(idpOK)
@@ -139,10 +147,11 @@ func TestAdmin_WalkThroughProviderStates(t *testing.T) {
 	f.expectStep(t, "stale", wantStatus{State: "Ready", Stale: true, Available: true, ErrorCount: 2, HasError: true, KeyIDs: []string{"k1"}}, http.StatusOK)
 
 	// Unavailable: past expires_at + stale_while_error (60 s), still failing:
-	// the set is kept for the status but no lookup uses it; not ready.
+	// the set is kept for the status but no lookup uses it. The provider is
+	// unavailable; the replica stays ready for every other tenant.
 	f.advance(t, time.Minute)
 	f.waitStatus(t, "main", func(st jwkscache.Status) bool { return st.Unusable })
-	f.expectStep(t, "unavailable", wantStatus{State: "Ready", Stale: true, ErrorCount: 3, HasError: true, KeyIDs: []string{"k1"}}, http.StatusServiceUnavailable)
+	f.expectStep(t, "unavailable", wantStatus{State: "Ready", Stale: true, ErrorCount: 3, HasError: true, KeyIDs: []string{"k1"}}, http.StatusOK)
 
 	// Back: the identity provider answers again and the next refresh brings
 	// the provider, and readiness, back.
@@ -213,7 +222,7 @@ func TestAdmin_ReadinessShare(t *testing.T) {
 		want     int
 		required int
 	}{
-		{"default: every provider", 0, http.StatusServiceUnavailable, 2},
+		{"default: off", 0, http.StatusOK, 0},
 		{"all", 1, http.StatusServiceUnavailable, 2},
 		{"half", 0.5, http.StatusOK, 1},
 		{"just over half rounds up", 0.51, http.StatusServiceUnavailable, 2},
@@ -230,8 +239,8 @@ func TestAdmin_ReadinessShare(t *testing.T) {
 			if code != tt.want || rd.Required != tt.required || rd.Providers != 2 || rd.Available != 1 {
 				t.Fatalf("/readyz %d %+v, want %d with required %d", code, rd, tt.want, tt.required)
 			}
-			if len(rd.NotReady) != 1 || rd.NotReady[0].ProviderID != "backup" || rd.NotReady[0].ErrorCount != 1 {
-				t.Errorf("not_ready = %+v, want only backup", rd.NotReady)
+			if len(rd.Unavailable) != 1 || rd.Unavailable[0].ProviderID != "backup" || rd.Unavailable[0].ErrorCount != 1 {
+				t.Errorf("unavailable = %+v, want only backup", rd.Unavailable)
 			}
 		})
 	}
@@ -333,6 +342,56 @@ func TestNudge_NeverBlocks(t *testing.T) {
 	}
 	if len(n) != 1 {
 		t.Errorf("pending nudges = %d, want 1", len(n))
+	}
+}
+
+// TestAdmin_ReadyAfterColdWaitAndStaysReady: a first fetch that hangs keeps
+// the replica unready only until limits.cold_wait has passed; from then on
+// it is ready, and a provider added later (a reload) whose first fetch
+// hangs too does not take it out of rotation again.
+func TestAdmin_ReadyAfterColdWaitAndStaysReady(t *testing.T) {
+	f := newFixture(t, coldWait(2*time.Second))
+	f.idp.hold()
+	t.Cleanup(f.idp.release)
+	f.register(t, "main")
+	f.idp.waitEntered(t)
+	if code, rd := f.readyz(t); code != http.StatusServiceUnavailable || rd.Pending != 1 || rd.Started {
+		t.Fatalf("within cold_wait: %d %+v", code, rd)
+	}
+	f.adminClk.Advance(2 * time.Second)
+	code, rd := f.readyz(t)
+	if code != http.StatusOK || !rd.Started || rd.Pending != 0 {
+		t.Fatalf("after cold_wait: %d %+v", code, rd)
+	}
+	if len(rd.Unavailable) != 1 || rd.Unavailable[0].ProviderID != "main" || rd.Unavailable[0].State != "Loading" {
+		t.Fatalf("after cold_wait: unavailable = %+v, want acme/main Loading", rd.Unavailable)
+	}
+	f.register(t, "backup")
+	f.idp.waitEntered(t)
+	if code, rd := f.readyz(t); code != http.StatusOK || len(rd.Unavailable) != 2 {
+		t.Fatalf("provider added later: %d %+v, want 200 listing both", code, rd)
+	}
+	if !f.handler.Ready() {
+		t.Error("Ready() false after start")
+	}
+}
+
+// TestAdmin_StartedStaysStartedAcrossReload: once every first fetch attempt
+// finished, a provider added later whose first fetch hangs does not make
+// the replica unready, even long before cold_wait would have passed.
+func TestAdmin_StartedStaysStartedAcrossReload(t *testing.T) {
+	f := newFixture(t, coldWait(time.Hour))
+	f.register(t, "main")
+	f.events.next(t)
+	if code, rd := f.readyz(t); code != http.StatusOK || !rd.Started {
+		t.Fatalf("after the first fetch: %d %+v", code, rd)
+	}
+	f.idp.hold()
+	t.Cleanup(f.idp.release)
+	f.register(t, "backup")
+	f.idp.waitEntered(t)
+	if code, rd := f.readyz(t); code != http.StatusOK || rd.Pending != 0 || len(rd.Unavailable) != 1 {
+		t.Fatalf("provider added later: %d %+v, want 200 with backup unavailable", code, rd)
 	}
 }
 

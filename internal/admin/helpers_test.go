@@ -168,6 +168,11 @@ func newFixture(t *testing.T, mutate ...func(*admin.Options)) *fixture {
 	return f
 }
 
+// coldWait sets limits.cold_wait, measured on the admin API's clock.
+func coldWait(d time.Duration) func(*admin.Options) {
+	return func(o *admin.Options) { o.ColdWait = d }
+}
+
 // registration is a provider on the scripted identity provider: no
 // retries, no jitter, so the fake clock alone decides every refresh.
 func (f *fixture) registration(provider string) jwkscache.Registration {

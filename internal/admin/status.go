@@ -14,6 +14,9 @@ type ProviderStatus struct {
 	ProviderID string `json:"provider_id"`
 	// State is Empty, Loading, Ready or Refreshing (jwkscache.State).
 	State string `json:"state"`
+	// Condition is the operator's view: starting, healthy, refresh_failing,
+	// serving_stale or unavailable (see condition).
+	Condition string `json:"condition"`
 	// Stale: the key set is past expires_at and served only because
 	// refreshes fail (stale-while-error).
 	Stale bool `json:"stale"`
@@ -37,6 +40,7 @@ func newProviderStatus(st jwkscache.Status) ProviderStatus {
 		TenantID:        st.TenantID,
 		ProviderID:      st.ProviderID,
 		State:           st.State.String(),
+		Condition:       condition(st),
 		Stale:           st.Stale,
 		Available:       available(st),
 		LastRefresh:     timeOrNil(st.LastRefresh),

@@ -26,8 +26,17 @@ func clip(s string) string {
 	return s[:n] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
-// logDecision logs d: denials at Info, allows at Debug. The token and the
-// query (which may carry it) are never logged; err is an internal cause
+// The tenant and provider a log line (and a metric label) names for a
+// decision that matched none: the same placeholders everywhere.
+const (
+	NoTenant   = "unknown"
+	NoProvider = "none"
+)
+
+// logDecision logs d: denials (and shadow mode's would-be denials) at Info,
+// at most Options.DenialLogLimit lines per reason and second (see
+// logLimiter), allows at Debug. The token and
+// the query (which may carry it) are never logged; err is an internal cause
 // built from fixed texts and library errors, never from the token.
 func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err error, elapsed time.Duration) {
 	level := slog.LevelInfo
@@ -37,9 +46,22 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
+	var suppressed int
+	if level == slog.LevelInfo {
+		// Denials, and shadow mode's would-be denials (a budget of their
+		// own), are what a flood multiplies.
+		key := d.Reason
+		if d.Allowed {
+			key = "would_deny:" + d.WouldDeny
+		}
+		var ok bool
+		if ok, suppressed = s.denialLog.allow(key); !ok {
+			return
+		}
+	}
 	attrs := []slog.Attr{
-		slog.String("tenant", d.TenantID),
-		slog.String("provider", d.ProviderID),
+		slog.String("tenant", orPlaceholder(d.TenantID, NoTenant)),
+		slog.String("provider", orPlaceholder(d.ProviderID, NoProvider)),
 		slog.String("reason", string(d.Reason)),
 		slog.Int("status", d.HTTPStatus),
 		slog.Duration("latency", elapsed),
@@ -56,6 +78,10 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 	if err != nil {
 		attrs = append(attrs, slog.String("error", clip(err.Error())))
 	}
+	if suppressed > 0 {
+		// Lines of this reason left out since the last one written.
+		attrs = append(attrs, slog.Int("suppressed_before", suppressed))
+	}
 	msg := "denied"
 	switch {
 	case d.WouldDeny != "":
@@ -67,4 +93,11 @@ func (s *Server) logDecision(ctx context.Context, r *Request, d *Decision, err e
 		msg = "allowed"
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+func orPlaceholder(id, placeholder string) string {
+	if id == "" {
+		return placeholder
+	}
+	return id
 }

@@ -110,6 +110,10 @@ type Options struct {
 	Observer Observer         // optional
 	Tracer   Tracer           // optional: a span per decision
 	Recorder Recorder         // optional: the audit log
+	// DenialLogLimit bounds denial log lines per reason code and second
+	// (DefaultDenialLogLimit when 0, no bound when negative). Lines over it
+	// are counted and reported by the next line of that reason.
+	DenialLogLimit int
 	// DPoPReplay remembers accepted DPoP proofs (default: this replica's
 	// own cache of tenants.DefaultDPoPReplayEntries).
 	DPoPReplay dpop.ReplayCache
@@ -118,15 +122,16 @@ type Options struct {
 // Server makes authorization decisions. It is safe for concurrent use; its
 // tenant set is swapped atomically by Update.
 type Server struct {
-	keys     KeySource
-	now      func() time.Time
-	log      *slog.Logger
-	observer Observer
-	tracer   Tracer
-	recorder Recorder
-	parser   *jwt.Parser // read-only after New
-	dpop     *dpop.Checker
-	state    atomic.Pointer[state]
+	keys      KeySource
+	now       func() time.Time
+	log       *slog.Logger
+	observer  Observer
+	tracer    Tracer
+	recorder  Recorder
+	denialLog *logLimiter // nil: no limit
+	parser    *jwt.Parser // read-only after New
+	dpop      *dpop.Checker
+	state     atomic.Pointer[state]
 }
 
 // state is one tenant set with its compiled claim validators.
@@ -154,6 +159,7 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.denialLog = newLogLimiter(opts.DenialLogLimit, s.now)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

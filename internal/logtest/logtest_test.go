@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestBuffer_ConcurrentWritesAndReads fails under -race if Buffer's lock
@@ -24,5 +25,22 @@ func TestBuffer_ConcurrentWritesAndReads(t *testing.T) {
 	wg.Wait()
 	if n := strings.Count(b.String(), "x\n"); n != 800 {
 		t.Fatalf("%d lines, want 800", n)
+	}
+}
+
+// TestBuffer_WaitCountWakesOnWrite: a waiter is woken by the write that
+// completes the count, and gives up at its timeout when none does.
+func TestBuffer_WaitCountWakesOnWrite(t *testing.T) {
+	var b Buffer
+	go func() {
+		_, _ = b.Write([]byte("a\n"))
+		_, _ = b.Write([]byte("ready\n"))
+		_, _ = b.Write([]byte("ready\n"))
+	}()
+	if !b.WaitCount("ready", 2, time.Minute) {
+		t.Fatal("WaitCount missed two writes")
+	}
+	if b.WaitCount("ready", 3, 10*time.Millisecond) {
+		t.Fatal("WaitCount reported a third write that never came")
 	}
 }

@@ -23,6 +23,7 @@ type cacheCollector struct {
 	results  *prometheus.Desc
 	keys     *prometheus.Desc
 	expires  *prometheus.Desc
+	avail    *prometheus.Desc
 	rejected *prometheus.Desc
 }
 
@@ -41,6 +42,7 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 		results:  d("jwks_cache_refresh_total", "Completed refreshes, by result (fetched, not_modified, error).", "result"),
 		keys:     d("jwks_cache_keys", "Usable keys in the current key set."),
 		expires:  d("jwks_cache_expires_at_seconds", "Unix time at which the current key set expires."),
+		avail:    d("jwks_cache_provider_available", "1 when the provider has usable keys (fresh, or stale within stale_while_error), else 0: its Checks answer 503 jwks_unavailable."),
 		rejected: d("jwks_cache_redis_snapshots_rejected_total",
 			"Shared snapshots found in Redis but not trusted (bad MAC, other trust fingerprint, times out of bounds...), by reason.", "reason"),
 	}
@@ -48,7 +50,7 @@ func newCacheCollector(src StatusSource, refresh *refreshDurations) *cacheCollec
 
 // Describe implements prometheus.Collector.
 func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.rejected} {
+	for _, d := range []*prometheus.Desc{c.requests, c.hits, c.stale, c.errors, c.lastUS, c.results, c.keys, c.expires, c.avail, c.rejected} {
 		ch <- d
 	}
 	c.refresh.vec.Describe(ch)
@@ -79,6 +81,11 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		result(st.RefreshNotModified, jwkscache.RefreshNotModified)
 		result(st.RefreshErrors, jwkscache.RefreshError)
 		gauge(c.keys, float64(len(st.KeyIDs)))
+		available := 0.0
+		if st.Available() {
+			available = 1
+		}
+		gauge(c.avail, available)
 		if !st.ExpiresAt.IsZero() { // nothing cached yet: no expiry to report
 			gauge(c.expires, float64(st.ExpiresAt.UnixNano())/1e9)
 		}

@@ -22,13 +22,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/version"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
-// Label values used when a decision carries no tenant or provider.
+// Label values used when a decision carries no tenant or provider: the
+// placeholders the decision log lines use too.
 const (
-	UnknownTenant = "unknown"
-	NoProvider    = "none"
+	UnknownTenant = authz.NoTenant
+	NoProvider    = authz.NoProvider
 )
 
 // checkBuckets are extauthz_check_duration_seconds' buckets: 10 µs to 1 s in
@@ -65,6 +67,7 @@ type Metrics struct {
 	refresh       *refreshDurations
 	reloads       *prometheus.CounterVec
 	lastReloadOK  prometheus.Gauge
+	config        *configMetrics
 	reasons       map[authz.Reason]bool // read-only after New
 	checkCache    checkCache
 }
@@ -99,14 +102,31 @@ func New() *Metrics {
 	// see a zero rather than an absent series.
 	m.reloads.WithLabelValues(ReloadSuccess)
 	m.reloads.WithLabelValues(ReloadFailure)
+	m.config = newConfigMetrics()
 
 	m.reg.MustRegister(
-		m.checks, m.checkDuration, m.wouldDeny, m.reloads, m.lastReloadOK,
+		m.checks, m.checkDuration, m.wouldDeny, m.reloads, m.lastReloadOK, m.config.errors, m.config.info, buildInfo(version.Get()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m.reg.MustRegister(m.refresh.vec)
 	return m
+}
+
+// buildInfo is extauthz_build_info: always 1, its labels say which build
+// runs, so a dashboard can show a rollout and group series by version.
+func buildInfo(v version.Info) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "extauthz_build_info",
+		Help: "Always 1; the labels say which build is running: version, revision (VCS commit) and goversion.",
+		ConstLabels: prometheus.Labels{
+			"version":   v.Version,
+			"revision":  v.Revision,
+			"goversion": v.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
 }
 
 // CollectCache makes every scrape read the cache series from src

@@ -12,6 +12,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/metrics"
+	"github.com/extauthz/extauthz/internal/version"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -79,6 +80,7 @@ func TestMetrics_ScriptedTrafficExactSeries(t *testing.T) {
 		},
 		"jwks_cache_refresh_duration_seconds": {"provider=backup,tenant=acme": 1, "provider=main,tenant=acme": 1},
 		"jwks_cache_keys":                     {"provider=backup,tenant=acme": 1, "provider=main,tenant=acme": 1},
+		"jwks_cache_provider_available":       {"provider=backup,tenant=acme": 1, "provider=main,tenant=acme": 1},
 		"jwks_cache_expires_at_seconds": {
 			"provider=backup,tenant=acme": float64(t0.Add(time.Hour).Unix()),
 			"provider=main,tenant=acme":   float64(t0.Add(time.Hour).Unix()),
@@ -116,6 +118,15 @@ func TestMetrics_ReloadCounters(t *testing.T) {
 	}
 	if got, want := series(fams, "extauthz_config_last_reload_success_timestamp_seconds")[""], 1778051290.5; got != want {
 		t.Errorf("last success = %v, want %v", got, want)
+	}
+}
+
+func TestMetrics_BuildInfo(t *testing.T) {
+	fams := scrape(t, metrics.New())
+	v := version.Get()
+	want := map[string]float64{"goversion=" + v.GoVersion + ",revision=" + v.Revision + ",version=" + v.Version: 1}
+	if diff := cmp.Diff(want, series(fams, "extauthz_build_info")); diff != "" {
+		t.Errorf("extauthz_build_info (-want +got):\n%s", diff)
 	}
 }
 

@@ -85,22 +85,37 @@ func Problems(err error) []string {
 	return out
 }
 
-// CheckConfig reads the configuration at path and validates it exactly as
-// the server would at start (cache settings included, against a registry
-// built from the file's jwks block) without serving or fetching anything.
-// It returns nil or a *ConfigError listing every problem.
+// CheckConfig reads the configuration at path and its tenants_dir and
+// validates them exactly as the server would at start (cache settings
+// included, against a registry built from the file's jwks block) without
+// serving or fetching anything. It returns nil or a *ConfigError listing
+// every problem, a broken tenant file's by its path (the server would start
+// without that tenant).
 func CheckConfig(path string) error {
-	cfg, err := tenants.Load(path)
+	l := tenants.NewLoader(path, nil)
+	in, err := l.Read()
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	return validate(cfg)
+	ld, err := l.Load(in, validateAll)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	if len(ld.Problems) > 0 {
+		errs := make([]error, len(ld.Problems))
+		for i, p := range ld.Problems {
+			errs[i] = p
+		}
+		return &ConfigError{Err: errors.Join(errs...)}
+	}
+	return nil
 }
 
-// validate checks cfg as CheckConfig does: tenants' rules, each provider's
-// cache registration against the registry cfg's jwks block describes, and
-// the contents of jwks.ca_file.
-func validate(cfg *tenants.Config) error {
+// validateAll checks cfg as CheckConfig does: tenants' rules, each
+// provider's cache registration against the registry cfg's jwks block
+// describes, and the contents of jwks.ca_file. It returns nil or the
+// errors.Join of every problem.
+func validateAll(cfg *tenants.Config) error {
 	var errs []error
 	if cfg.JWKS.CAFile != "" {
 		if _, err := os.Stat(cfg.JWKS.CAFile); err == nil { // a missing file is reported by Validate
@@ -131,10 +146,7 @@ func validate(cfg *tenants.Config) error {
 	} else {
 		errs = append(errs, cfg.Validate(ro.ValidateRegistration))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return &ConfigError{Err: err}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func registryOptions(cfg *tenants.Config, client *http.Client, log *slog.Logger, obs jwkscache.Observer) jwkscache.Options {
@@ -209,7 +221,18 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	opts.ReplaceAttr = durationWithUnit
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationWithUnit writes a duration as Go's duration string ("1.5ms")
+// where slog's JSON handler would write a bare number of nanoseconds that
+// a reader cannot tell from milliseconds or seconds.
+func durationWithUnit(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func parseLevel(s string) slog.Level {

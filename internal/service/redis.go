@@ -19,11 +19,15 @@ func openRedis(cfg *tenants.Config, log *slog.Logger) (*redisstore.Store, error)
 		return nil, nil
 	}
 	log = log.With("component", "redis")
+	u, err := r.ResolveURL()
+	if err != nil {
+		return nil, err
+	}
 	keys, err := redisstore.ReadHMACKeys(r.HMACKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("jwks.redis.hmac_key_file: %w", err)
 	}
-	store, err := redisstore.Open(r.URL, r.Namespace, redisstore.Options{Logger: log, HMACKeys: keys})
+	store, err := redisstore.Open(u, r.Namespace, redisstore.Options{Logger: log, HMACKeys: keys})
 	if err != nil {
 		return nil, fmt.Errorf("jwks.redis: %w", err)
 	}

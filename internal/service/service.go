@@ -1,13 +1,13 @@
-// Package service runs extauthz: it loads and validates the configuration,
-// builds the JWKS cache and the authorization server, serves Envoy's
-// envoy.service.auth.v3.Authorization with grpc.health.v1 (and, when asked,
-// reflection) on one gRPC listener, reloads the configuration on SIGHUP and drains on
-// SIGTERM. cmd/extauthz only parses flags and calls it.
+// Package service runs extauthz: it loads and validates the configuration
+// (the file and its tenants_dir), builds the JWKS cache and the
+// authorization server, serves Envoy's envoy.service.auth.v3.Authorization
+// with grpc.health.v1 (and, when asked, reflection) on one gRPC listener,
+// reloads the configuration on SIGHUP and when its files change, and drains
+// on SIGTERM. cmd/extauthz only parses flags and calls it.
 package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +60,11 @@ type Options struct {
 	DrainDelay time.Duration
 	// StopTimeout: see DefaultStopTimeout; after it, connections are closed.
 	StopTimeout time.Duration
+	// WatchConfig reloads the configuration when ConfigPath, its directory
+	// or tenants_dir change (see watch.go); cmd/extauthz turns it on.
+	WatchConfig bool
+	// WatchDebounce: see DefaultWatchDebounce.
+	WatchDebounce time.Duration
 	// Reflection registers grpc.reflection even when grpc.reflection is
 	// off in the configuration (the -reflection flag).
 	Reflection bool
@@ -84,11 +89,24 @@ type Service struct {
 	health   *health.Server
 	// stopListeners stops the admin and forward-auth listeners (set by Run).
 	stopListeners func()
-	grpc          *grpc.Server
-	lis           net.Listener
+	// stopWatch stops the config watcher (set by Run when it watches).
+	stopWatch func()
+	grpc      *grpc.Server
+	lis       net.Listener
 
-	mu  sync.Mutex // serialises reloads; guards cfg
+	mu  sync.Mutex // serialises reloads; guards cfg and the fields below
 	cfg *tenants.Config
+	// loader reads the file and tenants_dir, keeping each tenant file's
+	// last good version.
+	loader *tenants.Loader
+	// lastInput is the fingerprint of the inputs of the last load attempt:
+	// the same bytes are not loaded twice.
+	lastInput string
+	// loaded is the configuration in effect: its hash and tenant file
+	// problems, for the admin API.
+	loaded     *tenants.Loaded
+	loadedAt   time.Time
+	tenantsDir string // resolved tenants_dir of the last read, for the watcher
 }
 
 // HealthServices are the grpc.health.v1 service names the server reports:
@@ -113,14 +131,17 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.LogFormat != "" && opts.LogFormat != "json" && opts.LogFormat != "text" {
 		return nil, fmt.Errorf("service: log format %q: want json or text", opts.LogFormat)
 	}
-	cfg, err := readConfig(opts)
+	loader := tenants.NewLoader(opts.ConfigPath, opts.Config)
+	in, err := loader.Read()
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	if err := validate(cfg); err != nil {
-		return nil, err
+	ld, err := loader.Load(in, validateAll)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
 	}
-	s := &Service{opts: opts, level: new(slog.LevelVar), cfg: cfg}
+	cfg := ld.Config
+	s := &Service{opts: opts, level: new(slog.LevelVar), cfg: cfg, loader: loader, lastInput: in.Fingerprint(), tenantsDir: in.TenantsDir()}
 	s.level.Set(parseLevel(cfg.Log.Level))
 	format := cfg.Log.Format
 	if opts.LogFormat != "" {
@@ -173,6 +194,8 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		Registry:           s.registry,
 		Metrics:            s.metrics.Handler(),
 		MinAvailableShare:  cfg.Readiness.MinAvailableShare,
+		ColdWait:           time.Duration(cfg.Limits.ColdWait),
+		Config:             s.configStatus,
 		Logger:             s.log.With("component", "admin"),
 		Token:              adminToken,
 		OpenProbes:         cfg.Admin.OpenProbes,
@@ -189,6 +212,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		Observer:   s.metrics,
 		DPoPReplay: dpopReplay(cfg, s.redis),
 	}))
+	s.adopt(ld)
 
 	lis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -206,9 +230,10 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		reflection.Register(s.grpc)
 	}
 	// Health follows readiness (see startListeners): NOT_SERVING until
-	// enough providers have usable keys, so Envoy's health checks keep a
-	// cold replica out of rotation. A Check that reaches it anyway waits up
-	// to limits.cold_wait, then answers 503 jwks_unavailable.
+	// every provider's first fetch attempt finished or limits.cold_wait
+	// passed, so Envoy's health checks keep a cold replica out of rotation.
+	// A Check that reaches it anyway waits up to limits.cold_wait, then
+	// answers 503 jwks_unavailable.
 	for _, name := range HealthServices {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
@@ -241,6 +266,15 @@ func (s *Service) Run(ctx context.Context, signals <-chan os.Signal) error {
 	// made from a closed cache; the defer covers the other exits.
 	s.stopListeners = sync.OnceFunc(stopListeners)
 	defer s.stopListeners()
+	if s.opts.WatchConfig && s.opts.ConfigPath != "" {
+		stopWatch, err := s.watchConfig(ctx)
+		if err != nil {
+			s.log.Warn("config files not watched; SIGHUP still reloads", "error", err)
+		} else {
+			s.stopWatch = sync.OnceFunc(stopWatch)
+			defer s.stopWatch()
+		}
+	}
 	s.log.Info("serving", "grpc", s.Addr().String(), "tenants", len(s.currentConfig().Tenants))
 	for {
 		select {
@@ -304,36 +338,55 @@ func (s *Service) Shutdown(hurry <-chan os.Signal) error {
 	if s.stopListeners != nil {
 		s.stopListeners()
 	}
+	if s.stopWatch != nil {
+		s.stopWatch() // no reload into a closing registry
+	}
 	err := s.closeRegistry()
 	s.log.Info("stopped")
 	return err
 }
 
-// Reload re-reads the configuration. An invalid one is refused: logged
-// with every problem, and the running one keeps serving. A valid one takes
-// effect atomically: new and changed providers are registered first (an
+// Reload re-reads the configuration file and its tenants_dir. When their
+// bytes are those of the last attempt, it does nothing (a SIGHUP and a file
+// watch event for one change load it once). An invalid configuration file
+// is refused: logged with every problem, counted, and the running
+// configuration keeps serving. A broken tenant file is not: its tenant
+// keeps its last good version, or stays absent (see tenants.Loader), and
+// the problem is logged and counted. A valid configuration takes effect
+// atomically: new and changed providers are registered first (an
 // unchanged registration is a no-op that keeps its warm cache), then the
 // tenant set is swapped, then removed providers are unregistered.
 func (s *Service) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.reload(ctx)
+	in, err := s.loader.Read()
+	if err == nil {
+		s.tenantsDir = in.TenantsDir()
+		if in.Fingerprint() == s.lastInput {
+			s.log.Info("config unchanged since the last load; nothing to reload")
+			return nil
+		}
+		s.lastInput = in.Fingerprint()
+		err = s.reload(ctx, in)
+	} else {
+		s.lastInput = "" // whatever is read next is loaded
+		err = &ConfigError{Err: err}
+	}
 	s.metrics.ConfigReloaded(err == nil, time.Now())
 	if err != nil {
-		s.log.Error("config reload refused; keeping the running configuration", "problems", Problems(err))
+		s.metrics.ConfigError(s.mainSource())
+		s.log.Error("config reload refused; keeping the running configuration", "source", s.mainSource(), "problems", Problems(err))
 		return err
 	}
 	return nil
 }
 
-func (s *Service) reload(ctx context.Context) error {
-	cfg, err := readConfig(s.opts)
+func (s *Service) reload(ctx context.Context, in *tenants.Inputs) error {
+	ld, err := s.loader.Load(in, func(c *tenants.Config) error { return c.Validate(s.registry.Validate) })
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	if err := cfg.Validate(s.registry.Validate); err != nil {
-		return &ConfigError{Err: err}
-	}
+	cfg := ld.Config
 	set, err := tenants.NewSet(cfg)
 	if err != nil {
 		return &ConfigError{Err: err}
@@ -364,7 +417,8 @@ func (s *Service) reload(ctx context.Context) error {
 	}
 	s.level.Set(parseLevel(cfg.Log.Level))
 	s.cfg = cfg
-	s.log.Info("config reloaded", "tenants", len(cfg.Tenants), "providers", len(registered), "providers_removed", removed)
+	s.adopt(ld)
+	s.log.Info("config reloaded", "tenants", len(cfg.Tenants), "providers", len(registered), "providers_removed", removed, "hash", ld.Hash)
 	return nil
 }
 
@@ -402,14 +456,4 @@ func (s *Service) currentConfig() *tenants.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
-}
-
-func readConfig(opts Options) (*tenants.Config, error) {
-	if opts.ConfigPath != "" {
-		return tenants.Load(opts.ConfigPath)
-	}
-	if len(opts.Config) == 0 {
-		return nil, errors.New("service: no configuration: set a path or the YAML")
-	}
-	return tenants.Parse(opts.Config)
 }

@@ -282,30 +282,45 @@ func (r *running) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_Ser
 	}
 }
 
-func TestHealth_FollowsReadiness(t *testing.T) {
+// TestHealth_FollowsReplicaReadiness: gRPC health is the replica's
+// readiness. A tenant whose identity provider is down at start costs only
+// that tenant (503 jwks_unavailable), never the replica's place in
+// rotation, unless readiness.min_available_share opts into that.
+func TestHealth_FollowsReplicaReadiness(t *testing.T) {
 	// Ready: the first fetch succeeded, so health turns SERVING by itself.
 	f := newFixture(t)
 	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
 	r.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
-	// Cold, with the identity provider gone: after the failed first fetch the
-	// watcher has evaluated readiness, and it keeps this replica out of
-	// rotation (NOT_SERVING) rather than letting it answer 503s.
+	// Cold, with the identity provider gone: the failed first attempt ends
+	// the start, the replica serves, and its Checks for this tenant say the
+	// keys are unavailable rather than the token bad.
 	down := newFixture(t)
 	_ = down.idp.Close()
 	rd := runService(t, Options{ConfigPath: down.cfgPath, DrainDelay: -1})
+	rd.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	if res := rd.check(t, demo.Host, down.token(t)); res.Allowed || res.HTTPStatus != 503 || res.Reason != "jwks_unavailable" {
+		t.Fatalf("Check with the identity provider down: %+v, want 503 jwks_unavailable", res)
+	}
+
+	// Opt-in: with min_available_share 1 a replica without keys stays out
+	// of rotation.
+	strict := newFixture(t)
+	strict.write(t, "readiness: {min_available_share: 1}\n")
+	_ = strict.idp.Close()
+	rs := runService(t, Options{ConfigPath: strict.cfgPath, DrainDelay: -1})
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(rd.logs.String(), "jwks refresh failing") || !strings.Contains(rd.logs.String(), "readiness changed") {
+	for !strings.Contains(rs.logs.String(), "jwks refresh failing") || !strings.Contains(rs.logs.String(), "readiness changed") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no failed refresh and readiness evaluation logged:\n%s", rd.logs.String())
+			t.Fatalf("no failed refresh and readiness evaluation logged:\n%s", rs.logs.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if st, err := checkclient.Health(context.Background(), rd.health, ""); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Fatalf("cold and down: %v %v, want NOT_SERVING", st, err)
+	if st, err := checkclient.Health(context.Background(), rs.health, ""); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("min_available_share 1, cold and down: %v %v, want NOT_SERVING", st, err)
 	}
-	if strings.Contains(rd.logs.String(), "ready=true") {
-		t.Errorf("a replica without keys reported ready:\n%s", rd.logs.String())
+	if strings.Contains(rs.logs.String(), "ready=true") {
+		t.Errorf("a replica without keys reported ready under min_available_share 1:\n%s", rs.logs.String())
 	}
 }
 

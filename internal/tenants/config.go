@@ -36,6 +36,10 @@ type Config struct {
 	// believed (on listen.http, only from forward_auth.trusted_proxies).
 	TrustForwardedClientCert bool     `yaml:"trust_forwarded_client_cert"`
 	Tenants                  []Tenant `yaml:"tenants"`
+	// TenantsDir is a directory of tenant files, one tenant per *.yaml or
+	// *.yml file, merged after Tenants (see Loader). Relative to the
+	// configuration file's directory.
+	TenantsDir string `yaml:"tenants_dir"`
 }
 
 // Listen holds listener addresses. Empty Admin or HTTP means off.
@@ -76,11 +80,11 @@ type Log struct {
 // Readiness decides when /readyz and grpc.health.v1 report the service
 // ready.
 type Readiness struct {
-	// MinAvailableShare is the share of providers, in (0, 1], that must have
-	// usable keys (fresh, or stale within stale_while_error). The default, 1,
-	// means every provider; a fleet serving many tenants may prefer less, so
-	// that one tenant's identity provider outage does not take extauthz out
-	// of the load balancer for every tenant.
+	// MinAvailableShare, opt-in, is the share of providers, in [0, 1], that
+	// must have usable keys (fresh, or stale within stale_while_error) for
+	// the replica to be ready. The default, 0, is off: a provider without
+	// usable keys costs only its own tenant (503 jwks_unavailable), never
+	// the replica's place in the load balancer for every tenant.
 	MinAvailableShare float64 `yaml:"min_available_share"`
 }
 
@@ -145,6 +149,7 @@ type JWKS struct {
 // Redis configures snapshot sharing between replicas.
 type Redis struct {
 	URL       string `yaml:"url"`
+	URLFile   string `yaml:"url_file"`  // a file holding the URL instead (a mounted Secret: the password goes in the URL)
 	Namespace string `yaml:"namespace"` // default jwks-cache
 	// HMACKeyFile holds the keys that authenticate shared snapshots, one
 	// per line, each at least 32 bytes; the first signs, all verify.

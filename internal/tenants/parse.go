@@ -129,7 +129,6 @@ func (c *Config) applyDefaults(adminSet bool) {
 	orDefault(&c.Log.Format, DefaultLogFormat)
 	orDefault(&c.Limits.MaxTokenBytes, DefaultMaxTokenBytes)
 	orDefault(&c.Limits.MaxHeaderValueBytes, DefaultMaxHeaderValueBytes)
-	orDefault(&c.Readiness.MinAvailableShare, 1)
 	orDefault(&c.Limits.MaxRequestHeaderBytes, DefaultMaxRequestHeaderBytes)
 	orDefault(&c.Limits.MaxConnections, DefaultMaxConnections)
 	orDefault(&c.Limits.MaxConcurrentStreams, DefaultMaxConcurrentStreams)

@@ -63,8 +63,8 @@ func TestParse_AppliesDefaults(t *testing.T) {
 	if c.GRPC.Reflection {
 		t.Error("grpc.reflection is on by default")
 	}
-	if c.Readiness.MinAvailableShare != 1 {
-		t.Errorf("readiness.min_available_share = %v, want 1 (every provider)", c.Readiness.MinAvailableShare)
+	if c.Readiness.MinAvailableShare != 0 {
+		t.Errorf("readiness.min_available_share = %v, want 0 (off)", c.Readiness.MinAvailableShare)
 	}
 	g := c.Tenants[1].Providers[0]
 	if diff := cmp.Diff([]string{"RS256"}, g.Algorithms); diff != "" {

@@ -227,8 +227,8 @@ func (c *Config) validateGlobal(v *validator) {
 	if n := c.Limits.MaxConcurrentStreams; n < 1 || n > 1024 {
 		v.add("limits.max_concurrent_streams", fmt.Sprintf("%d must be between 1 and 1024", n))
 	}
-	if f := c.Readiness.MinAvailableShare; !(f > 0 && f <= 1) {
-		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in (0, 1]", f))
+	if f := c.Readiness.MinAvailableShare; !(f >= 0 && f <= 1) {
+		v.add("readiness.min_available_share", fmt.Sprintf("%v must be in [0, 1] (0: off)", f))
 	}
 	if d := time.Duration(c.Limits.ColdWait); d < 0 || d > time.Minute {
 		v.add("limits.cold_wait", fmt.Sprintf("%s must be between 0s and 1m", d))
@@ -242,12 +242,22 @@ func (c *Config) validateGlobal(v *validator) {
 		}
 	}
 	if r := c.JWKS.Redis; r != nil {
-		u, err := url.Parse(r.URL)
+		key := "jwks.redis.url"
+		if r.URLFile != "" {
+			key = "jwks.redis.url_file"
+		}
+		raw, readErr := r.ResolveURL()
+		u, err := url.Parse(raw)
 		switch {
-		case r.URL == "":
-			v.add("jwks.redis.url", "required when redis is set")
+		case r.URL != "" && r.URLFile != "":
+			v.add("jwks.redis.url", "set url or url_file, not both")
+		case r.URL == "" && r.URLFile == "":
+			v.add("jwks.redis.url", "required when redis is set (or url_file)")
+		case readErr != nil:
+			v.add(key, fmt.Sprintf("cannot read %q: %v", r.URLFile, errors.Unwrap(readErr)))
 		case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
-			v.add("jwks.redis.url", "must be a redis:// or rediss:// URL with a host")
+			// Never quote the URL: it may carry the password.
+			v.add(key, "must be a redis:// or rediss:// URL with a host")
 		}
 		if r.HMACKeyFile == "" {
 			v.add("jwks.redis.hmac_key_file", "required when redis is set: without it anyone who can write to Redis decides which keys every replica trusts")

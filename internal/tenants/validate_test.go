@@ -106,12 +106,17 @@ func TestValidate_Rules(t *testing.T) {
 		{"token limit", func(c *Config) { c.Limits.MaxTokenBytes = 10 }, []string{"limits.max_token_bytes: 10 must be between"}},
 		{"header limit", func(c *Config) { c.Limits.MaxHeaderValueBytes = -1 }, []string{"limits.max_header_value_bytes: -1 must be between"}},
 		{"cold wait", func(c *Config) { c.Limits.ColdWait = Duration(-time.Second) }, []string{"limits.cold_wait:"}},
-		{"readiness share above one", func(c *Config) { c.Readiness.MinAvailableShare = 1.5 }, []string{"readiness.min_available_share: 1.5 must be in (0, 1]"}},
+		{"readiness share above one", func(c *Config) { c.Readiness.MinAvailableShare = 1.5 }, []string{"readiness.min_available_share: 1.5 must be in [0, 1] (0: off)"}},
 		{"readiness share negative", func(c *Config) { c.Readiness.MinAvailableShare = -0.1 }, []string{"readiness.min_available_share:"}},
 		{"concurrency", func(c *Config) { c.JWKS.MaxConcurrentFetches = -1 }, []string{"jwks.max_concurrent_fetches: must be at least 1"}},
 		{"ca file missing", func(c *Config) { c.JWKS.CAFile = "/nonexistent/ca.pem" }, []string{`jwks.ca_file: cannot read "/nonexistent/ca.pem"`}},
 		{"redis url missing", func(c *Config) { c.JWKS.Redis = &Redis{} }, []string{"jwks.redis.url: required when redis is set"}},
 		{"redis url scheme", func(c *Config) { c.JWKS.Redis = &Redis{URL: "http://x"} }, []string{"jwks.redis.url: must be a redis://"}},
+		{"redis url and url_file", func(c *Config) {
+			c.JWKS.Redis = &Redis{URL: "redis://x:6379", URLFile: redisURLFile(t, "redis://y:6379")}
+		}, []string{"jwks.redis.url: set url or url_file, not both"}},
+		{"redis url_file missing", func(c *Config) { c.JWKS.Redis = &Redis{URLFile: "/nonexistent/redis-url"} }, []string{`jwks.redis.url_file: cannot read "/nonexistent/redis-url"`}},
+		{"redis url_file not a URL", func(c *Config) { c.JWKS.Redis = &Redis{URLFile: redisURLFile(t, "http://:secret@x")} }, []string{"jwks.redis.url_file: must be a redis://"}},
 		{"redis without an hmac key file", func(c *Config) { c.JWKS.Redis = &Redis{URL: "redis://x"} }, []string{"jwks.redis.hmac_key_file: required when redis is set"}},
 		{"redis hmac key file missing", func(c *Config) {
 			c.JWKS.Redis = &Redis{URL: "redis://x", HMACKeyFile: "/nonexistent/keys"}
@@ -317,6 +322,38 @@ tenants:
 	// Output:
 	// tenants[0].hosts[0]: host "api.acme.test:443" must not carry a port (ports are stripped before matching)
 	// tenants[0].providers[0].algorithms[0]: "HS256" is never allowed for a JWKS-backed provider
+}
+
+// redisURLFile writes url to a file, as a mounted Secret holds it.
+func redisURLFile(t *testing.T, url string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "url")
+	if err := os.WriteFile(f, []byte(url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestValidate_RedisURLFile(t *testing.T) {
+	c := mustParse(t, validYAML)
+	c.JWKS.Redis = &Redis{
+		URLFile:     redisURLFile(t, "rediss://:s3cret@redis.test:6379/0"),
+		HMACKeyFile: writeFile(t, "0123456789abcdef0123456789abcdef\n"),
+		Namespace:   "jwks-cache",
+	}
+	if err := c.Validate(nil); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	got, err := c.JWKS.Redis.ResolveURL()
+	if err != nil || got != "rediss://:s3cret@redis.test:6379/0" {
+		t.Fatalf("ResolveURL = %q, %v; want the file's URL without the newline", got, err)
+	}
+	// A broken URL is reported without its contents: they hold the password.
+	c.JWKS.Redis.URLFile = redisURLFile(t, "https://:s3cret@redis.test")
+	err = c.Validate(nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Validate = %v; want an error that does not quote the password", err)
+	}
 }
 
 func TestValidate_TokenTypes(t *testing.T) {
