@@ -185,9 +185,7 @@ func TestCheck_EveryReasonCode(t *testing.T) {
 // headers never reach the upstream; the token's claims overwrite them, and
 // mapped headers the token does not fill are removed.
 func TestCheck_ClaimHeadersSetAndForgedOnesRemoved(t *testing.T) {
-	acme := newIdP(t, "RS256")
-	addr := freeAddr(t)
-	p := start(t, addr, config(addr, caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme}))
+	acme, p := startAcme(t, "RS256")
 
 	forged := map[string]string{"x-auth-subject": "admin", "x-auth-email": "admin@acme.test"}
 	res := p.check(checkclient.Request{Host: "api.acme.test", Token: acme.token(t, "alice", nil), Headers: forged})

@@ -22,6 +22,38 @@ import (
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
+// yamlBlocks returns the ```yaml blocks of the Markdown file path's section
+// that starts with the heading line heading (up to the next ## or ###
+// heading).
+func yamlBlocks(t *testing.T, path, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no %q", path, heading)
+	}
+	if i := strings.Index(rest, "\n##"); i >= 0 { // a YAML comment starts with one #
+		rest = rest[:i]
+	}
+	var blocks []string
+	for {
+		_, after, ok := strings.Cut(rest, "```yaml\n")
+		if !ok {
+			return blocks
+		}
+		block, tail, ok := strings.Cut(after, "```\n")
+		if !ok {
+			t.Fatalf("%s: a yaml block under %q is not closed", path, heading)
+		}
+		blocks = append(blocks, block)
+		rest = tail
+	}
+}
+
+// readme returns README.md.
 func readme(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("../README.md")
@@ -34,18 +66,11 @@ func readme(t *testing.T) string {
 // TestReadme_FullExampleIsTestdataExample keeps README's configuration
 // example identical to testdata/example.yaml, which TestCheckFlag validates.
 func TestReadme_FullExampleIsTestdataExample(t *testing.T) {
-	_, rest, ok := strings.Cut(readme(t), "### Full example")
-	if !ok {
-		t.Fatal("README has no \"### Full example\" section")
-	}
-	_, rest, ok = strings.Cut(rest, "```yaml\n")
-	if !ok {
+	blocks := yamlBlocks(t, "../README.md", "### Full example")
+	if len(blocks) == 0 {
 		t.Fatal("the Full example section has no ```yaml block")
 	}
-	block, _, ok := strings.Cut(rest, "```\n")
-	if !ok {
-		t.Fatal("the yaml block is not closed")
-	}
+	block := blocks[0]
 	example, err := os.ReadFile("../testdata/example.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -117,15 +142,11 @@ type validatable interface {
 // exist and every validation rule hold, and the filter must keep the
 // settings README promises.
 func TestReadme_EnvoySnippetIsValidEnvoyAPI(t *testing.T) {
-	_, rest, ok := strings.Cut(readme(t), "## Pointing Envoy at it")
-	if !ok {
-		t.Fatal("README has no Envoy section")
-	}
-	_, rest, ok = strings.Cut(rest, "```yaml\n")
-	if !ok {
+	blocks := yamlBlocks(t, "../README.md", "## Pointing Envoy at it")
+	if len(blocks) == 0 {
 		t.Fatal("the Envoy section has no ```yaml block")
 	}
-	block, _, _ := strings.Cut(rest, "```\n")
+	block := blocks[0]
 	var doc struct {
 		HTTPFilters []json.RawMessage `json:"http_filters"`
 		Routes      []json.RawMessage `json:"routes"`

@@ -166,9 +166,7 @@ func selfSigned(t *testing.T, cn string) []byte {
 // allowed over the certificate it is bound to, as Envoy sends it with
 // include_peer_certificate, and refused with another or none.
 func TestCertBound_RightCertificateAllowedOtherRefused(t *testing.T) {
-	acme := newIdP(t, "ES256")
-	addr := freeAddr(t)
-	p := start(t, addr, config(addr, caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme}))
+	acme, p := startAcme(t, "ES256")
 	cert, otherCert := selfSigned(t, "client"), selfSigned(t, "client")
 	tok := acme.token(t, "alice", map[string]any{"cnf": map[string]any{"x5t#S256": certbind.Thumbprint(cert)}})
 

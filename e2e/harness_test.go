@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/porttest"
 )
 
 // waitFor bounds every poll: generous, since it only matters when a test
@@ -156,16 +156,17 @@ func config(addr, ca string, ts ...tenant) string {
 	return b.String()
 }
 
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
+// freeAddr is porttest.FreeAddr, short for the many tests that start a
+// binary on free ports.
+func freeAddr(t *testing.T) string { t.Helper(); return porttest.FreeAddr(t) }
+
+// startAcme starts extauthz on a free port with one tenant, acme (host
+// api.acme.test), whose identity provider is new and signs with alg.
+func startAcme(t *testing.T, alg string) (*idp, *proc) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	acme := newIdP(t, alg)
+	addr := freeAddr(t)
+	return acme, start(t, addr, config(addr, caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme}))
 }
 
 // proc is a running extauthz.

@@ -27,9 +27,7 @@ import (
 // rotates its key; the first token signed by the new key is allowed at once
 // (the unknown kid triggers one refresh), and the removed key stops working.
 func TestCache_KeyRotationPickedUpWithinOneRequest(t *testing.T) {
-	acme := newIdP(t, "ES256")
-	addr := freeAddr(t)
-	p := start(t, addr, config(addr, caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme}))
+	acme, p := startAcme(t, "ES256")
 
 	old := acme.token(t, "alice", nil)
 	if res := p.check(checkclient.Request{Host: "api.acme.test", Token: old}); !res.Allowed {
@@ -54,9 +52,7 @@ func TestCache_KeyRotationPickedUpWithinOneRequest(t *testing.T) {
 // cached, an identity provider outage does not fail valid tokens, and no
 // request waits on it.
 func TestCache_IdentityProviderDownAfterWarmUpStillAllows(t *testing.T) {
-	acme := newIdP(t, "EdDSA")
-	addr := freeAddr(t)
-	p := start(t, addr, config(addr, caFile(t, acme.srv), tenant{id: "acme", host: "api.acme.test", idp: acme}))
+	acme, p := startAcme(t, "EdDSA")
 	tok := acme.token(t, "alice", nil)
 	if res := p.check(checkclient.Request{Host: "api.acme.test", Token: tok}); !res.Allowed {
 		t.Fatalf("warm-up: %s", res.Reason)

@@ -17,37 +17,10 @@ import (
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
-// operatingSection returns the ```yaml blocks of docs/operating.md's
-// section that starts with heading (up to the next ## or ### heading).
-func operatingSection(t *testing.T, heading string) []string {
-	t.Helper()
-	b, err := os.ReadFile("../docs/operating.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(b), "\n"+heading+"\n")
-	if !ok {
-		t.Fatalf("docs/operating.md has no %q", heading)
-	}
-	if i := strings.Index(rest, "\n##"); i >= 0 { // a YAML comment starts with one #
-		rest = rest[:i]
-	}
-	var blocks []string
-	for {
-		_, after, ok := strings.Cut(rest, "```yaml\n")
-		if !ok {
-			return blocks
-		}
-		block, tail, _ := strings.Cut(after, "```\n")
-		blocks = append(blocks, block)
-		rest = tail
-	}
-}
-
 // TestOperating_EnvoyTracingSnippetIsValidEnvoyAPI parses operating.md's
 // Envoy tracing settings with Envoy's own API.
 func TestOperating_EnvoyTracingSnippetIsValidEnvoyAPI(t *testing.T) {
-	blocks := operatingSection(t, "### Envoy")
+	blocks := yamlBlocks(t, "../docs/operating.md", "### Envoy")
 	if len(blocks) != 1 {
 		t.Fatalf("%d yaml blocks under ### Envoy, want 1", len(blocks))
 	}
@@ -78,7 +51,7 @@ func TestOperating_EnvoyTracingSnippetIsValidEnvoyAPI(t *testing.T) {
 // TestOperating_IstioTracingSnippetIsValidIstioAPI parses operating.md's
 // meshConfig and Telemetry with Istio's own API.
 func TestOperating_IstioTracingSnippetIsValidIstioAPI(t *testing.T) {
-	blocks := operatingSection(t, "### Istio")
+	blocks := yamlBlocks(t, "../docs/operating.md", "### Istio")
 	if len(blocks) != 1 {
 		t.Fatalf("%d yaml blocks under ### Istio, want 1", len(blocks))
 	}
@@ -125,8 +98,8 @@ func TestOperating_IstioTracingSnippetIsValidIstioAPI(t *testing.T) {
 // audit blocks operating.md shows pass the service's validation.
 func TestOperating_TracingAndAuditExamplesAreValidConfig(t *testing.T) {
 	var blocks []string
-	blocks = append(blocks, operatingSection(t, "## Traces")...)
-	blocks = append(blocks, operatingSection(t, "## Audit log")...)
+	blocks = append(blocks, yamlBlocks(t, "../docs/operating.md", "## Traces")...)
+	blocks = append(blocks, yamlBlocks(t, "../docs/operating.md", "## Audit log")...)
 	if len(blocks) != 2 {
 		t.Fatalf("%d yaml blocks, want the tracing and the audit example", len(blocks))
 	}

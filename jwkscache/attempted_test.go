@@ -13,17 +13,16 @@ import (
 // never waits for a down identity provider's whole retry policy.
 func TestStatus_AttemptedAfterFirstAttemptNotAfterRetries(t *testing.T) {
 	k := newECKey(t)
-	srv, arrived, release := blockingServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	// The first request waits for release and fails; later ones get the
+	// server's default answer.
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	srv.set(func(s *jwksServer) {
-		next := s.handler
 		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			if s.hits.Load() == 1 {
-				arrived <- struct{}{}
-				<-release
-				http.Error(w, "down", http.StatusInternalServerError)
-				return
-			}
-			next(w, r)
+			arrived <- struct{}{}
+			<-release
+			srv.set(func(s *jwksServer) { s.handler = nil })
+			http.Error(w, "down", http.StatusInternalServerError)
 		}
 	})
 	f := newFixture(t, srv)

@@ -30,15 +30,7 @@ func TestKey_ColdLookupWaitsForFirstFetch(t *testing.T) {
 func TestKey_ThousandConcurrentColdLookupsMakeOneRequest(t *testing.T) {
 	k := newECKey(t)
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	release := make(chan struct{})
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			<-release
-			w.Header().Set("Cache-Control", "max-age=600")
-			_, _ = w.Write(doc)
-		}
-	})
+	_, release := holdServer(t, srv)
 	f := newFixture(t, srv)
 	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
 		t.Fatal(err)
@@ -60,7 +52,7 @@ func TestKey_ThousandConcurrentColdLookupsMakeOneRequest(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	close(release)
+	release()
 	done.Wait()
 	close(errs)
 	for err := range errs {
@@ -204,17 +196,9 @@ func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
 	if st := f.status(t); !st.NextRefresh.Equal(t0.Add(next)) {
 		t.Fatalf("NextRefresh = %v, want %v", st.NextRefresh, t0.Add(next))
 	}
-	arrived, release := make(chan struct{}), make(chan struct{})
 	k2 := newECKey(t)
-	doc2 := jwksDoc(t, jwkJSON(t, &k2.PublicKey, "k2", ""))
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			close(arrived)
-			<-release
-			w.Header().Set("Cache-Control", "max-age=600")
-			_, _ = w.Write(doc2)
-		}
-	})
+	srv.set(func(s *jwksServer) { s.doc = jwksDoc(t, jwkJSON(t, &k2.PublicKey, "k2", "")) })
+	arrived, release := holdServer(t, srv)
 	f.clk.Advance(next)
 	<-arrived
 	// The refresh is stuck at the server; lookups answer from the old set.
@@ -222,7 +206,7 @@ func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
 	if st := f.status(t); st.State != jwkscache.StateRefreshing || st.Stale {
 		t.Fatalf("status during refresh = %+v", st)
 	}
-	close(release)
+	release()
 	if ev := f.next(t); ev.Result != jwkscache.RefreshFetched || ev.Keys != 1 {
 		t.Fatalf("refresh = %+v", ev)
 	}
@@ -497,14 +481,7 @@ func TestRefresh_ConcurrentDemandsShareOneFetch(t *testing.T) {
 	srv := newJWKSServer(t, doc)
 	f := newFixture(t, srv)
 	f.register(t)
-	arrived, release := make(chan struct{}, 100), make(chan struct{})
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			arrived <- struct{}{}
-			<-release
-			_, _ = w.Write(doc)
-		}
-	})
+	arrived, release := holdServer(t, srv)
 	refreshed := make(chan error, 1)
 	go func() { refreshed <- f.reg.Refresh(context.Background(), "acme", "main") }()
 	<-arrived
@@ -516,7 +493,7 @@ func TestRefresh_ConcurrentDemandsShareOneFetch(t *testing.T) {
 			t.Fatalf("joined refresh: %v", err)
 		}
 	}
-	close(release)
+	release()
 	if err := <-refreshed; err != nil {
 		t.Fatal(err)
 	}

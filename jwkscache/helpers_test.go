@@ -110,6 +110,40 @@ func (s *jwksServer) set(f func(s *jwksServer)) {
 
 func (s *jwksServer) url() string { return s.URL + "/jwks" }
 
+// holdServer makes srv's JWKS requests wait until the returned release is
+// called (t.Cleanup calls it, so no fetch is left hanging); entered
+// receives one value per request that arrived. Held requests answer with
+// the server's document as it is when they are released.
+func holdServer(t testing.TB, srv *jwksServer) (entered <-chan struct{}, release func()) {
+	t.Helper()
+	in, gate := make(chan struct{}, 100), make(chan struct{})
+	srv.set(func(s *jwksServer) {
+		doc := s.doc
+		s.handler = func(w http.ResponseWriter, r *http.Request) {
+			in <- struct{}{}
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+			srv.mu.Lock()
+			doc = srv.doc
+			srv.mu.Unlock()
+			w.Header().Set("Cache-Control", "max-age=3600")
+			_, _ = w.Write(doc)
+		}
+	})
+	var released bool
+	release = func() {
+		if !released {
+			released = true
+			close(gate)
+		}
+	}
+	t.Cleanup(release)
+	return in, release
+}
+
 // events is an Observer that hands refresh outcomes to the test.
 type events chan jwkscache.RefreshEvent
 

@@ -30,31 +30,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// blockingServer answers each JWKS request with doc once release is closed,
-// or gives up when the client goes away; arrived receives one value per
-// request.
-func blockingServer(t *testing.T, doc []byte) (srv *jwksServer, arrived chan struct{}, release chan struct{}) {
-	t.Helper()
-	srv = newJWKSServer(t, nil)
-	arrived, release = make(chan struct{}, 100), make(chan struct{})
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			arrived <- struct{}{}
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return
-			}
-			w.Header().Set("Cache-Control", "max-age=600")
-			_, _ = w.Write(doc)
-		}
-	})
-	return srv, arrived, release
-}
-
 func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *testing.T) {
 	k := newECKey(t)
-	srv, arrived, release := blockingServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	arrived, release := holdServer(t, srv)
 	f := newFixture(t, srv)
 	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
 		t.Fatal(err)
@@ -73,7 +52,7 @@ func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *
 		t.Fatal(err)
 	}
 	<-arrived // the replacement's first fetch
-	close(release)
+	release()
 	if err := <-got; err != nil {
 		t.Fatalf("lookup in flight during Register: %v (want the replacement's key)", err)
 	}
@@ -81,8 +60,8 @@ func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *
 
 func TestKey_LookupWaitingWhileUnregisteredReportsUnknownProvider(t *testing.T) {
 	k := newECKey(t)
-	srv, arrived, release := blockingServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	defer close(release)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	arrived, _ := holdServer(t, srv)
 	f := newFixture(t, srv)
 	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
 		t.Fatal(err)

@@ -3,44 +3,11 @@ package jwkscache_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/extauthz/extauthz/jwkscache"
 )
-
-// holdServer makes srv's JWKS requests wait until the returned release is
-// called; entered receives one value per request that arrived.
-func holdServer(t *testing.T, srv *jwksServer) (entered <-chan struct{}, release func()) {
-	t.Helper()
-	in, gate := make(chan struct{}, 100), make(chan struct{})
-	srv.set(func(s *jwksServer) {
-		doc := s.doc
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			in <- struct{}{}
-			select {
-			case <-gate:
-			case <-r.Context().Done():
-				return
-			}
-			srv.mu.Lock()
-			doc = srv.doc
-			srv.mu.Unlock()
-			w.Header().Set("Cache-Control", "max-age=3600")
-			_, _ = w.Write(doc)
-		}
-	})
-	var released bool
-	release = func() {
-		if !released {
-			released = true
-			close(gate)
-		}
-	}
-	t.Cleanup(release)
-	return in, release
-}
 
 // receive waits for one value; the real-time bound only turns a hang into
 // a failure.

@@ -2,7 +2,6 @@ package jwkscache_test
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"testing"
 
@@ -117,22 +116,7 @@ func TestTracer_UnknownKIDRefreshAndWait(t *testing.T) {
 func TestTracer_ColdWait(t *testing.T) {
 	k1 := newECKey(t)
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "ES256")))
-	gate := make(chan struct{})
-	doc := jwksDoc(t, jwkJSON(t, &k1.PublicKey, "k1", "ES256"))
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			<-gate
-			w.Header().Set("Cache-Control", "max-age=3600")
-			_, _ = w.Write(doc)
-		}
-	})
-	t.Cleanup(func() {
-		select {
-		case <-gate:
-		default:
-			close(gate)
-		}
-	})
+	_, release := holdServer(t, srv)
 	tr := &recordingTracer{waitStart: make(chan struct{}, 8)}
 	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Tracer = tr })
 	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
@@ -145,7 +129,7 @@ func TestTracer_ColdWait(t *testing.T) {
 		errc <- err
 	}()
 	<-tr.waitStart
-	close(gate)
+	release()
 	if err := <-errc; err != nil {
 		t.Fatalf("cold Key: %v", err)
 	}

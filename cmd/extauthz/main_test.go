@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/porttest"
 	"github.com/extauthz/extauthz/internal/service"
 )
 
@@ -184,7 +184,7 @@ func TestClient_ExitCodes(t *testing.T) {
 		{"bad header flag", []string{"-addr", addr, "-host", demo.Host, "-H", "nocolon"}, exitError, ""},
 		{"bad ext flag", []string{"-addr", addr, "-host", demo.Host, "-ext", "novalue"}, exitError, ""},
 		{"stray argument", []string{"-addr", addr, "-host", demo.Host, "extra"}, exitError, ""},
-		{"nothing listening", []string{"-addr", freeAddr(t), "-host", demo.Host, "-timeout", "2s"}, exitError, ""},
+		{"nothing listening", []string{"-addr", porttest.FreeAddr(t), "-host", demo.Host, "-timeout", "2s"}, exitError, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,17 +206,7 @@ func TestHealth_ExitCodes(t *testing.T) {
 	if code := runHealth(context.Background(), []string{"-addr", addr, "-service", "no.such.Service"}, &stdout, &stderr); code == 0 {
 		t.Error("exit 0 for an unknown service")
 	}
-	if code := runHealth(context.Background(), []string{"-addr", freeAddr(t), "-timeout", "2s"}, &stdout, &stderr); code == 0 {
+	if code := runHealth(context.Background(), []string{"-addr", porttest.FreeAddr(t), "-timeout", "2s"}, &stdout, &stderr); code == 0 {
 		t.Error("exit 0 with nothing listening")
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

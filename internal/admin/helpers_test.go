@@ -3,9 +3,6 @@ package admin_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/extauthz/extauthz/internal/admin"
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/metrics"
 	"github.com/extauthz/extauthz/jwkscache"
 	"github.com/extauthz/extauthz/jwkscache/clocktest"
@@ -53,18 +50,8 @@ type scriptedIdP struct {
 
 func newScriptedIdP(t *testing.T) *scriptedIdP {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgES256}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &scriptedIdP{entered: make(chan struct{}, 10)}
-	if p.doc, err = json.Marshal(map[string]any{"keys": []any{jwk.Marshal()}}); err != nil {
-		t.Fatal(err)
-	}
+	_, p.doc = authztest.ES256JWKS(t, "k1")
 	p.Server = httptest.NewTLSServer(http.HandlerFunc(p.serve))
 	t.Cleanup(func() {
 		p.release() // never leave a fetch hanging on the gate

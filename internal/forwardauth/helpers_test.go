@@ -19,7 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/extauthz/extauthz/internal/authz"
-	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -79,14 +79,7 @@ type fixture struct {
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	cfg, err := tenants.Parse([]byte(testConfig))
-	if err != nil {
-		tb.Fatalf("parse config: %v", err)
-	}
-	set, err := tenants.NewSet(cfg)
-	if err != nil {
-		tb.Fatalf("tenant set: %v", err)
-	}
+	set := authztest.Set(tb, testConfig)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		tb.Fatalf("generate key: %v", err)
@@ -109,13 +102,7 @@ func (f *fixture) token(tb testing.TB, iss string, extra jwt.MapClaims) string {
 	for k, v := range extra {
 		c[k] = v
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	t.Header["kid"] = testKID
-	s, err := t.SignedString(f.key)
-	if err != nil {
-		tb.Fatalf("sign: %v", err)
-	}
-	return s
+	return authztest.Sign(tb, jwt.SigningMethodES256, f.key, testKID, c, nil)
 }
 
 // handler returns a Handler asking f's authz.Server. TrustedProxies nil

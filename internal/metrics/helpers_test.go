@@ -3,9 +3,6 @@ package metrics_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/metrics"
 	"github.com/extauthz/extauthz/internal/tenants"
 	"github.com/extauthz/extauthz/jwkscache"
@@ -64,18 +61,7 @@ func (f fanout) RefreshDone(ev jwkscache.RefreshEvent) {
 // baseline).
 func newStack(tb testing.TB, withMetrics bool) *stack {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgES256}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	doc, err := json.Marshal(map[string]any{"keys": []any{jwk.Marshal()}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	key, doc := authztest.ES256JWKS(tb, "k1")
 	idp := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -155,13 +141,7 @@ func (s *stack) token(tb testing.TB, kid string, claims jwt.MapClaims) string {
 	for k, v := range claims {
 		base[k] = v
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, base)
-	tok.Header["kid"] = kid
-	raw, err := tok.SignedString(s.key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return raw
+	return authztest.Sign(tb, jwt.SigningMethodES256, s.key, kid, base, nil)
 }
 
 // check runs one decision for host with an optional bearer token.

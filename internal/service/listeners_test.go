@@ -14,19 +14,11 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/porttest"
 )
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// freeAddr is porttest.FreeAddr, short for the tests that start listeners.
+func freeAddr(t *testing.T) string { t.Helper(); return porttest.FreeAddr(t) }
 
 // listeners is a running service with its HTTP listeners on known ports.
 type listeners struct {

@@ -1,6 +1,7 @@
-// Package authztest provides the test fixture shared by authz and its front
-// ends (grpcauthz, forwardauth): a two-tenant configuration, its signing
-// keys, a map-backed key source, token builders, and a real
+// Package authztest provides the test fixture shared by authz, its front
+// ends (grpcauthz, forwardauth) and the packages that observe it (admin,
+// metrics): a two-tenant configuration, its signing keys, a map-backed key
+// source, token builders, a fresh ES256 key with its JWKS, and a real
 // jwkscache.Registry fetching from an httptest TLS identity provider. It
 // does not import authz, so authz's own in-package tests can use it.
 package authztest
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/extauthz/extauthz/internal/tenants"
@@ -259,6 +261,25 @@ func JWKS(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// ES256JWKS returns a new P-256 key and the JWKS document (RFC 7517) that
+// publishes its public half as kid, for ES256 (RFC 7518 section 3.4).
+func ES256JWKS(t testing.TB, kid string) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgES256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(map[string]any{"keys": []any{jwk.Marshal()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, doc
 }
 
 // RealRegistry starts an httptest TLS identity provider serving JWKS, a

@@ -14,12 +14,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/extauthz/extauthz/internal/porttest"
 )
 
 // startTimeout bounds how long Start waits for the server to answer PING.
@@ -63,10 +64,7 @@ func Start(t testing.TB) *Server {
 	// The port is free when picked but could be taken before redis binds
 	// it; try a few.
 	for range 5 {
-		s.Addr, err = freePort()
-		if err != nil {
-			t.Fatalf("redistest: free port: %v", err)
-		}
+		s.Addr = porttest.FreeAddr(t)
 		if err = s.start(); err == nil {
 			break
 		}
@@ -166,13 +164,4 @@ func (s *Server) kill() bool {
 	<-s.exited
 	s.cmd, s.exited = nil, nil
 	return true
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
 }
