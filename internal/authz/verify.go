@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,6 +147,9 @@ func (s *Server) parse(raw string) (token, error) {
 	if _, ok := jws.Header["crit"]; ok {
 		return token{}, refuse(ReasonTokenMalformed, errCrit)
 	}
+	if !claimsAreOneValue(raw) {
+		return token{}, refuse(ReasonTokenMalformed, errTrailingClaims)
+	}
 	tok := token{raw: raw, jws: jws, claims: jws.Claims.(jwt.MapClaims)}
 	if v, ok := jws.Header["kid"]; ok {
 		if tok.kid, ok = v.(string); !ok {
@@ -162,6 +166,22 @@ func (s *Server) parse(raw string) (token, error) {
 	}
 	tok.iss, _ = tok.claims["iss"].(string)
 	return tok, nil
+}
+
+// errTrailingClaims: the payload holds more than one JSON value.
+var errTrailingClaims = errors.New("claims: data after the JSON object")
+
+// claimsAreOneValue reports whether raw's payload segment is exactly one JSON
+// value. golang-jwt decodes claims with a json.Decoder when it keeps numbers
+// as json.Number, and a Decoder stops after the first value, so a payload
+// such as {"sub":"a"}} would otherwise pass; RFC 7519 §7.2 step 10 wants the
+// claims set to be a valid JSON object. raw is already known to be three
+// base64url segments.
+func claimsAreOneValue(raw string) bool {
+	first := strings.IndexByte(raw, '.')
+	last := strings.LastIndexByte(raw, '.')
+	payload, err := base64.RawURLEncoding.DecodeString(raw[first+1 : last])
+	return err == nil && json.Valid(payload)
 }
 
 // checkHeader checks the header against the chosen provider: typ, when the
