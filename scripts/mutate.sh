@@ -33,8 +33,11 @@ fi
 
 # The test CPU count goes through GOFLAGS: gremlins v0.6.0's --test-cpu passes
 # "-cpu N" to go test as one argument, which go test takes for a package and
-# fails in setup, so every mutant would count as KILLED.
-GOFLAGS="${GOFLAGS:+$GOFLAGS }-cpu=$TEST_CPU"
+# fails in setup, so every mutant would count as KILLED. -count=1: the
+# timeout is a multiple of gremlins' own first test run, which go test's
+# cache would otherwise answer in milliseconds, and every mutant would then
+# count as TIMED OUT.
+GOFLAGS="${GOFLAGS:+$GOFLAGS }-cpu=$TEST_CPU -count=1"
 export GOFLAGS
 
 exclude=()
