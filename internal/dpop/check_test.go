@@ -261,3 +261,70 @@ func TestCheck_ReplayCacheErrorRefuses(t *testing.T) {
 		t.Fatalf("err %v, want ErrReplayUnavailable", err)
 	}
 }
+
+// proofOfLength signs a valid proof padded to exactly n bytes: the base64url
+// of a claim set never has a length of 4k+1, so the header's kid pads too.
+func proofOfLength(t *testing.T, key crypto.Signer, n int) string {
+	t.Helper()
+	for kid := 0; kid < 4; kid++ {
+		p := newProof(t, key, jwt.SigningMethodES256)
+		p.header["kid"] = strings.Repeat("k", kid)
+		p.claims["pad"] = ""
+		pad := (n - len(p.sign(t))) * 3 / 4
+		for d := pad - 4; d <= pad+4; d++ {
+			if d < 0 {
+				continue
+			}
+			p.claims["pad"] = strings.Repeat("a", d)
+			if s := p.sign(t); len(s) == n {
+				return s
+			}
+		}
+	}
+	t.Fatalf("no proof of %d bytes", n)
+	return ""
+}
+
+// TestCheck_ProofSizeBound: MaxProofBytes is the largest proof read.
+func TestCheck_ProofSizeBound(t *testing.T) {
+	k := testKeys()
+	_, jkt := publicJWK(t, k.ec)
+	c := NewChecker(NewMemoryReplay(10, nil), func() time.Time { return testNow })
+	if err := c.Check(context.Background(), testPolicy, request(proofOfLength(t, k.ec, MaxProofBytes), jkt)); err != nil {
+		t.Fatalf("a proof of MaxProofBytes: %v", err)
+	}
+	err := c.Check(context.Background(), testPolicy, request(proofOfLength(t, k.ec, MaxProofBytes+1), jkt))
+	if !errors.Is(err, ErrInvalidProof) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a proof of MaxProofBytes+1: err %v, want the size refusal", err)
+	}
+}
+
+// recordingReplay is a ReplayCache that accepts every key and records the
+// ttl asked for.
+type recordingReplay struct{ ttls []time.Duration }
+
+func (r *recordingReplay) Once(_ context.Context, _ string, ttl time.Duration) (bool, error) {
+	r.ttls = append(r.ttls, ttl)
+	return true, nil
+}
+
+// TestCheck_JTIRememberedUntilTheProofExpires: a jti is kept exactly until
+// its proof's iat leaves the accepted window (plus a second of rounding),
+// neither less (a replay in the window) nor longer (a cache that fills).
+func TestCheck_JTIRememberedUntilTheProofExpires(t *testing.T) {
+	k := testKeys()
+	_, jkt := publicJWK(t, k.ec)
+	for _, age := range []time.Duration{0, 10 * time.Second, testPolicy.MaxAge} {
+		replay := &recordingReplay{}
+		c := NewChecker(replay, func() time.Time { return testNow })
+		p := newProof(t, k.ec, jwt.SigningMethodES256)
+		p.claims["iat"] = testNow.Add(-age).Unix()
+		if err := c.Check(context.Background(), testPolicy, request(p.sign(t), jkt)); err != nil {
+			t.Fatalf("age %s: %v", age, err)
+		}
+		want := testPolicy.MaxAge + testPolicy.ClockSkew + time.Second - age
+		if len(replay.ttls) != 1 || replay.ttls[0] != want {
+			t.Errorf("age %s: ttls %v, want [%s]", age, replay.ttls, want)
+		}
+	}
+}
