@@ -229,3 +229,36 @@ func TestNewRegistration_UsesRegistryDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDefaultRegistration_DocumentedDefaults: the defaults are the values
+// documented on Registration's and RetryPolicy's fields (and in the
+// README's settings table), each one a bound: how long stale keys serve, how
+// much a refresh may read, how long a retry sequence may last.
+func TestDefaultRegistration_DocumentedDefaults(t *testing.T) {
+	want := jwkscache.Registration{
+		TenantID:           "acme",
+		ProviderID:         "main",
+		JWKSURL:            "https://idp.acme.test/jwks.json",
+		RequireHTTPS:       true,
+		RefreshEarly:       30 * time.Second,
+		StaleWhileError:    60 * time.Second,
+		MinTTL:             30 * time.Second,
+		MaxTTL:             24 * time.Hour,
+		MaxResponseBytes:   1 << 20,
+		MaxRedirects:       3,
+		PrefetchJitter:     5 * time.Second,
+		UnknownKIDCooldown: 30 * time.Second,
+		RetryPolicy: jwkscache.RetryPolicy{
+			MaxRetries:     2,
+			AttemptTimeout: 3 * time.Second,
+			InitialBackoff: 250 * time.Millisecond,
+			MaxBackoff:     2 * time.Second,
+			Deadline:       8 * time.Second,
+			Jitter:         jwkscache.JitterFull,
+		},
+	}
+	got := jwkscache.DefaultRegistration("acme", "main", "https://idp.acme.test/jwks.json")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("DefaultRegistration (-documented +got):\n%s", diff)
+	}
+}
