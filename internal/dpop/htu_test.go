@@ -16,6 +16,9 @@ func TestNormalizeURI(t *testing.T) {
 		{"https://api.acme.test/%7euser/%2f%2Fx", "https://api.acme.test/~user/%2F%2Fx"}, // §6.2.2.2
 		{"https://api.acme.test/a/./b/../c", "https://api.acme.test/a/c"},                // §6.2.2.3
 		{"https://api.acme.test/a/..", "https://api.acme.test/"},
+		{"https://api.acme.test/a/.", "https://api.acme.test/a/"},
+		{"https://api.acme.test/../a", "https://api.acme.test/a"}, // more ".." than segments
+		{"https://api.acme.test/..", "https://api.acme.test/"},
 		{"https://api.acme.test//../a", "https://api.acme.test/a"},       // an empty segment is a segment (§5.2.4 E)
 		{"https://api.acme.test/a//./b", "https://api.acme.test/a//b"},   // and is kept
 		{"https://api.acme.test/Orders", "https://api.acme.test/Orders"}, // path case kept
