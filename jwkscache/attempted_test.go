@@ -49,3 +49,24 @@ func TestStatus_AttemptedAfterFirstAttemptNotAfterRetries(t *testing.T) {
 		t.Fatalf("after the retry: Attempted=%v keys=%v", st.Attempted, st.KeyIDs)
 	}
 }
+
+// TestStatus_Available: only a Ready or Refreshing provider whose set is
+// still usable answers lookups.
+func TestStatus_Available(t *testing.T) {
+	for _, tc := range []struct {
+		state    jwkscache.State
+		unusable bool
+		want     bool
+	}{
+		{jwkscache.StateEmpty, false, false},
+		{jwkscache.StateLoading, false, false},
+		{jwkscache.StateReady, false, true},
+		{jwkscache.StateRefreshing, false, true},
+		{jwkscache.StateReady, true, false},
+		{jwkscache.StateRefreshing, true, false},
+	} {
+		if got := (jwkscache.Status{State: tc.state, Unusable: tc.unusable}).Available(); got != tc.want {
+			t.Errorf("%s, unusable %t: Available() = %t, want %t", tc.state, tc.unusable, got, tc.want)
+		}
+	}
+}

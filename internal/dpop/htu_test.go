@@ -15,6 +15,7 @@ func TestNormalizeURI(t *testing.T) {
 		{"https://api.acme.test/orders?id=1#frag", "https://api.acme.test/orders"},       // RFC 9449 §4.3: query and fragment ignored
 		{"https://api.acme.test/%7euser/%2f%2Fx", "https://api.acme.test/~user/%2F%2Fx"}, // §6.2.2.2
 		{"https://api.acme.test/%7E%4a%4A%5F", "https://api.acme.test/~JJ_"},             // upper- and lower-case hex decoded alike
+		{"https://api.acme.test/%30%39%3a%2D%40", "https://api.acme.test/09%3A-%40"},     // digits decoded, ':' and '@' not
 		{"https://api.acme.test/a/./b/../c", "https://api.acme.test/a/c"},                // §6.2.2.3
 		{"https://api.acme.test/a/..", "https://api.acme.test/"},
 		{"https://api.acme.test/a/.", "https://api.acme.test/a/"},
