@@ -1,6 +1,10 @@
 package dpop
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestNormalizeURI(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -34,6 +38,31 @@ func TestNormalizeURI(t *testing.T) {
 	for _, bad := range []string{"", "/orders", "ftp://api.acme.test/x", "https:///x", "https://user@api.acme.test/x", "https://api.acme.test/%zz", "https://api.acme.test/%4"} {
 		if got, err := NormalizeURI(bad); err == nil {
 			t.Errorf("NormalizeURI(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+// TestNormalizeURI_EveryPercentEncoding: for each of the 256 octets, in
+// upper- and lower-case hex, an unreserved character (RFC 3986 §2.3) is
+// decoded and any other kept encoded in upper-case hex; a '%' followed by
+// anything but two hex digits is refused.
+func TestNormalizeURI_EveryPercentEncoding(t *testing.T) {
+	const unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+	for c := 0; c < 256; c++ {
+		// Inside a segment: a decoded "." alone would be a dot segment.
+		want := fmt.Sprintf("https://api.acme.test/a%%%02Xb", c)
+		if strings.IndexByte(unreserved, byte(c)) >= 0 {
+			want = "https://api.acme.test/a" + string(rune(c)) + "b"
+		}
+		for _, enc := range []string{fmt.Sprintf("%%%02X", c), fmt.Sprintf("%%%02x", c)} {
+			if got, err := NormalizeURI("https://api.acme.test/a" + enc + "b"); err != nil || got != want {
+				t.Errorf("NormalizeURI(%q) = %q, %v; want %q", enc, got, err, want)
+			}
+		}
+		const hex = "0123456789abcdefABCDEF"
+		_, err := NormalizeURI("https://api.acme.test/%" + string(rune(c)) + "0")
+		if isHexDigit := c < 128 && strings.IndexByte(hex, byte(c)) >= 0; (err == nil) != isHexDigit {
+			t.Errorf("NormalizeURI(%q): err %v", "%"+string(rune(c))+"0", err)
 		}
 	}
 }

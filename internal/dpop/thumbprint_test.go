@@ -1,9 +1,13 @@
 package dpop
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/MicahParks/jwkset"
 )
 
 // rfc7638Key is the RSA key of RFC 7638 §3.1.
@@ -62,5 +66,34 @@ func TestParseJWK_RefusesPrivateSymmetricAndIncomplete(t *testing.T) {
 				t.Errorf("err %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestThumbprint_PrintableASCIIBounds: a member value is quoted by hand, so
+// it may hold exactly the printable ASCII characters, space and '~'
+// included, and nothing below 0x20 or above 0x7e.
+func TestThumbprint_PrintableASCIIBounds(t *testing.T) {
+	for _, tc := range []struct {
+		x  string
+		ok bool
+	}{
+		{"a b~", true},
+		{"a\x1fb", false},
+		{"a\x7fb", false},
+		{"a\"b", false},
+		{`a\b`, false},
+		{"aéb", false},
+	} {
+		tp, err := Thumbprint(jwkset.JWKMarshal{KTY: jwkset.KtyOKP, CRV: jwkset.CrvEd25519, X: tc.x})
+		if !tc.ok {
+			if err == nil {
+				t.Errorf("x %q: accepted", tc.x)
+			}
+			continue
+		}
+		sum := sha256.Sum256([]byte(`{"crv":"Ed25519","kty":"OKP","x":"` + tc.x + `"}`))
+		if want := base64.RawURLEncoding.EncodeToString(sum[:]); err != nil || tp != want {
+			t.Errorf("x %q: %q, %v; want %q", tc.x, tp, err, want)
+		}
 	}
 }
