@@ -192,6 +192,7 @@ func TestServeHTTP_TrustRule(t *testing.T) {
 		{"sidecar address outside the listed loopback cannot", loopback, "127.0.0.6:5000", 403},
 		{"configured CIDR picks the tenant", tenNet, "10.9.8.7:5000", 200},
 		{"CIDR written IPv4-mapped", mapped, "10.9.8.7:5000", 200},
+		{"all of IPv4 written IPv4-mapped (/96)", []netip.Prefix{netip.MustParsePrefix("::ffff:0.0.0.0/96")}, "10.9.8.7:5000", 200},
 		{"private address not configured cannot", nil, "10.9.8.7:5000", 403},
 		{"public peer cannot", tenNet, "203.0.113.7:5000", 403},
 		{"peer outside the CIDR cannot", tenNet, "11.0.0.1:5000", 403},
@@ -639,4 +640,32 @@ func httpHeaders(h http.Header, named []*corev3.HeaderValueOption) map[string]st
 		}
 	}
 	return m
+}
+
+// TestServeHTTP_BodyClosesTheConnection: a subrequest with a body (a length
+// or a transfer coding) is answered with Connection: close, so the body is
+// never waited for; one without keeps its connection.
+func TestServeHTTP_BodyClosesTheConnection(t *testing.T) {
+	f := newFixture(t)
+	h := f.handler(t, Options{})
+	for _, tc := range []struct {
+		name      string
+		length    int64
+		te        []string
+		wantClose bool
+	}{
+		{"no body", 0, nil, false},
+		{"a length", 5, nil, true},
+		{"chunked", -1, []string{"chunked"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := subrequest(t, "127.0.0.1:5000", "GET", "/", acmeHost)
+			r.ContentLength, r.TransferEncoding = tc.length, tc.te
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if got := w.Header().Get("Connection") == "close"; got != tc.wantClose {
+				t.Errorf("Connection %q, want close: %t", w.Header().Get("Connection"), tc.wantClose)
+			}
+		})
+	}
 }
