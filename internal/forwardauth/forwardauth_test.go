@@ -557,17 +557,34 @@ func TestServeHTTP_TokenSourcesOfTheOriginalRequest(t *testing.T) {
 // TestServeHTTP_DenialIsNeverA2xx: a Decider that denies with a status a
 // gateway would read as success still denies.
 func TestServeHTTP_DenialIsNeverA2xx(t *testing.T) {
-	for _, status := range []int{0, 200, 204, 302, 600} {
-		rec := &recorder{resp: authz.Decision{HTTPStatus: status, Body: []byte(`{}`)}}
+	for _, tc := range []struct{ status, want int }{
+		{0, 403}, {200, 403}, {204, 403}, {302, 403}, {399, 403}, {600, 403},
+		{400, 400}, {401, 401}, {503, 503}, {599, 599}, // a 4xx or 5xx is kept
+	} {
+		rec := &recorder{resp: authz.Decision{HTTPStatus: tc.status, Body: []byte(`{}`)}}
 		h, err := New(rec, Options{})
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, subrequest(t, "127.0.0.1:1", "GET", "/", acmeHost))
-		if w.Code != http.StatusForbidden {
-			t.Errorf("denial with status %d answered %d, want 403", status, w.Code)
+		if w.Code != tc.want {
+			t.Errorf("denial with status %d answered %d, want %d", tc.status, w.Code, tc.want)
 		}
+	}
+}
+
+// TestServeHTTP_AllowWithoutRemovals: an allow that removes no header sends
+// no empty removal list.
+func TestServeHTTP_AllowWithoutRemovals(t *testing.T) {
+	h, err := New(&recorder{resp: authz.Decision{Allowed: true}}, Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, subrequest(t, "127.0.0.1:1", "GET", "/", acmeHost))
+	if w.Code != http.StatusOK || len(w.Header().Values(HeadersToRemove)) != 0 {
+		t.Errorf("status %d, %s %q", w.Code, HeadersToRemove, w.Header().Values(HeadersToRemove))
 	}
 }
 
