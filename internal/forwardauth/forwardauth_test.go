@@ -196,7 +196,8 @@ func TestServeHTTP_TrustRule(t *testing.T) {
 		{"private address not configured cannot", nil, "10.9.8.7:5000", 403},
 		{"public peer cannot", tenNet, "203.0.113.7:5000", 403},
 		{"peer outside the CIDR cannot", tenNet, "11.0.0.1:5000", 403},
-		{"unparseable peer cannot", nil, "@", 403},
+		{"listed peer without a port picks the tenant", loopback, "127.0.0.1", 200},
+		{"unparseable peer cannot", loopback, "@", 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
