@@ -196,8 +196,7 @@ func (f *fleet) registerAll(t *testing.T) {
 func TestCoordinated_WarmStartIsReadyWithoutFetch(t *testing.T) {
 	for _, kind := range fleetKinds {
 		t.Run(kind.name, func(t *testing.T) {
-			k := newECKey(t)
-			srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+			_, srv := newKeyServer(t)
 			f := kind.new(t, srv, 1)
 			f.registerAll(t)
 			first := f.replicas[0].status(t)
@@ -407,8 +406,7 @@ func (f *fleet) whileWaiting(t *testing.T, wg *sync.WaitGroup) {
 // expiry is Redis's, simulated here by deleting it) one replica fetches and
 // the other adopts.
 func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
 	f := newFleet(t, srv, 2)
 	f.registerAll(t)
@@ -448,8 +446,7 @@ func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
 // the replicas refresh alone and keep serving; when it is back they share
 // again.
 func TestCoordinated_RedisDownEachFetchesThenSharesAgain(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
 	f := newFleet(t, srv, 2)
 	f.registerAll(t)
@@ -534,8 +531,7 @@ func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
 // TestCoordinated_RegisterNeverFailsOnRedis: Redis down at registration is
 // not an error, and the replica works alone.
 func TestCoordinated_RegisterNeverFailsOnRedis(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newFleet(t, srv, 1)
 	f.redis.Stop(t)
 	f.registerAll(t)
@@ -551,8 +547,7 @@ func TestCoordinated_RegisterNeverFailsOnRedis(t *testing.T) {
 // never answers (the worst outage: every call runs into its timeout). A
 // refresh stuck on it does not hold up a single lookup.
 func TestCoordinated_LookupsNeverWaitOnRedis(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
 	f := newFleet(t, srv, 1)
 	f.registerAll(t)
@@ -606,8 +601,7 @@ func TestCoordinated_LookupsNeverWaitOnRedis(t *testing.T) {
 // alone: an in-memory coordinator, no Redis.
 
 func TestSeam_CoordinatorDownEachReplicaFetchesAlone(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newMemFleet(t, srv, 3)
 	f.mem.down.Store(true)
 	f.registerAll(t) // Register never fails on the coordinator

@@ -34,28 +34,24 @@ func newECKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
+// newKeyServer returns a fresh key and a JWKS server serving its public
+// part as kid "k1", the opening of most tests.
+func newKeyServer(t testing.TB) (*ecdsa.PrivateKey, *jwksServer) {
+	t.Helper()
+	k := newECKey(t)
+	return k, newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+}
+
 // jwkJSON marshals the public part of key as a JWK with kid (and alg, if set).
 func jwkJSON(t testing.TB, key crypto.PublicKey, kid, alg string) json.RawMessage {
 	t.Helper()
-	j, err := jwkset.NewJWKFromKey(key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.ALG(alg)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(j.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return jwkscache.MarshalJWK(t, key, kid, jwkset.ALG(alg), false)
 }
 
 // jwksDoc builds a JWKS document from JWKs.
 func jwksDoc(t testing.TB, keys ...json.RawMessage) []byte {
 	t.Helper()
-	b, err := json.Marshal(map[string][]json.RawMessage{"keys": keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return jwkscache.MarshalJWKS(t, keys...)
 }
 
 // jwksServer is a real HTTPS JWKS endpoint whose answers a test controls.
@@ -106,6 +102,22 @@ func (s *jwksServer) set(f func(s *jwksServer)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(s)
+}
+
+// serve makes h answer every request instead of the default answer; h
+// gets the server's document as it is when serve is called.
+func (s *jwksServer) serve(h func(w http.ResponseWriter, r *http.Request, doc []byte)) {
+	s.set(func(s *jwksServer) {
+		doc := s.doc
+		s.handler = func(w http.ResponseWriter, r *http.Request) { h(w, r, doc) }
+	})
+}
+
+// down makes every request fail with status.
+func (s *jwksServer) down(status int) {
+	s.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }
+	})
 }
 
 func (s *jwksServer) url() string { return s.URL + "/jwks" }

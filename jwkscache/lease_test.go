@@ -30,8 +30,7 @@ func (b beforeAcquire) TryAcquire(ctx context.Context, tenantID, providerID, hol
 // shares and releases. B then gets the lease, but must adopt A's snapshot
 // rather than fetch again: one request per refresh cycle for the fleet.
 func TestCoordinated_LeaseFreedAfterAnotherSharedDoesNotFetchAgain(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	redis := redistest.Start(t)
 	type replica struct {
 		reg    *jwkscache.Registry
