@@ -16,9 +16,7 @@ import (
 func TestKey_ColdLookupWaitsForFirstFetch(t *testing.T) {
 	k, srv := newKeyServer(t)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	f.mustKey(t, "k1", k)
 	st := f.status(t)
 	if st.State != jwkscache.StateReady || st.Source != jwkscache.SourceIdentityProvider || st.Hits != 1 || st.Requests != 1 {
@@ -30,9 +28,7 @@ func TestKey_ThousandConcurrentColdLookupsMakeOneRequest(t *testing.T) {
 	_, srv := newKeyServer(t)
 	_, release := holdServer(t, srv)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	if st := f.status(t); st.State != jwkscache.StateLoading {
 		t.Fatalf("state before the first fetch = %v, want Loading", st.State)
 	}
@@ -75,9 +71,7 @@ func TestKey_ColdLookupBoundedByContext(t *testing.T) {
 		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := f.reg.Key(ctx, "acme", "main", "k1", "ES256")
@@ -167,8 +161,7 @@ func TestRefresh_TTLFromCacheHeadersIsClamped(t *testing.T) {
 }
 
 func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
-	k, srv := newKeyServer(t)
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=600" })
+	k, srv := newKeyServer(t, "max-age=600")
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) {
 		r.RefreshEarly = 30 * time.Second
@@ -207,8 +200,7 @@ func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
 }
 
 func TestKey_StaleWhileErrorThenUnavailable(t *testing.T) {
-	k, srv := newKeyServer(t)
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	k, srv := newKeyServer(t, "max-age=60")
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) {
 		r.StaleWhileError = 60 * time.Second

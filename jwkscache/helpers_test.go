@@ -35,11 +35,16 @@ func newECKey(t testing.TB) *ecdsa.PrivateKey {
 }
 
 // newKeyServer returns a fresh key and a JWKS server serving its public
-// part as kid "k1", the opening of most tests.
-func newKeyServer(t testing.TB) (*ecdsa.PrivateKey, *jwksServer) {
+// part as kid "k1", the opening of most tests. The server answers with
+// Cache-Control cacheControl when given, max-age=3600 otherwise.
+func newKeyServer(t testing.TB, cacheControl ...string) (*ecdsa.PrivateKey, *jwksServer) {
 	t.Helper()
 	k := newECKey(t)
-	return k, newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	for _, cc := range cacheControl {
+		srv.set(func(s *jwksServer) { s.cacheControl = cc })
+	}
+	return k, srv
 }
 
 // jwkJSON marshals the public part of key as a JWK with kid (and alg, if set).
@@ -200,12 +205,18 @@ func (f *fixture) registration(mutate ...func(*jwkscache.Registration)) jwkscach
 	return reg
 }
 
-// register registers and waits for the first fetch's outcome.
-func (f *fixture) register(t testing.TB, mutate ...func(*jwkscache.Registration)) jwkscache.RefreshEvent {
+// start registers without waiting for the first fetch.
+func (f *fixture) start(t testing.TB, mutate ...func(*jwkscache.Registration)) {
 	t.Helper()
 	if err := f.reg.Register(context.Background(), f.registration(mutate...)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// register registers and waits for the first fetch's outcome.
+func (f *fixture) register(t testing.TB, mutate ...func(*jwkscache.Registration)) jwkscache.RefreshEvent {
+	t.Helper()
+	f.start(t, mutate...)
 	return f.next(t)
 }
 

@@ -40,6 +40,22 @@ func (l *logSink) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// registerSkipping registers a provider serving doc, with a registry that
+// logs to the returned logSink, and checks that its first refresh kept
+// kept keys and skipped skipped.
+func registerSkipping(t *testing.T, doc []byte, kept int, skipped uint64) (*fixture, *logSink) {
+	t.Helper()
+	logs := &logSink{}
+	f := newFixture(t, newJWKSServer(t, doc), func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
+	if ev := f.register(t); ev.Err != nil || ev.Keys != kept {
+		t.Fatalf("refresh = %+v, want %d keys", ev, kept)
+	}
+	if st := f.status(t); st.SkippedKeys != skipped {
+		t.Fatalf("SkippedKeys = %d, want %d", st.SkippedKeys, skipped)
+	}
+	return f, logs
+}
+
 func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 	kinds := jwkscache.NewKeyKinds(t)
 	good, p384, edPub := kinds.P256, kinds.P384, kinds.Ed25519
@@ -57,15 +73,7 @@ func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 		jwkJSON(t, edPub, "ed", ""),
 		jwkscache.MarshalJWK(t, good, "with-private", "", true),
 	)
-	srv := newJWKSServer(t, doc)
-	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
-	if ev := f.register(t); ev.Err != nil || ev.Keys != 3 {
-		t.Fatalf("refresh = %+v", ev)
-	}
-	if st := f.status(t); st.SkippedKeys != 9 {
-		t.Fatalf("SkippedKeys = %d, want 9", st.SkippedKeys)
-	}
+	f, logs := registerSkipping(t, doc, 3, 9)
 	f.mustKey(t, "good", good)
 	if k, err := f.key("ed", "EdDSA"); err != nil || !edPub.Equal(k) {
 		t.Fatalf("ed25519 key: %v", err)

@@ -34,9 +34,7 @@ func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *
 	_, srv := newKeyServer(t)
 	arrived, release := holdServer(t, srv)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	<-arrived // the first fetch hangs at the identity provider
 	got := make(chan error, 1)
 	go func() {
@@ -47,9 +45,7 @@ func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *
 
 	// A reload changes a setting: the provider is replaced while the lookup
 	// waits on its first fetch.
-	if err := f.reg.Register(context.Background(), f.registration(func(r *jwkscache.Registration) { r.MinTTL = time.Minute })); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t, func(r *jwkscache.Registration) { r.MinTTL = time.Minute })
 	<-arrived // the replacement's first fetch
 	release()
 	if err := <-got; err != nil {
@@ -61,9 +57,7 @@ func TestKey_LookupWaitingWhileUnregisteredReportsUnknownProvider(t *testing.T) 
 	_, srv := newKeyServer(t)
 	arrived, _ := holdServer(t, srv)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	<-arrived
 	got := make(chan error, 1)
 	go func() {
@@ -285,15 +279,7 @@ func TestParse_ThousandsOfBadKeysLogAFewLines(t *testing.T) {
 	for i := range 5000 {
 		keys = append(keys, json.RawMessage(fmt.Sprintf(`{"kty":"%s","kid":"bad-%d"}`, strings.Repeat("Z", i%3+1), i)))
 	}
-	srv := newJWKSServer(t, jwksDoc(t, keys...))
-	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
-	if ev := f.register(t); ev.Err != nil || ev.Keys != 1 {
-		t.Fatalf("refresh = %+v", ev)
-	}
-	if st := f.status(t); st.SkippedKeys != 5000 {
-		t.Fatalf("SkippedKeys = %d, want 5000", st.SkippedKeys)
-	}
+	f, logs := registerSkipping(t, jwksDoc(t, keys...), 1, 5000)
 	f.mustKey(t, "good", good)
 	logs.mu.Lock()
 	defer logs.mu.Unlock()
@@ -306,8 +292,7 @@ func TestParse_ThousandsOfBadKeysLogAFewLines(t *testing.T) {
 }
 
 func TestRegister_ChangedTimingKeepsServingTheOldSetWhileTheIdentityProviderIsDown(t *testing.T) {
-	k, srv := newKeyServer(t)
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=600" })
+	k, srv := newKeyServer(t, "max-age=600")
 	f := newFixture(t, srv)
 	f.register(t)
 	f.mustKey(t, "k1", k)
