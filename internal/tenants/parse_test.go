@@ -8,26 +8,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
-const validYAML = `
-tenants:
-  - id: acme
-    hosts: ["api.acme.test", "*.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders]
-        algorithms: [RS256, ES256]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email}
-  - id: globex
-    hosts: ["globex.test"]
-    providers:
-      - id: main
-        issuer: https://idp.globex.test/
-        jwks_url: https://idp.globex.test/jwks.json
-`
+var validYAML = tenantstest.Config("",
+	tenantstest.Tenant("acme", `["api.acme.test", "*.acme.test"]`, tenantstest.Main(
+		"audiences: [orders]",
+		"algorithms: [RS256, ES256]",
+		"claims_to_headers: {sub: x-auth-subject, email: x-auth-email}")),
+	tenantstest.Globex("main"))
 
 func mustParse(t *testing.T, y string) *Config {
 	t.Helper()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -328,15 +329,7 @@ func TestValidate_TokenTypes(t *testing.T) {
 		{`["at jwt"]`, `tenants[0].providers[0].token_types[0]: "at jwt" is not a media type`},
 		{`["a/b/c"]`, `tenants[0].providers[0].token_types[0]: "a/b/c" is not a media type`},
 	} {
-		c, err := Parse([]byte(`
-tenants:
-  - id: acme
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        token_types: ` + tc.types + `
-`))
+		c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "", tenantstest.Main("token_types: "+tc.types)))))
 		if err != nil {
 			t.Fatal(err)
 		}

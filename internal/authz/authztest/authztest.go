@@ -16,7 +16,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +27,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -40,33 +40,37 @@ var Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 // session cookie and the access_token parameter; globex (globex.test) has
 // one provider. Both tenants map claims to headers, some of them only
 // in one tenant.
-const Config = `
+var Config = tenantstest.Config(`
 tenant_header: x-tenant-id
 limits: {max_token_bytes: 4096, max_header_value_bytes: 64}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test", "*.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders, billing]
-        algorithms: [RS256, ES256, EdDSA]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email, groups: x-auth-groups, level: x-auth-level, uid: x-auth-uid}
-      - id: partner
-        issuer: https://partner.test/
-        jwks_url: https://partner.test/jwks.json
-        from_cookies: [session]
-        from_params: [access_token]
-        claims_to_headers: {sub: x-partner-subject}
-  - id: globex
-    hosts: ["globex.test"]
-    providers:
-      - id: main
-        issuer: https://idp.globex.test/
-        jwks_url: https://idp.globex.test/jwks.json
-        claims_to_headers: {sub: x-auth-subject, org: x-globex-org}
+`,
+	tenantstest.Tenant("acme", `["api.acme.test", "*.acme.test"]`,
+		tenantstest.Main(
+			"audiences: [orders, billing]",
+			"algorithms: [RS256, ES256, EdDSA]",
+			"claims_to_headers: {sub: x-auth-subject, email: x-auth-email, groups: x-auth-groups, level: x-auth-level, uid: x-auth-uid}"),
+		Partner()),
+	tenantstest.Globex("main", "claims_to_headers: {sub: x-auth-subject, org: x-globex-org}"))
+
+// BenchRequirement, inserted in a tenant's text where its requirements
+// begin (or would), adds the three-matcher requirement "bench" and a route
+// to it under /bench/: what the benchmarks of a Check with a requirement
+// use.
+const BenchRequirement = `    routes: [{path_prefix: /bench/, requirement: bench}]
+    requirements:
+      bench:
+        claims:
+          - {claim: scope, all_of: ["orders:read"]}
+          - {claim: groups, any_of: [admins, ops]}
+          - {claim: org.tier, equals: gold}
 `
+
+// Partner returns acme's provider "partner" of Config, with settings added:
+// its tokens come in the session cookie or the access_token parameter.
+func Partner(settings ...string) string {
+	return tenantstest.Provider("partner", "https://partner.test/", "https://partner.test/jwks.json",
+		append([]string{"from_cookies: [session]", "from_params: [access_token]", "claims_to_headers: {sub: x-partner-subject}"}, settings...)...)
+}
 
 // KeySet holds the fixture's private keys: RSA (kid "rsa"), EC (kid "ec")
 // and Ed (kid "ed") are acme/main's; RSAOther is in no key set; Globex
@@ -311,19 +315,11 @@ func realRegistry(t testing.TB, coldWait string, handler http.HandlerFunc) (*ten
 	t.Helper()
 	idp := httptest.NewTLSServer(handler)
 	t.Cleanup(idp.Close)
-	cfg, err := tenants.Parse([]byte(fmt.Sprintf(`
-limits: {cold_wait: %s}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: %s/jwks.json
-        audiences: [orders]
-        algorithms: [RS256, ES256, EdDSA]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email}
-`, coldWait, idp.URL)))
+	cfg, err := tenants.Parse([]byte(tenantstest.Config("limits: {cold_wait: "+coldWait+"}\n",
+		tenantstest.Tenant("acme", "["+tenantstest.AcmeHost+"]", tenantstest.Provider("main", tenantstest.AcmeIssuer, idp.URL+"/jwks.json",
+			"audiences: [orders]",
+			"algorithms: [RS256, ES256, EdDSA]",
+			"claims_to_headers: {sub: x-auth-subject, email: x-auth-email}")))))
 	if err != nil {
 		t.Fatal(err)
 	}
