@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/authz/authztest"
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
@@ -68,10 +67,7 @@ type fixture struct {
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
 	set := authztest.Set(tb, testConfig)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatalf("generate key: %v", err)
-	}
+	key := keytest.P256()
 	s := authz.New(set, fakeKeys{pub: key.Public()}, authz.Options{Logger: slog.New(slog.DiscardHandler)})
 	return &fixture{authz: s, key: key}
 }

@@ -11,8 +11,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +24,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/internal/tenants"
 	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
@@ -85,22 +84,7 @@ type KeySet struct {
 // Keys returns the fixture's keys, generated once per test binary (RSA
 // generation is slow).
 var Keys = sync.OnceValue(func() *KeySet {
-	gen := func() *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		return k
-	}
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	return &KeySet{RSA: gen(), RSAOther: gen(), EC: ec, Ed: ed, Globex: gen()}
+	return &KeySet{RSA: keytest.RSA2048(), RSAOther: keytest.RSA(2048), EC: keytest.P256(), Ed: keytest.Ed25519(), Globex: keytest.RSA(2048)}
 })
 
 // FakeKeys is a key source (authz.KeySource) over a fixed map. An error in
@@ -271,10 +255,7 @@ func JWKS(t testing.TB) []byte {
 // publishes its public half as kid, for ES256 (RFC 7518 section 3.4).
 func ES256JWKS(t testing.TB, kid string) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := keytest.P256()
 	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgES256}})
 	if err != nil {
 		t.Fatal(err)
