@@ -214,6 +214,21 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 	}
 }
 
+// checkErr fails t unless err is nil when want is "", or an error whose
+// text contains want otherwise. It reports whether err was as wanted.
+func checkErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("error %v, want nil", err)
+		return false
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("error %v\nwant one containing %q", err, want)
+		return false
+	}
+	return true
+}
+
 // writeFile writes content to a new file and returns its path.
 func writeFile(t *testing.T, content string) string {
 	t.Helper()
@@ -329,16 +344,12 @@ func TestValidate_TokenTypes(t *testing.T) {
 		{`["at jwt"]`, `tenants[0].providers[0].token_types[0]: "at jwt" is not a media type`},
 		{`["a/b/c"]`, `tenants[0].providers[0].token_types[0]: "a/b/c" is not a media type`},
 	} {
-		c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "", tenantstest.Main("token_types: "+tc.types)))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = c.Validate(nil)
-		switch {
-		case tc.wantErr == "" && err != nil:
-			t.Errorf("%s: %v", tc.types, err)
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("%s: error %v, want %q", tc.types, err, tc.wantErr)
-		}
+		t.Run(tc.types, func(t *testing.T) {
+			c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "", tenantstest.Main("token_types: "+tc.types)))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkErr(t, c.Validate(nil), tc.wantErr)
+		})
 	}
 }

@@ -31,7 +31,8 @@ func Config(top string, tenants ...string) string {
 
 // Tenant returns one entry of the tenants list: its id, its hosts (a YAML
 // flow sequence such as `[api.acme.test]`; "" leaves the key out) and its
-// providers, each made by Provider.
+// providers, each made by Provider (or written out, as a list entry
+// indented by six spaces, ending with a newline).
 func Tenant(id, hosts string, providers ...string) string {
 	var b strings.Builder
 	b.WriteString("  - id: " + id + "\n")
