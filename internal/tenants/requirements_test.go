@@ -37,21 +37,8 @@ var reqValid = reqBase + `    requirements:
     mode: shadow
 `
 
-func reqSet(t *testing.T, yml string) *Set {
-	t.Helper()
-	c, err := Parse([]byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewSet(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestRequirements_Compile(t *testing.T) {
-	s := reqSet(t, reqValid)
+	s := mustSet(t, reqValid)
 	tr, _ := s.Tenant("acme")
 	main, _ := tr.Provider("main")
 	partners, _ := tr.Provider("partners")

@@ -3,8 +3,6 @@ package tenants
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,31 +212,6 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 	}
 }
 
-// checkErr fails t unless err is nil when want is "", or an error whose
-// text contains want otherwise. It reports whether err was as wanted.
-func checkErr(t *testing.T, err error, want string) bool {
-	t.Helper()
-	switch {
-	case want == "" && err != nil:
-		t.Errorf("error %v, want nil", err)
-		return false
-	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
-		t.Errorf("error %v\nwant one containing %q", err, want)
-		return false
-	}
-	return true
-}
-
-// writeFile writes content to a new file and returns its path.
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestValidate_WithRealRegistryValidate(t *testing.T) {
 	reg, err := jwkscache.New(jwkscache.Options{})
 	if err != nil {
@@ -304,11 +277,7 @@ tenants:
 // redisURLFile writes url to a file, as a mounted Secret holds it.
 func redisURLFile(t *testing.T, url string) string {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "url")
-	if err := os.WriteFile(f, []byte(url+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return writeFile(t, url+"\n")
 }
 
 func TestValidate_RedisURLFile(t *testing.T) {
