@@ -296,23 +296,34 @@ func realRegistry(t testing.TB, coldWait string, handler http.HandlerFunc) (*ten
 	t.Helper()
 	idp := httptest.NewTLSServer(handler)
 	t.Cleanup(idp.Close)
-	cfg, err := tenants.Parse([]byte(tenantstest.Config("limits: {cold_wait: "+coldWait+"}\n",
-		tenantstest.Tenant("acme", "["+tenantstest.AcmeHost+"]", tenantstest.Provider("main", tenantstest.AcmeIssuer, idp.URL+"/jwks.json",
-			"audiences: [orders]",
-			"algorithms: [RS256, ES256, EdDSA]",
-			"claims_to_headers: {sub: x-auth-subject, email: x-auth-email}")))))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg, err := jwkscache.New(jwkscache.Options{HTTPClient: idp.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	set, _ := Register(t, reg, tenantstest.Config("limits: {cold_wait: "+coldWait+"}\n",
+		tenantstest.Tenant("acme", "["+tenantstest.AcmeHost+"]", tenantstest.Provider("main", tenantstest.AcmeIssuer, idp.URL+"/jwks.json",
+			"audiences: [orders]",
+			"algorithms: [RS256, ES256, EdDSA]",
+			"claims_to_headers: {sub: x-auth-subject, email: x-auth-email}"))))
+	return set, reg, idp
+}
+
+// Register parses yaml, validates it with reg's rules, registers each of
+// its providers in reg and compiles it, as the service does at start,
+// failing t on any error. It returns the Set and the number of providers
+// registered (each will report a first refresh).
+func Register(t testing.TB, reg *jwkscache.Registry, yaml string) (*tenants.Set, int) {
+	t.Helper()
+	cfg, err := tenants.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cfg.Validate(reg.Validate); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	for _, r := range cfg.Registrations() {
+	regs := cfg.Registrations()
+	for _, r := range regs {
 		if err := reg.Register(context.Background(), r); err != nil {
 			t.Fatalf("Register: %v", err)
 		}
@@ -321,7 +332,7 @@ func realRegistry(t testing.TB, coldWait string, handler http.HandlerFunc) (*ten
 	if err != nil {
 		t.Fatal(err)
 	}
-	return set, reg, idp
+	return set, len(regs)
 }
 
 // Add makes key the one for kid of tenantID/providerID.
