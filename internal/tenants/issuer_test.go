@@ -145,9 +145,9 @@ func TestValidate_TemplateSharedAcrossTenants(t *testing.T) {
 }
 
 func TestProviderForToken_Template(t *testing.T) {
-	c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "[acme.test]")) + `      - {id: fixed, issuer: "https://idp.acme.test/", jwks_url: "https://k.test/"}
-      - {id: entra, issuer_template: "` + entra + `", template_values: [abc], jwks_url: "https://k.test/"}
-`))
+	c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "[acme.test]",
+		`      - {id: fixed, issuer: "https://idp.acme.test/", jwks_url: "https://k.test/"}`+"\n",
+		`      - {id: entra, issuer_template: "`+entra+`", template_values: [abc], jwks_url: "https://k.test/"}`+"\n"))))
 	if err != nil {
 		t.Fatal(err)
 	}
