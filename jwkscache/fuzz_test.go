@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/extauthz/extauthz/internal/keytest"
 )
 
 // fuzzSeedDocs returns real JWKS documents: every supported key type, with
@@ -23,8 +25,9 @@ import (
 // keys that must be refused (oct, RSA-1024, X25519, a point off the curve).
 func fuzzSeedDocs(f *testing.F) [][]byte {
 	f.Helper()
-	kinds := NewKeyKinds(f)
-	rsaKey, rsaSmall, p256, p384, p521, edPub := kinds.RSA, kinds.RSA1024, kinds.P256, kinds.P384, kinds.P521, kinds.Ed25519
+	rsaKey, rsaSmall := keytest.RSA2048(), keytest.RSA(1024)
+	p256, p384, p521 := keytest.P256(), keytest.P384(), keytest.P521()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
 
 	jwk := func(key any, kid string, alg jwkset.ALG, private bool) json.RawMessage {
 		return MarshalJWK(f, key, kid, alg, private)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -57,13 +59,14 @@ func registerSkipping(t *testing.T, doc []byte, kept int, skipped uint64) (*fixt
 }
 
 func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
-	kinds := jwkscache.NewKeyKinds(t)
-	good, p384, edPub := kinds.P256, kinds.P384, kinds.Ed25519
+	good := newECKey(t)
+	p384 := keytest.P384()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
 	doc := jwksDoc(t,
 		jwkJSON(t, &good.PublicKey, "good", ""),
 		json.RawMessage(`{"kty":"EC","crv":"P-256","kid":"bad-point","x":"AAAA","y":"AAAA"}`),
 		json.RawMessage(`{"kty":"oct","kid":"hmac","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}`),
-		jwkJSON(t, &kinds.RSA1024.PublicKey, "rsa-1024", ""),
+		jwkJSON(t, &keytest.RSA(1024).PublicKey, "rsa-1024", ""),
 		jwkscache.SetJWKMember(t, jwkJSON(t, &p384.PublicKey, "enc", ""), "use", "enc"),
 		jwkscache.SetJWKMember(t, jwkJSON(t, &p384.PublicKey, "sign-only", ""), "key_ops", []string{"sign"}),
 		jwkJSON(t, &p384.PublicKey, "alg-mismatch", "RS256"),
@@ -107,8 +110,10 @@ func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 }
 
 func TestKey_AlgFitness(t *testing.T) {
-	kinds := jwkscache.NewKeyKinds(t)
-	ec, p384, p521, edPub, rk := kinds.P256, kinds.P384, kinds.P521, kinds.Ed25519, kinds.RSA
+	ec := newECKey(t)
+	p384, p521 := keytest.P384(), keytest.P521()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
+	rk := keytest.RSA2048()
 	doc := jwksDoc(t,
 		jwkJSON(t, &rk.PublicKey, "rsa", ""),
 		jwkJSON(t, &rk.PublicKey, "rsa-rs256", "RS256"),
@@ -162,7 +167,7 @@ func TestKey_AlgFitness(t *testing.T) {
 
 func TestKey_EmptyKIDMatchesOnlyASingleFittingKey(t *testing.T) {
 	a, b := newECKey(t), newECKey(t)
-	p384 := jwkscache.NewKeyKinds(t).P384
+	p384 := keytest.P384()
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &a.PublicKey, "a", ""), jwkJSON(t, &p384.PublicKey, "c", "")))
 	f := newFixture(t, srv)
 	f.register(t)
