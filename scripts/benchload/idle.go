@@ -18,9 +18,6 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // idleCase is one identity-provider behaviour of the idle benchmark: with
@@ -183,21 +180,11 @@ func measureIdle(c idleCase, opts idleOptions, cfg, addr string, fetched, notMod
 	cmd.Stderr = os.Stderr
 	before := fetched.Load() + notMod.Load()
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	_, stop, err := startServing(cmd, addr, 5*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	if err := waitServing(conn, 5*time.Minute); err != nil {
-		return nil, err
-	}
+	defer stop()
 	pid := cmd.Process.Pid
 	fmt.Fprintf(os.Stderr, "idle: %s: SERVING after %v, %d IdP requests, RSS %s; settling %v\n",
 		c.name, time.Since(start).Round(time.Millisecond), fetched.Load()+notMod.Load()-before, rss(pid), opts.settle)

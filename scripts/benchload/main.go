@@ -181,21 +181,11 @@ func runScenario(sc scenario, ghz, token string, duration time.Duration, rate in
 	cmd.Stderr = os.Stderr
 	before := idp.IdP.JWKSRequests()
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, stop, err := startServing(cmd, addr, 120*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	if err := waitServing(conn, 120*time.Second); err != nil {
-		return nil, err
-	}
+	defer stop()
 	ready := time.Since(start)
 	if sc.denies {
 		fmt.Fprintf(os.Stderr, "%s: SERVING after %v, RSS %s, %d JWKS requests\n", sc.name, ready.Round(time.Millisecond), rss(cmd.Process.Pid), idp.IdP.JWKSRequests()-before)
@@ -313,6 +303,30 @@ func runGHZ(ghz, addr, token string, duration time.Duration, rate int) (result, 
 		}
 	}
 	return res, nil
+}
+
+// startServing starts cmd, a server listening on addr, and waits up to
+// limit for its gRPC health to say SERVING. stop closes conn, interrupts
+// the server and waits for it to exit.
+func startServing(cmd *exec.Cmd, addr string, limit time.Duration) (conn *grpc.ClientConn, stop func(), err error) {
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	end := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}
+	conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		end()
+		return nil, nil, err
+	}
+	if err := waitServing(conn, limit); err != nil {
+		conn.Close()
+		end()
+		return nil, nil, err
+	}
+	return conn, func() { conn.Close(); end() }, nil
 }
 
 func waitServing(conn *grpc.ClientConn, limit time.Duration) error {
