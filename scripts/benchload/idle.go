@@ -180,7 +180,7 @@ func measureIdle(c idleCase, opts idleOptions, cfg, addr string, fetched, notMod
 	cmd.Stderr = os.Stderr
 	before := fetched.Load() + notMod.Load()
 	start := time.Now()
-	_, stop, err := startServing(cmd, addr, 5*time.Minute)
+	_, stop, err := startServing(cmd, addr, 15*time.Minute)
 	if err != nil {
 		return nil, err
 	}
