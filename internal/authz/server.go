@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
@@ -145,7 +143,6 @@ type Server struct {
 	tracer    Tracer
 	recorder  Recorder
 	denialLog *logLimiter // nil: no limit
-	parser    *jwt.Parser // read-only after New
 	dpop      *dpop.Checker
 	state     atomic.Pointer[state]
 	// tokens is the verified-token cache; nil when
@@ -156,10 +153,9 @@ type Server struct {
 	closed   bool       // under tokensMu
 }
 
-// state is one tenant set with its compiled claim validators.
+// state is one tenant set.
 type state struct {
-	set        *tenants.Set
-	validators map[*tenants.ProviderRules]*jwt.Validator
+	set *tenants.Set
 }
 
 // New returns a Server answering from set (nil: every request is
@@ -173,11 +169,6 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		tokenObs: opts.TokenCacheObserver,
 		tracer:   opts.Tracer,
 		recorder: opts.Recorder,
-		// Strict decoding refuses base64 with non-zero trailing bits, so one
-		// token has exactly one encoding.
-		// json.Number keeps 64-bit integer claims (user, account and org
-		// IDs) digit for digit on their way to headers and metadata.
-		parser: jwt.NewParser(jwt.WithStrictDecoding(), jwt.WithJSONNumber()),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -198,15 +189,7 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 // Update swaps in a new tenant set; requests already running finish with the
 // old one.
 func (s *Server) Update(set *tenants.Set) {
-	st := &state{set: set, validators: map[*tenants.ProviderRules]*jwt.Validator{}}
-	if set != nil {
-		for _, t := range set.Tenants() {
-			for _, p := range t.Providers {
-				st.validators[p] = s.newValidator(p)
-			}
-		}
-	}
-	s.state.Store(st)
+	s.state.Store(&state{set: set})
 	s.updateTokenCache(set)
 }
 
@@ -245,24 +228,6 @@ func (s *Server) updateTokenCache(set *tenants.Set) {
 
 // Set returns the current tenant set (nil if none).
 func (s *Server) Set() *tenants.Set { return s.state.Load().set }
-
-func (s *Server) newValidator(p *tenants.ProviderRules) *jwt.Validator {
-	opts := []jwt.ParserOption{
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(p.ClockSkew),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(s.now),
-	}
-	if p.Template == nil {
-		// A templated iss was matched by chooseProvider, which checks a
-		// fixed one too; the validator checks it again for defence in depth.
-		opts = append(opts, jwt.WithIssuer(p.Issuer))
-	}
-	if len(p.Audiences) > 0 {
-		opts = append(opts, jwt.WithAudience(p.Audiences...)) // any-of
-	}
-	return jwt.NewValidator(opts...)
-}
 
 // Decide makes the decision for r. It never fails: every outcome, including
 // an identity provider outage, is a Decision.
