@@ -84,6 +84,11 @@ type tokenEntry struct {
 	// until is when the entry stops being useful: exp plus skew.
 	until time.Time
 	memo  Memo // for Decision.ClaimsMemo
+	// headers and remove are the allow's claim headers (see allow), made
+	// once.
+	headersOnce sync.Once
+	headers     []Header
+	remove      []string
 }
 
 func newTokenCache(size int, obs TokenCacheObserver) *tokenCache {

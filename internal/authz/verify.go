@@ -72,7 +72,8 @@ type token struct {
 // verify runs the token steps (package doc, steps 3 to 7) and returns the
 // chosen provider with the verified claims, or the provider known so far
 // (nil before the choice) with a *refusal. It sets *kid to the token's kid once
-// the header is parsed (for traces).
+// the header is parsed (for traces), and *entry to the token's entry in the
+// verified-token cache when it has one.
 //
 // Parsing, the signature and the claim checks are separate steps rather
 // than golang-jwt's Parser.ParseWithClaims because the provider (and so its
@@ -80,7 +81,7 @@ type token struct {
 // only known after parsing; one parse then serves every check, and each
 // failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, memo **Memo) (*tenants.ProviderRules, jwt.MapClaims, tenants.IssuerMatch, CacheResult, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, entry **tokenEntry) (*tenants.ProviderRules, jwt.MapClaims, tenants.IssuerMatch, CacheResult, error) {
 	tc := s.tokens.Load()
 	var sum [sha256.Size]byte
 	result := CacheNotUsed
@@ -92,7 +93,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route 
 				if err != nil {
 					return p, nil, m, CacheHit, err
 				}
-				*memo = &e.memo
+				*entry = e
 				return p, e.claims, m, CacheHit, nil
 			}
 		}
@@ -123,7 +124,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route 
 	if tc != nil {
 		e := newTokenEntry(p, &tok, key, times)
 		tc.put(sum, e, s.now())
-		*memo = &e.memo
+		*entry = e
 	}
 	return p, tok.claims, m, result, nil
 }
