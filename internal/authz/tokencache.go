@@ -174,3 +174,13 @@ func sameKey(a, b crypto.PublicKey) bool {
 	}
 	return false
 }
+
+// tokenSum is the SHA-256 of raw, the cache key. The copy of a token of
+// usual size stays on the stack, where []byte(raw) would allocate it.
+func tokenSum(raw string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(raw) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], raw...))
+	}
+	return sha256.Sum256([]byte(raw))
+}

@@ -86,7 +86,7 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route 
 	var sum [sha256.Size]byte
 	result := CacheNotUsed
 	if tc != nil && wellFormed(raw) {
-		sum, result = sha256.Sum256([]byte(raw)), CacheMiss
+		sum, result = tokenSum(raw), CacheMiss
 		if e, ok := tc.get(sum); ok {
 			if p, m, ok, err := s.reuse(ctx, st, t, route, src, e); ok {
 				*kid = e.kid
