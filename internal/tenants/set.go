@@ -334,7 +334,9 @@ func (c ClaimNames) All() bool { return !c.only }
 func (c ClaimNames) Names() []string { return c.names }
 
 // Equal reports whether c and o select the same claims the same way.
-func (c ClaimNames) Equal(o ClaimNames) bool { return c.only == o.only && slices.Equal(c.names, o.names) }
+func (c ClaimNames) Equal(o ClaimNames) bool {
+	return c.only == o.only && slices.Equal(c.names, o.names)
+}
 
 // Tenants returns every tenant in config order.
 func (s *Set) Tenants() []*Rules { return s.tenants }
