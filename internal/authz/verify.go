@@ -204,22 +204,27 @@ func wellFormed(raw string) bool {
 	dots, segLen := 0, 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		switch {
-		case c == '.':
-			if segLen == 0 || segLen%4 == 1 {
-				return false
-			}
-			dots++
-			segLen = 0
+		if base64URL[c] {
+			segLen++
 			continue
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
+		}
+		if c != '.' || segLen == 0 || segLen%4 == 1 {
 			return false
 		}
-		segLen++
+		dots++
+		segLen = 0
 	}
 	return dots == 2 && segLen%4 != 1
 }
+
+// base64URL holds the base64url alphabet (RFC 4648 §5): one table load per
+// byte, where a switch of ranges cost a quarter of a cached token's Check.
+var base64URL = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()
 
 // checkClaimTypes enforces the JSON types of the registered claims (RFC
 // 7519 §4.1): a token whose exp is a string is malformed, not "no exp".
