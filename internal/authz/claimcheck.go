@@ -2,7 +2,6 @@ package authz
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
 	"slices"
 	"time"
@@ -20,11 +19,6 @@ import (
 // *NumericDate and the audience to a slice, and collects its findings in
 // a slice, on every Check. TestCheckClaimValues_MatchesValidator runs both
 // over random claims and compares the reason codes.
-
-var (
-	errAudRequired = errors.New("aud claim is required")
-	errIssRequired = errors.New("iss claim is required")
-)
 
 // claimTimes are a token's exp, nbf and iat, as golang-jwt's NumericDate
 // reads a JSON number: seconds, the fraction in nanoseconds, truncated to

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"unicode/utf8"
 
@@ -22,18 +21,8 @@ import (
 // same claims come out (json.Number for numbers, the last of duplicate
 // names, encoding/json's strings).
 
-var (
-	b64 = base64.RawURLEncoding.Strict() // one encoding per token (no non-zero trailing bits)
-
-	errHeaderB64   = errors.New("could not base64 decode header")
-	errHeaderJSON  = errors.New("could not JSON decode header")
-	errClaimsB64   = errors.New("could not base64 decode claim")
-	errClaimsJSON  = errors.New("could not JSON decode claim")
-	errAlgMissing  = errors.New("signing method (alg) is unspecified")
-	errAlgUnknown  = errors.New("signing method (alg) is unavailable")
-	errSigB64      = errors.New("could not base64 decode signature")
-	errClaimsShape = errors.New("claims are not a JSON object")
-)
+// b64 is one encoding per token: no non-zero trailing bits.
+var b64 = base64.RawURLEncoding.Strict()
 
 // parse checks raw's shape and decodes its header and claims (package doc,
 // steps 3 and 4), in golang-jwt's order, so a token refused for more than
@@ -108,9 +97,6 @@ func (s *Server) parse(raw string) (token, error) {
 	tok.iss, _ = tok.claims["iss"].(string)
 	return tok, nil
 }
-
-// errTrailingClaims: the payload holds more than one JSON value.
-var errTrailingClaims = errors.New("claims: data after the JSON object")
 
 // decodeSegment decodes a base64url segment (wellFormed already checked
 // its alphabet and length) into dst's storage when it fits.

@@ -28,6 +28,19 @@ var (
 	errAudMissing = errors.New("aud claim is required by this provider")
 	errAlg        = errors.New("alg is not in the provider's algorithms")
 	errNilKey     = errors.New("key source returned no key")
+	// The decoding's (parse), in golang-jwt's words.
+	errHeaderB64      = errors.New("could not base64 decode header")
+	errHeaderJSON     = errors.New("could not JSON decode header")
+	errClaimsB64      = errors.New("could not base64 decode claim")
+	errClaimsJSON     = errors.New("could not JSON decode claim")
+	errAlgMissing     = errors.New("signing method (alg) is unspecified")
+	errAlgUnknown     = errors.New("signing method (alg) is unavailable")
+	errSigB64         = errors.New("could not base64 decode signature")
+	errClaimsShape    = errors.New("claims are not a JSON object")
+	errTrailingClaims = errors.New("claims: data after the JSON object") // more than one JSON value
+	// The claim checks' (checkClaimValues): golang-jwt's "required".
+	errAudRequired = errors.New("aud claim is required")
+	errIssRequired = errors.New("iss claim is required")
 )
 
 // refusal is a denial's reason with its internal cause. The steps of
