@@ -156,7 +156,7 @@ func FuzzParseToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		st := fx.srv.state.Load()
 		acme, _ := st.set.Tenant("acme")
-		p, claims, _, _, err := fx.srv.verify(context.Background(), st, acme, nil, tok, acme.Sources[0], new(string), new(*Memo))
+		p, claims, _, _, err := fx.srv.verify(context.Background(), st, acme, nil, tok, acme.Sources[0], new(string), new(*tokenEntry))
 		if err == nil && (p == nil || claims == nil) {
 			t.Fatal("verified without a provider or claims")
 		}

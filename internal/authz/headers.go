@@ -10,6 +10,7 @@ import (
 
 // claimHeaders returns the headers to set from claims, and the claim
 // headers of every tenant (all) left unset, to remove; both sorted by name.
+// p's payload_header is never removed: upstreamToken sets it.
 func claimHeaders(all []string, p *tenants.ProviderRules, claims map[string]any, maxLen int) (set []Header, remove []string) {
 	if len(p.ClaimHeaders) > 0 {
 		set = make([]Header, 0, len(p.ClaimHeaders))
@@ -24,7 +25,7 @@ func claimHeaders(all []string, p *tenants.ProviderRules, claims map[string]any,
 		}
 	}
 	for _, h := range all {
-		if !hasHeader(set, h) {
+		if !hasHeader(set, h) && h != p.PayloadHeader {
 			remove = append(remove, h)
 		}
 	}

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/tenants"
 )
@@ -76,9 +74,12 @@ type Decision struct {
 	TenantID    string
 	ProviderID  string
 	// Headers are the claim headers to set, overwriting client values.
+	// Read-only: they may be shared with other decisions for the same
+	// token.
 	Headers []Header
 	// RemoveHeaders are claim headers the token did not fill, and the
-	// token's header under forward_token: false, to remove.
+	// token's header under forward_token: false, to remove. Read-only, as
+	// Headers.
 	RemoveHeaders []string
 	// RemoveQueryParams are query parameters to remove (a token found in
 	// one under forward_token: false).
@@ -94,7 +95,11 @@ type Decision struct {
 	WouldDeny Reason
 	// Claims are the verified token's claims (allow only), as encoding/json
 	// decodes them with UseNumber: numbers are json.Number, exact.
+	// Read-only: a token repeated shares them through the cache.
 	Claims map[string]any
+	// MetadataClaims selects the Claims a front end exposes as metadata
+	// (the provider's metadata_claims; the zero value selects all).
+	MetadataClaims tenants.ClaimNames
 	// IssuerValues is, for a provider with an issuer_template, the
 	// placeholder's name and the value the token's iss matched (e.g.
 	// {"tid": "..."}); nil for a fixed issuer (allow only).
@@ -145,7 +150,6 @@ type Server struct {
 	tracer    Tracer
 	recorder  Recorder
 	denialLog *logLimiter // nil: no limit
-	parser    *jwt.Parser // read-only after New
 	dpop      *dpop.Checker
 	state     atomic.Pointer[state]
 	// tokens is the verified-token cache; nil when
@@ -156,10 +160,9 @@ type Server struct {
 	closed   bool       // under tokensMu
 }
 
-// state is one tenant set with its compiled claim validators.
+// state is one tenant set.
 type state struct {
-	set        *tenants.Set
-	validators map[*tenants.ProviderRules]*jwt.Validator
+	set *tenants.Set
 }
 
 // New returns a Server answering from set (nil: every request is
@@ -173,11 +176,6 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 		tokenObs: opts.TokenCacheObserver,
 		tracer:   opts.Tracer,
 		recorder: opts.Recorder,
-		// Strict decoding refuses base64 with non-zero trailing bits, so one
-		// token has exactly one encoding.
-		// json.Number keeps 64-bit integer claims (user, account and org
-		// IDs) digit for digit on their way to headers and metadata.
-		parser: jwt.NewParser(jwt.WithStrictDecoding(), jwt.WithJSONNumber()),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -198,15 +196,7 @@ func New(set *tenants.Set, keys KeySource, opts Options) *Server {
 // Update swaps in a new tenant set; requests already running finish with the
 // old one.
 func (s *Server) Update(set *tenants.Set) {
-	st := &state{set: set, validators: map[*tenants.ProviderRules]*jwt.Validator{}}
-	if set != nil {
-		for _, t := range set.Tenants() {
-			for _, p := range t.Providers {
-				st.validators[p] = s.newValidator(p)
-			}
-		}
-	}
-	s.state.Store(st)
+	s.state.Store(&state{set: set})
 	s.updateTokenCache(set)
 }
 
@@ -245,24 +235,6 @@ func (s *Server) updateTokenCache(set *tenants.Set) {
 
 // Set returns the current tenant set (nil if none).
 func (s *Server) Set() *tenants.Set { return s.state.Load().set }
-
-func (s *Server) newValidator(p *tenants.ProviderRules) *jwt.Validator {
-	opts := []jwt.ParserOption{
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(p.ClockSkew),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(s.now),
-	}
-	if p.Template == nil {
-		// A templated iss was matched by chooseProvider, which checks a
-		// fixed one too; the validator checks it again for defence in depth.
-		opts = append(opts, jwt.WithIssuer(p.Issuer))
-	}
-	if len(p.Audiences) > 0 {
-		opts = append(opts, jwt.WithAudience(p.Audiences...)) // any-of
-	}
-	return jwt.NewValidator(opts...)
-}
 
 // Decide makes the decision for r. It never fails: every outcome, including
 // an identity provider outage, is a Decision.
@@ -337,8 +309,8 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.Rules, 
 		return denyFor(req, ReasonTokenTooLarge, t.ID, providerID(route), true), nil
 	}
 	var kid string
-	var memo *Memo
-	p, claims, match, cached, err := s.verify(ctx, st, t, route, raw, src, &kid, &memo)
+	var entry *tokenEntry
+	p, claims, match, cached, err := s.verify(ctx, st, t, route, raw, src, &kid, &entry)
 	if err != nil {
 		rf := asRefusal(err)
 		// token_missing here means "not in a source of its provider".
@@ -368,7 +340,7 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.Rules, 
 			wouldDeny = reason
 		}
 	}
-	d := allow(st.set, t, p, claims)
+	d := allow(st.set, t, p, claims, entry)
 	if match.Claim != "" {
 		d.IssuerValues = map[string]string{match.Claim: match.Value}
 	}
@@ -376,31 +348,54 @@ func (s *Server) decideTenant(ctx context.Context, st *state, t *tenants.Rules, 
 	d.Requirement = requirementName(req)
 	d.WouldDeny = wouldDeny
 	d.Cache = cached
-	d.ClaimsMemo = memo
+	if entry != nil {
+		d.ClaimsMemo = &entry.memo
+	}
 	upstreamToken(&d, p, src, raw, r)
 	return d, nil
 }
 
 // allow builds the allow for a token p verified: its claim headers, the
-// removal of every other claim header, and the tenant header.
-func allow(set *tenants.Set, t *tenants.Rules, p *tenants.ProviderRules, claims map[string]any) Decision {
+// removal of every other claim header, and the tenant header; from the
+// token's cache entry, when it has one, after the first time.
+func allow(set *tenants.Set, t *tenants.Rules, p *tenants.ProviderRules, claims map[string]any, e *tokenEntry) Decision {
 	d := Decision{
-		Allowed:    true,
-		HTTPStatus: ReasonOK.HTTPStatus(),
-		Reason:     ReasonOK,
-		TenantID:   t.ID,
-		ProviderID: p.ID,
-		Claims:     claims,
+		Allowed:        true,
+		HTTPStatus:     ReasonOK.HTTPStatus(),
+		Reason:         ReasonOK,
+		TenantID:       t.ID,
+		ProviderID:     p.ID,
+		Claims:         claims,
+		MetadataClaims: p.MetadataClaims,
 	}
-	d.Headers, d.RemoveHeaders = claimHeaders(set.ClaimHeaders(), p, claims, set.Limits().MaxHeaderValueBytes)
+	if e == nil {
+		d.Headers, d.RemoveHeaders = allowHeaders(set, t, p, claims)
+		return d
+	}
+	e.headersOnce.Do(func() {
+		// Shared by every allow of this token: clipped, so that a change
+		// (upstreamToken's) copies instead of writing into them.
+		hs, rm := allowHeaders(set, t, p, claims)
+		e.headers, e.remove = slices.Clip(hs), slices.Clip(rm)
+	})
+	d.Headers, d.RemoveHeaders = e.headers, e.remove
+	return d
+}
+
+// allowHeaders returns the claim headers to set, with the tenant header,
+// and those to remove. An entry in the verified-token cache keeps them:
+// they depend only on the token, its provider and the tenant set the
+// provider belongs to (p's tenant is t).
+func allowHeaders(set *tenants.Set, t *tenants.Rules, p *tenants.ProviderRules, claims map[string]any) (hs []Header, remove []string) {
+	hs, remove = claimHeaders(set.ClaimHeaders(), p, claims, set.Limits().MaxHeaderValueBytes)
 	if h := set.TenantHeader(); h != "" {
 		// The upstream reads the tenant from this header: it must name the
 		// tenant this decision was made for, not what the client sent
 		// (context_extensions and the host take precedence over an empty
 		// header, or over any header when set by the route).
-		d.Headers = withHeader(d.Headers, Header{Name: h, Value: t.ID})
+		hs = withHeader(hs, Header{Name: h, Value: t.ID})
 	}
-	return d
+	return hs, remove
 }
 
 // denyFor is deny for a request held to req.

@@ -79,12 +79,16 @@ type tokenEntry struct {
 	kid, alg string
 	key      crypto.PublicKey // the key that verified the signature
 	claims   jwt.MapClaims    // read-only once cached
-	// times holds exp, nbf and iat (and iss, aud) for the validator's
-	// per-hit checks, decoded once.
-	times jwt.RegisteredClaims
+	// times holds exp, nbf and iat for the per-hit checks, decoded once.
+	times claimTimes
 	// until is when the entry stops being useful: exp plus skew.
 	until time.Time
 	memo  Memo // for Decision.ClaimsMemo
+	// headers and remove are the allow's claim headers (see allow), made
+	// once.
+	headersOnce sync.Once
+	headers     []Header
+	remove      []string
 }
 
 func newTokenCache(size int, obs TokenCacheObserver) *tokenCache {
@@ -120,28 +124,12 @@ func (tc *tokenCache) put(sum [sha256.Size]byte, e *tokenEntry, now time.Time) {
 	tc.c.Set(sum, e)
 }
 
-// newTokenEntry records a verified token. It reports false when the
-// claims cannot be held in RegisteredClaims form (then nothing is cached).
-func newTokenEntry(p *tenants.ProviderRules, tok *token, key crypto.PublicKey) (*tokenEntry, bool) {
-	e := &tokenEntry{provider: p, iss: tok.iss, kid: tok.kid, alg: tok.jws.Method.Alg(), key: key, claims: tok.claims}
-	var err error
-	if e.times.ExpiresAt, err = tok.claims.GetExpirationTime(); err != nil || e.times.ExpiresAt == nil {
-		return nil, false
+// newTokenEntry records a verified token with its time claims.
+func newTokenEntry(p *tenants.ProviderRules, tok *token, key crypto.PublicKey, times claimTimes) *tokenEntry {
+	return &tokenEntry{
+		provider: p, iss: tok.iss, kid: tok.kid, alg: tok.method.Alg(), key: key, claims: tok.claims,
+		times: times, until: times.exp.Add(p.ClockSkew),
 	}
-	if e.times.NotBefore, err = tok.claims.GetNotBefore(); err != nil {
-		return nil, false
-	}
-	if e.times.IssuedAt, err = tok.claims.GetIssuedAt(); err != nil {
-		return nil, false
-	}
-	if e.times.Issuer, err = tok.claims.GetIssuer(); err != nil {
-		return nil, false
-	}
-	if e.times.Audience, err = tok.claims.GetAudience(); err != nil {
-		return nil, false
-	}
-	e.until = e.times.ExpiresAt.Add(p.ClockSkew)
-	return e, true
 }
 
 // reuse answers a token from its cache entry when the entry applies to this
@@ -163,8 +151,8 @@ func (s *Server) reuse(ctx context.Context, st *state, t *tenants.Rules, route *
 	if !sameKey(key, e.key) {
 		return nil, m, false, nil
 	}
-	if err := st.validators[p].Validate(&e.times); err != nil {
-		return p, m, true, refuse(claimsReason(err), err)
+	if err := checkClaimValues(p, e.claims, e.times, s.now()); err != nil {
+		return p, m, true, err
 	}
 	return p, m, true, nil
 }
@@ -185,4 +173,14 @@ func sameKey(a, b crypto.PublicKey) bool {
 		return ok && len(x) > 0 && len(x) == len(y) && &x[0] == &y[0]
 	}
 	return false
+}
+
+// tokenSum is the SHA-256 of raw, the cache key. The copy of a token of
+// usual size stays on the stack, where []byte(raw) would allocate it.
+func tokenSum(raw string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(raw) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], raw...))
+	}
+	return sha256.Sum256([]byte(raw))
 }

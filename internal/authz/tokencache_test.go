@@ -202,3 +202,33 @@ func TestTokenCache_SizeFromConfigAndOff(t *testing.T) {
 		t.Fatal("token_cache_entries: 0 left the cache on")
 	}
 }
+
+// TestTokenCache_SharedHeadersStayTheTokens: a cached token's claim headers
+// are shared by its allows; what one request adds to them (the payload
+// header, the rewritten cookie of forward_token: false) must not reach the
+// shared slices, so every Check, in any order of requests, gets what an
+// uncached Check gets.
+func TestTokenCache_SharedHeadersStayTheTokens(t *testing.T) {
+	cfg := strings.Replace(testConfig, "        claims_to_headers: {sub: x-partner-subject}\n",
+		"        claims_to_headers: {sub: x-partner-subject, email: x-partner-email, org: x-partner-org}\n        forward_token: false\n        payload_header: x-jwt-payload\n", 1)
+	cp := newCachePair(t, cfg)
+	// One claim header of three: the shared slices have room to spare.
+	tok := rs256(t, acmeClaims(func(c jwt.MapClaims) { c["iss"] = "https://partner.test/"; delete(c, "aud"); delete(c, "email") }))
+	requests := []*Request{
+		{Host: "api.acme.test", Path: "/", Headers: map[string]string{"cookie": "a=1; session=" + tok + "; b=2"}},
+		{Host: "api.acme.test", Path: "/", Headers: map[string]string{"cookie": "session=" + tok}},
+		{Host: "api.acme.test", Path: "/?access_token=" + tok, Headers: map[string]string{}},
+	}
+	for round := range 3 {
+		for i, r := range requests {
+			got, want := cp.cached.Decide(t.Context(), r), cp.uncached.Decide(t.Context(), r)
+			if !got.Allowed || (round > 0 && got.Cache != CacheHit) {
+				t.Fatalf("round %d request %d: %s, cache %d", round, i, got.Reason, got.Cache)
+			}
+			got.Cache, want.Cache, got.ClaimsMemo = 0, 0, nil
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("round %d request %d: cached decision differs (-uncached +cached):\n%s", round, i, diff)
+			}
+		}
+	}
+}

@@ -1,21 +1,21 @@
 package authz
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 // upstreamToken applies provider p's forward_token and payload_header to
-// the allow d of token raw, found in src of r.
+// the allow d of token raw, found in src of r. d's header slices may be
+// shared (allow): they are only appended to, which copies them.
 func upstreamToken(d *Decision, p *tenants.ProviderRules, src tenants.TokenSource, raw string, r *Request) {
 	if p.PayloadHeader != "" {
 		// The payload segment is already base64url JSON, which is what
 		// Envoy jwt_authn's forward_payload_header sends (RFC 7515 §7.1).
 		payload := raw[strings.IndexByte(raw, '.')+1 : strings.LastIndexByte(raw, '.')]
+		// claimHeaders leaves it out of the headers to remove.
 		d.Headers = withHeader(d.Headers, Header{Name: p.PayloadHeader, Value: payload})
-		d.RemoveHeaders = slices.DeleteFunc(d.RemoveHeaders, func(h string) bool { return h == p.PayloadHeader })
 	}
 	if p.ForwardToken {
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +28,19 @@ var (
 	errAudMissing = errors.New("aud claim is required by this provider")
 	errAlg        = errors.New("alg is not in the provider's algorithms")
 	errNilKey     = errors.New("key source returned no key")
+	// The decoding's (parse), in golang-jwt's words.
+	errHeaderB64      = errors.New("could not base64 decode header")
+	errHeaderJSON     = errors.New("could not JSON decode header")
+	errClaimsB64      = errors.New("could not base64 decode claim")
+	errClaimsJSON     = errors.New("could not JSON decode claim")
+	errAlgMissing     = errors.New("signing method (alg) is unspecified")
+	errAlgUnknown     = errors.New("signing method (alg) is unavailable")
+	errSigB64         = errors.New("could not base64 decode signature")
+	errClaimsShape    = errors.New("claims are not a JSON object")
+	errTrailingClaims = errors.New("claims: data after the JSON object") // more than one JSON value
+	// The claim checks' (checkClaimValues): golang-jwt's "required".
+	errAudRequired = errors.New("aud claim is required")
+	errIssRequired = errors.New("iss claim is required")
 )
 
 // refusal is a denial's reason with its internal cause. The steps of
@@ -62,7 +74,8 @@ func asRefusal(err error) *refusal {
 // token is a parsed JWS whose signature is not yet verified.
 type token struct {
 	raw    string
-	jws    *jwt.Token
+	method jwt.SigningMethod // by the header's alg
+	sig    []byte
 	claims jwt.MapClaims // numbers are json.Number
 	kid    string
 	typ    string // "" when absent
@@ -72,27 +85,35 @@ type token struct {
 // verify runs the token steps (package doc, steps 3 to 7) and returns the
 // chosen provider with the verified claims, or the provider known so far
 // (nil before the choice) with a *refusal. It sets *kid to the token's kid once
-// the header is parsed (for traces).
+// the header is parsed (for traces), and *entry to the token's entry in the
+// verified-token cache when it has one.
 //
-// golang-jwt's ParseUnverified, SigningMethod.Verify and Validator are used
-// as separate steps rather than Parser.ParseWithClaims because the provider
-// (and so its algorithms, issuer and audiences) is chosen by the token's iss,
-// which is only known after parsing; one parse then serves every check, and
-// each failure maps to its own reason code (ParseWithClaims reports an alg
+// Parsing, the signature and the claim checks are separate steps rather
+// than golang-jwt's Parser.ParseWithClaims because the provider (and so its
+// algorithms, issuer and audiences) is chosen by the token's iss, which is
+// only known after parsing; one parse then serves every check, and each
+// failure maps to its own reason code (ParseWithClaims reports an alg
 // outside WithValidMethods as a signature error).
-func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, memo **Memo) (*tenants.ProviderRules, jwt.MapClaims, tenants.IssuerMatch, CacheResult, error) {
+func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route *tenants.ProviderRules, raw string, src tenants.TokenSource, kid *string, entry **tokenEntry) (*tenants.ProviderRules, jwt.MapClaims, tenants.IssuerMatch, CacheResult, error) {
 	tc := s.tokens.Load()
 	var sum [sha256.Size]byte
 	result := CacheNotUsed
-	if tc != nil && wellFormed(raw) {
-		sum, result = sha256.Sum256([]byte(raw)), CacheMiss
-		if e, ok := tc.get(sum); ok {
+	if tc != nil {
+		// A cached token was well-formed when it was verified, and a
+		// SHA-256 match is that token: a hit needs no wellFormed, which
+		// costs about what the hash does.
+		sum = tokenSum(raw)
+		e, found := tc.get(sum)
+		if found || wellFormed(raw) {
+			result = CacheMiss
+		}
+		if found {
 			if p, m, ok, err := s.reuse(ctx, st, t, route, src, e); ok {
 				*kid = e.kid
 				if err != nil {
 					return p, nil, m, CacheHit, err
 				}
-				*memo = &e.memo
+				*entry = e
 				return p, e.claims, m, CacheHit, nil
 			}
 		}
@@ -109,79 +130,23 @@ func (s *Server) verify(ctx context.Context, st *state, t *tenants.Rules, route 
 	if err := checkHeader(p, &tok); err != nil {
 		return p, nil, m, result, err
 	}
-	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, tok.kid, tok.jws.Method.Alg())
+	key, err := s.key(ctx, time.Duration(st.set.Limits().ColdWait), p, tok.kid, tok.method.Alg())
 	if err != nil {
 		return p, nil, m, result, err
 	}
 	if err := tok.verifySignature(key); err != nil {
 		return p, nil, m, result, err
 	}
-	if err := checkClaims(st.validators[p], p, tok.claims); err != nil {
+	times, err := checkClaims(p, tok.claims, s.now())
+	if err != nil {
 		return p, nil, m, result, err
 	}
 	if tc != nil {
-		if e, ok := newTokenEntry(p, &tok, key); ok {
-			tc.put(sum, e, s.now())
-			*memo = &e.memo
-		}
+		e := newTokenEntry(p, &tok, key, times)
+		tc.put(sum, e, s.now())
+		*entry = e
 	}
 	return p, tok.claims, m, result, nil
-}
-
-// parse checks raw's shape and decodes its header and claims (package doc,
-// steps 3 and 4).
-func (s *Server) parse(raw string) (token, error) {
-	if !wellFormed(raw) {
-		return token{}, refusedShape
-	}
-	jws, _, err := s.parser.ParseUnverified(raw, jwt.MapClaims{})
-	if err != nil {
-		if errors.Is(err, jwt.ErrTokenUnverifiable) && jws != nil {
-			if _, ok := jws.Header["alg"].(string); ok {
-				// A syntactically fine alg golang-jwt does not know.
-				return token{}, refuse(ReasonAlgorithmNotAllowed, err)
-			}
-		}
-		return token{}, refuse(ReasonTokenMalformed, err)
-	}
-	if _, ok := jws.Header["crit"]; ok {
-		return token{}, refuse(ReasonTokenMalformed, errCrit)
-	}
-	if !claimsAreOneValue(raw) {
-		return token{}, refuse(ReasonTokenMalformed, errTrailingClaims)
-	}
-	tok := token{raw: raw, jws: jws, claims: jws.Claims.(jwt.MapClaims)}
-	if v, ok := jws.Header["kid"]; ok {
-		if tok.kid, ok = v.(string); !ok {
-			return token{}, refuse(ReasonTokenMalformed, errKidType)
-		}
-	}
-	if v, ok := jws.Header["typ"]; ok {
-		if tok.typ, ok = v.(string); !ok {
-			return token{}, refuse(ReasonTokenMalformed, errTypType)
-		}
-	}
-	if err := checkClaimTypes(tok.claims); err != nil {
-		return token{}, refuse(ReasonTokenMalformed, err)
-	}
-	tok.iss, _ = tok.claims["iss"].(string)
-	return tok, nil
-}
-
-// errTrailingClaims: the payload holds more than one JSON value.
-var errTrailingClaims = errors.New("claims: data after the JSON object")
-
-// claimsAreOneValue reports whether raw's payload segment is exactly one JSON
-// value. golang-jwt decodes claims with a json.Decoder when it keeps numbers
-// as json.Number, and a Decoder stops after the first value, so a payload
-// such as {"sub":"a"}} would otherwise pass; RFC 7519 §7.2 step 10 wants the
-// claims set to be a valid JSON object. raw is already known to be three
-// base64url segments.
-func claimsAreOneValue(raw string) bool {
-	first := strings.IndexByte(raw, '.')
-	last := strings.LastIndexByte(raw, '.')
-	payload, err := base64.RawURLEncoding.DecodeString(raw[first+1 : last])
-	return err == nil && json.Valid(payload)
 }
 
 // checkHeader checks the header against the chosen provider: typ, when the
@@ -191,7 +156,7 @@ func checkHeader(p *tenants.ProviderRules, tok *token) error {
 	if !p.AllowsType(tok.typ) {
 		return refuse(ReasonTokenMalformed, errTyp)
 	}
-	if !p.AllowsAlg(tok.jws.Method.Alg()) {
+	if !p.AllowsAlg(tok.method.Alg()) {
 		return refuse(ReasonAlgorithmNotAllowed, errAlg)
 	}
 	return nil
@@ -228,41 +193,26 @@ func (s *Server) key(ctx context.Context, coldWait time.Duration, p *tenants.Pro
 // §5.2).
 func (tok *token) verifySignature(key crypto.PublicKey) error {
 	signed := tok.raw[:strings.LastIndexByte(tok.raw, '.')]
-	if err := tok.jws.Method.Verify(signed, tok.jws.Signature, key); err != nil {
+	if err := tok.method.Verify(signed, tok.sig, key); err != nil {
 		return refuse(ReasonSignatureInvalid, err)
 	}
 	return nil
 }
 
-// checkClaims applies p's claim rules (package doc, step 7).
-func checkClaims(v *jwt.Validator, p *tenants.ProviderRules, claims jwt.MapClaims) error {
+// checkClaims applies p's claim rules (package doc, step 7) at now and
+// returns the token's times for later checks of a cached token.
+func checkClaims(p *tenants.ProviderRules, claims jwt.MapClaims, now time.Time) (claimTimes, error) {
 	if _, ok := claims["exp"]; !ok {
-		return refuse(ReasonTokenMalformed, errExpMissing)
+		return claimTimes{}, refuse(ReasonTokenMalformed, errExpMissing)
 	}
 	if _, ok := claims["aud"]; !ok && len(p.Audiences) > 0 {
-		return refuse(ReasonAudienceMismatch, errAudMissing)
+		return claimTimes{}, refuse(ReasonAudienceMismatch, errAudMissing)
 	}
-	if err := v.Validate(claims); err != nil {
-		return refuse(claimsReason(err), err)
+	times := timesOf(claims)
+	if err := checkClaimValues(p, claims, times, now); err != nil {
+		return claimTimes{}, err
 	}
-	return nil
-}
-
-// claimsReason maps a golang-jwt Validator error; with several problems the
-// first in this order wins.
-func claimsReason(err error) Reason {
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ReasonTokenExpired
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return ReasonTokenNotYetValid
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return ReasonAudienceMismatch
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return ReasonIssuerUnknown
-	default:
-		return ReasonTokenMalformed
-	}
+	return times, nil
 }
 
 // wellFormed checks the JWS compact shape before any decoding (RFC 7515
@@ -274,22 +224,27 @@ func wellFormed(raw string) bool {
 	dots, segLen := 0, 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		switch {
-		case c == '.':
-			if segLen == 0 || segLen%4 == 1 {
-				return false
-			}
-			dots++
-			segLen = 0
+		if base64URL[c] {
+			segLen++
 			continue
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
+		}
+		if c != '.' || segLen == 0 || segLen%4 == 1 {
 			return false
 		}
-		segLen++
+		dots++
+		segLen = 0
 	}
 	return dots == 2 && segLen%4 != 1
 }
+
+// base64URL holds the base64url alphabet (RFC 4648 §5): one table load per
+// byte, where a switch of ranges cost a quarter of a cached token's Check.
+var base64URL = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		t[c] = true
+	}
+	return t
+}()
 
 // checkClaimTypes enforces the JSON types of the registered claims (RFC
 // 7519 §4.1): a token whose exp is a string is malformed, not "no exp".

@@ -22,6 +22,8 @@
 //
 // # Claims in dynamic metadata
 //
+// The claims member holds the claims the provider's metadata_claims
+// selects (every claim by default; none, and no member, for []).
 // Claims are decoded with json.Number, so a number arrives as it was
 // written. A number reaches the metadata as a protobuf number (a float64)
 // when float64 carries it digit for digit: its shortest float64 rendering
@@ -33,7 +35,6 @@ package grpcauthz
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -41,7 +42,6 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/extauthz/extauthz/internal/authz"
 )
@@ -126,24 +126,27 @@ func fill(r *authz.Request, req *authv3.CheckRequest) {
 
 // ToResponse maps a Decision to Envoy's CheckResponse (see the package
 // doc). append_action is set explicitly because Envoy 1.37 changed the
-// meaning of an unset one.
+// meaning of an unset one. Parts of an allow's response may be shared with
+// other responses for the same token (see memo): a CheckResponse is
+// read-only.
 func ToResponse(d *authz.Decision) *authv3.CheckResponse {
 	if d.Allowed {
+		var m *memo
+		if d.ClaimsMemo != nil {
+			m = d.ClaimsMemo.Get(func() any { return newMemo(d) }).(*memo)
+		}
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveHeaders, QueryParametersToRemove: d.RemoveQueryParams}
-		if n := len(d.Headers); n > 0 {
-			// Three allocations for all the header options, not two per header.
-			ok.Headers = make([]*corev3.HeaderValueOption, n)
-			opts, values := make([]corev3.HeaderValueOption, n), make([]corev3.HeaderValue, n)
-			for i, h := range d.Headers {
-				values[i].Key, values[i].Value = h.Name, h.Value
-				opts[i].Header, opts[i].AppendAction = &values[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-				ok.Headers[i] = &opts[i]
+		if len(d.Headers) > 0 {
+			if m != nil && sameSlice(m.headers, d.Headers) {
+				ok.Headers = m.options
+			} else {
+				ok.Headers = headerOptions(d.Headers)
 			}
 		}
 		return &authv3.CheckResponse{
 			Status:          &status.Status{Code: int32(codes.OK)},
 			HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-			DynamicMetadata: metadata(d),
+			DynamicMetadata: m.metadata(d),
 		}
 	}
 	code := d.Reason.GRPCCode()
@@ -165,87 +168,23 @@ func ToResponse(d *authz.Decision) *authv3.CheckResponse {
 	}
 }
 
+// headerOptions maps headers to options that overwrite: three allocations
+// for all of them, not two per header.
+func headerOptions(hs []authz.Header) []*corev3.HeaderValueOption {
+	n := len(hs)
+	out := make([]*corev3.HeaderValueOption, n)
+	opts, values := make([]corev3.HeaderValueOption, n), make([]corev3.HeaderValue, n)
+	for i, h := range hs {
+		values[i].Key, values[i].Value = h.Name, h.Value
+		opts[i].Header, opts[i].AppendAction = &values[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		out[i] = &opts[i]
+	}
+	return out
+}
+
 func headerOption(k, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header:       &corev3.HeaderValue{Key: k, Value: v},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}
-}
-
-// metadata builds {tenant, provider, claims, issuer_values, requirement,
-// anonymous, would_deny}.
-func metadata(d *authz.Decision) *structpb.Struct {
-	fields := map[string]*structpb.Value{
-		"tenant":   structpb.NewStringValue(d.TenantID),
-		"provider": structpb.NewStringValue(d.ProviderID),
-	}
-	if d.Claims != nil {
-		var cs *structpb.Struct
-		if d.ClaimsMemo != nil {
-			// The same token's claims, from the verified-token cache: built
-			// once and shared (only ever read, as gRPC marshals it).
-			claims := d.Claims
-			cs = d.ClaimsMemo.Get(func() any { return claimsStruct(claims) }).(*structpb.Struct)
-		} else {
-			cs = claimsStruct(d.Claims)
-		}
-		fields["claims"] = structpb.NewStructValue(cs)
-	}
-	if len(d.IssuerValues) > 0 {
-		iv := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(d.IssuerValues))}
-		for k, v := range d.IssuerValues {
-			iv.Fields[k] = structpb.NewStringValue(v)
-		}
-		fields["issuer_values"] = structpb.NewStructValue(iv)
-	}
-	if d.Requirement != "" {
-		fields["requirement"] = structpb.NewStringValue(d.Requirement)
-	}
-	if d.Anonymous {
-		fields["anonymous"] = structpb.NewBoolValue(true)
-	}
-	if d.WouldDeny != "" {
-		fields["would_deny"] = structpb.NewStringValue(string(d.WouldDeny))
-	}
-	return &structpb.Struct{Fields: fields}
-}
-
-func claimsStruct(m map[string]any) *structpb.Struct {
-	s := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(m))}
-	for k, v := range m {
-		s.Fields[k] = value(v)
-	}
-	return s
-}
-
-// value converts a claim decoded by encoding/json with UseNumber: strings,
-// booleans, null, json.Number, []any and map[string]any.
-func value(v any) *structpb.Value {
-	switch x := v.(type) {
-	case nil:
-		return structpb.NewNullValue()
-	case string:
-		return structpb.NewStringValue(x)
-	case bool:
-		return structpb.NewBoolValue(x)
-	case json.Number:
-		if f, ok := exactFloat(string(x)); ok {
-			return structpb.NewNumberValue(f)
-		}
-		return structpb.NewStringValue(string(x))
-	case float64:
-		return structpb.NewNumberValue(x)
-	case []any:
-		l := &structpb.ListValue{Values: make([]*structpb.Value, len(x))}
-		for i, e := range x {
-			l.Values[i] = value(e)
-		}
-		return structpb.NewListValue(l)
-	case map[string]any:
-		return structpb.NewStructValue(claimsStruct(x))
-	default:
-		// Not produced by encoding/json; kept visible rather than dropped.
-		b, _ := json.Marshal(x)
-		return structpb.NewStringValue(string(b))
 	}
 }

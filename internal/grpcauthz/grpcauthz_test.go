@@ -308,6 +308,25 @@ func TestCheck_CachedTokenMetadataSharedAndUnchanged(t *testing.T) {
 	if claims(resps[0]) == nil || claims(resps[0]) != claims(resps[1]) {
 		t.Fatal("cached Checks rebuilt the claims metadata")
 	}
+	if resps[0].GetDynamicMetadata() != resps[1].GetDynamicMetadata() {
+		t.Error("cached Checks rebuilt the metadata")
+	}
+	if h0, h1 := resps[0].GetOkResponse().GetHeaders(), resps[1].GetOkResponse().GetHeaders(); len(h0) == 0 || &h0[0] != &h1[0] {
+		t.Error("cached Checks rebuilt the header options")
+	}
+	// A request-dependent member (here the token's cookie under
+	// forward_token: false would be one; a requirement another) gets
+	// metadata of its own, around the same claims.
+	d := cachedAuthz.Decide(t.Context(), ToRequest(req))
+	d.Requirement = "r"
+	md := ToResponse(&d).GetDynamicMetadata()
+	if md == resps[0].GetDynamicMetadata() || md.GetFields()["requirement"].GetStringValue() != "r" ||
+		md.GetFields()["claims"].GetStructValue() != claims(resps[0]) {
+		t.Errorf("metadata with a requirement: %v", md)
+	}
+	if resps[0].GetDynamicMetadata().GetFields()["requirement"] != nil {
+		t.Error("the shared metadata took the requirement")
+	}
 }
 
 // TestToResponse_IssuerValues: the value an issuer_template matched reaches

@@ -218,7 +218,11 @@ type Provider struct {
 	ForwardToken *bool `yaml:"forward_token"`
 	// PayloadHeader, when set, carries the verified payload upstream as
 	// base64url JSON (like Envoy jwt_authn's forward_payload_header).
-	PayloadHeader  string `yaml:"payload_header"`
+	PayloadHeader string `yaml:"payload_header"`
+	// MetadataClaims names the claims (top-level names) an allow puts in
+	// the gRPC answer's dynamic metadata under "claims". Absent (nil):
+	// every claim, as before the key existed; [] none, and no "claims".
+	MetadataClaims *[]string `yaml:"metadata_claims"`
 	CacheSettings  `yaml:",inline"`
 	SenderSettings `yaml:",inline"`
 }

@@ -224,3 +224,37 @@ func TestClaimPath_Lookup(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataClaims: absent selects every claim (the behaviour before the
+// key); a list selects those names, in order; [] selects none.
+func TestMetadataClaims(t *testing.T) {
+	s := mustSet(t, strings.Replace(reqBase, "payload_header: x-jwt-payload", "payload_header: x-jwt-payload\n        metadata_claims: [sub, org]", 1))
+	acme, _ := s.Tenant("acme")
+	main, _ := acme.Provider("main")
+	partners, _ := acme.Provider("partners")
+	if !main.MetadataClaims.All() || main.MetadataClaims.Names() != nil {
+		t.Errorf("absent metadata_claims: All %v, Names %v; want every claim", main.MetadataClaims.All(), main.MetadataClaims.Names())
+	}
+	if partners.MetadataClaims.All() || !cmp.Equal(partners.MetadataClaims.Names(), []string{"sub", "org"}) {
+		t.Errorf("metadata_claims [sub, org]: All %v, Names %v", partners.MetadataClaims.All(), partners.MetadataClaims.Names())
+	}
+	s = mustSet(t, strings.Replace(reqBase, "payload_header: x-jwt-payload", "payload_header: x-jwt-payload\n        metadata_claims: []", 1))
+	acme, _ = s.Tenant("acme")
+	partners, _ = acme.Provider("partners")
+	if partners.MetadataClaims.All() || len(partners.MetadataClaims.Names()) != 0 {
+		t.Errorf("metadata_claims []: All %v, Names %v; want none", partners.MetadataClaims.All(), partners.MetadataClaims.Names())
+	}
+}
+
+func TestMetadataClaims_Invalid(t *testing.T) {
+	for _, tt := range []struct{ list, want string }{
+		{`[sub, ""]`, `tenants[0].providers[1].metadata_claims[1]: must not be empty`},
+		{`[sub, email, sub]`, `tenants[0].providers[1].metadata_claims[2]: claim "sub" is listed twice`},
+	} {
+		c := mustParse(t, strings.Replace(reqBase, "payload_header: x-jwt-payload", "payload_header: x-jwt-payload\n        metadata_claims: "+tt.list, 1))
+		checkErr(t, c.Validate(nil), tt.want)
+	}
+	if _, err := Parse([]byte(strings.Replace(reqBase, "payload_header: x-jwt-payload", "payload_header: x-jwt-payload\n        metadata_claims: sub", 1))); err == nil {
+		t.Error("metadata_claims: sub (not a list) parsed")
+	}
+}

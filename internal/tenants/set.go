@@ -3,6 +3,7 @@ package tenants
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ type ProviderRules struct {
 	PayloadHeader string
 	// ClaimHeaders sorted by header name, for deterministic output.
 	ClaimHeaders []ClaimHeader
+	// MetadataClaims selects the claims that go to dynamic metadata
+	// (metadata_claims; the zero value selects every claim).
+	MetadataClaims ClaimNames
 	// SenderConstraint, DPoPMaxAge and DPoPAlgorithms are the layered
 	// sender-constraint settings (provider over tenant over global).
 	SenderConstraint SenderConstraint
@@ -310,7 +314,28 @@ func compileProvider(tenantID string, p Provider) *ProviderRules {
 		pr.ClaimHeaders = append(pr.ClaimHeaders, ClaimHeader{Claim: claim, Header: strings.ToLower(h)})
 	}
 	sort.Slice(pr.ClaimHeaders, func(i, j int) bool { return pr.ClaimHeaders[i].Header < pr.ClaimHeaders[j].Header })
+	if p.MetadataClaims != nil {
+		pr.MetadataClaims = ClaimNames{names: append([]string{}, *p.MetadataClaims...), only: true}
+	}
 	return pr
+}
+
+// ClaimNames selects claims by their top-level name. The zero value
+// selects every claim.
+type ClaimNames struct {
+	names []string
+	only  bool
+}
+
+// All reports whether every claim is selected.
+func (c ClaimNames) All() bool { return !c.only }
+
+// Names returns the selected names in configuration order (none when All).
+func (c ClaimNames) Names() []string { return c.names }
+
+// Equal reports whether c and o select the same claims the same way.
+func (c ClaimNames) Equal(o ClaimNames) bool {
+	return c.only == o.only && slices.Equal(c.names, o.names)
 }
 
 // Tenants returns every tenant in config order.

@@ -578,6 +578,19 @@ func (c *Config) validateProvider(v *validator, pp string, p *Provider, tokenHea
 			v.add(fmt.Sprintf("%s.from_params[%d]", pp, k), fmt.Sprintf("%q is not a valid query parameter name", name))
 		}
 	}
+	if p.MetadataClaims != nil {
+		seen := map[string]bool{}
+		for k, name := range *p.MetadataClaims {
+			mp := fmt.Sprintf("%s.metadata_claims[%d]", pp, k)
+			switch {
+			case name == "":
+				v.add(mp, "must not be empty")
+			case seen[name]:
+				v.add(mp, fmt.Sprintf("claim %q is listed twice", name))
+			}
+			seen[name] = true
+		}
+	}
 	claims := make([]string, 0, len(p.ClaimsToHeaders))
 	for claim := range p.ClaimsToHeaders {
 		claims = append(claims, claim)
