@@ -108,7 +108,9 @@ func TestFromSharedMetadata_EveryCheckAtItsBoundary(t *testing.T) {
 		{"valid (the template's placeholder under another name)", func(*SharedMetadata) {}, "", ""},
 		{"another tenant", func(m *SharedMetadata) { m.TenantID = "globex" }, RejectForeign, "snapshot of globex/main"},
 		{"another provider", func(m *SharedMetadata) { m.ProviderID = "other" }, RejectForeign, "snapshot of acme/other"},
-		{"other trust settings", func(m *SharedMetadata) { m.Fingerprint = fingerprint(DefaultRegistration("acme", "main", "https://evil.test/jwks"), nil) }, RejectFingerprint, "other trust settings"},
+		{"other trust settings", func(m *SharedMetadata) {
+			m.Fingerprint = fingerprint(DefaultRegistration("acme", "main", "https://evil.test/jwks"), nil)
+		}, RejectFingerprint, "other trust settings"},
 		{"persisted at the skew bound", func(m *SharedMetadata) { m.PersistedAt = now.Add(maxSnapshotSkew) }, "", ""},
 		{"persisted past the skew bound", func(m *SharedMetadata) { m.PersistedAt = now.Add(maxSnapshotSkew + time.Second) }, RejectFuture, "in the future"},
 		{"expires before persisted", func(m *SharedMetadata) { m.ExpiresAt = m.PersistedAt.Add(-time.Second) }, RejectLifetime, "expires before it was persisted"},
