@@ -5,9 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -19,21 +16,9 @@ import (
 
 	"github.com/MicahParks/jwkset"
 
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
-
-var (
-	rsa2048 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(2048) })
-	rsa1024 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(1024) })
-)
-
-func mustRSA(bits int) *rsa.PrivateKey {
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
 
 // logSink is a slog.Handler that records what the cache logs, one line
 // per record: the message and its attributes as a JSON array of keys and
@@ -61,8 +46,8 @@ func (l *logSink) Handle(_ context.Context, r slog.Record) error {
 
 func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 	good := newECKey(t)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	p384 := keytest.P384()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
 	withField := func(raw json.RawMessage, field string, value any) json.RawMessage {
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -84,7 +69,7 @@ func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 		jwkJSON(t, &good.PublicKey, "good", ""),
 		json.RawMessage(`{"kty":"EC","crv":"P-256","kid":"bad-point","x":"AAAA","y":"AAAA"}`),
 		json.RawMessage(`{"kty":"oct","kid":"hmac","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}`),
-		jwkJSON(t, &rsa1024().PublicKey, "rsa-1024", ""),
+		jwkJSON(t, &keytest.RSA(1024).PublicKey, "rsa-1024", ""),
 		withField(jwkJSON(t, &p384.PublicKey, "enc", ""), "use", "enc"),
 		withField(jwkJSON(t, &p384.PublicKey, "sign-only", ""), "key_ops", []string{"sign"}),
 		jwkJSON(t, &p384.PublicKey, "alg-mismatch", "RS256"),
@@ -137,10 +122,9 @@ func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 
 func TestKey_AlgFitness(t *testing.T) {
 	ec := newECKey(t)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	rk := rsa2048()
+	p384, p521 := keytest.P384(), keytest.P521()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
+	rk := keytest.RSA2048()
 	doc := jwksDoc(t,
 		jwkJSON(t, &rk.PublicKey, "rsa", ""),
 		jwkJSON(t, &rk.PublicKey, "rsa-rs256", "RS256"),
@@ -194,7 +178,7 @@ func TestKey_AlgFitness(t *testing.T) {
 
 func TestKey_EmptyKIDMatchesOnlyASingleFittingKey(t *testing.T) {
 	a, b := newECKey(t), newECKey(t)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p384 := keytest.P384()
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &a.PublicKey, "a", ""), jwkJSON(t, &p384.PublicKey, "c", "")))
 	f := newFixture(t, srv)
 	f.register(t)

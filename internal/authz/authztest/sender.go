@@ -2,7 +2,6 @@ package authztest
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -18,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/keytest"
 )
 
 // SenderConfig has one tenant per sender_constraint mode (acme: the
@@ -69,10 +69,7 @@ var SenderKeys = sync.OnceValue(func() *SenderKeySet {
 })
 
 func newDPoPKey() *DPoPKey {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
+	key := keytest.P256()
 	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{})
 	if err != nil {
 		panic(err)
@@ -88,10 +85,7 @@ func newDPoPKey() *DPoPKey {
 }
 
 func newCert(cn string) []byte {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
+	key := keytest.P256()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotAfter: Now.Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
