@@ -98,8 +98,15 @@ func newCert(cn string) []byte {
 // the access token tok, issued at Now.
 func (k *DPoPKey) Proof(t testing.TB, htm, htu, tok, jti string) string {
 	t.Helper()
+	return k.ProofAt(t, htm, htu, tok, jti, Now)
+}
+
+// ProofAt is Proof issued at iat: a real binary checks iat against its
+// own clock.
+func (k *DPoPKey) ProofAt(t testing.TB, htm, htu, tok, jti string, iat time.Time) string {
+	t.Helper()
 	p := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"jti": jti, "htm": htm, "htu": htu, "iat": Now.Unix(), "ath": dpop.AccessTokenHash(tok),
+		"jti": jti, "htm": htm, "htu": htu, "iat": iat.Unix(), "ath": dpop.AccessTokenHash(tok),
 	})
 	p.Header["typ"] = "dpop+jwt"
 	p.Header["jwk"] = k.JWK
