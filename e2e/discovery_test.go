@@ -332,8 +332,7 @@ tenants:
 		t.Fatalf("-check made %d requests to the identity provider", n)
 	}
 
-	p := adminStart(t, addr, cfg)
-	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	p := start(t, addr, cfg)
 	token := func(dir, tid string) string {
 		claims := idp.Claims("bob", time.Hour)
 		claims["iss"] = "https://" + host + "/" + dir + "/v2.0"
