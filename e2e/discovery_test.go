@@ -253,3 +253,129 @@ func hasHeader(hs []checkclient.Header, name, value string) bool {
 	}
 	return false
 }
+
+// TestDiscovery_IssuerTemplateFromDiscoveryURL runs the real binary with a
+// multi-tenant provider configured by issuer_template and discovery_url
+// alone, against an HTTPS identity provider that serves only Microsoft
+// Entra's shared ("common") metadata document, whose issuer names the
+// placeholder {tenantid}, and the key set it names: -check fetches
+// nothing; a token of a listed directory verifies with keys from the
+// discovered jwks_uri, its directory in the metadata and a header; a token
+// of another directory, or whose tid disagrees with its iss, is refused;
+// the admin API shows the discovered jwks_uri; a document naming another
+// issuer is refused (503 once the set it gave expires, never keys from it).
+func TestDiscovery_IssuerTemplateFromDiscoveryURL(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	host := srv.Listener.Addr().String()
+	raw, err := os.ReadFile("../testdata/discovery/entra-common.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc atomic.Value
+	doc.Store(strings.ReplaceAll(string(raw), "{{HOST}}", host))
+	idp, err := demo.NewIdP(demo.IdPOptions{Issuer: "https://" + host + "/contoso/v2.0", Audience: "orders", Algorithm: "ES256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const metaPath, keysPath = "/common/v2.0/.well-known/openid-configuration", "/common/discovery/v2.0/keys"
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		switch r.URL.Path {
+		case metaPath:
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "max-age=300")
+			_, _ = w.Write([]byte(doc.Load().(string)))
+		case keysPath:
+			w.Header().Set("Content-Type", "application/jwk-set+json")
+			_, _ = w.Write(idp.JWKS())
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	hitsOf := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[path]
+	}
+
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(`listen: {grpc: %q, admin: %q}
+admin: {refresh_min_interval: 1s}
+jwks:
+  ca_file: %q
+tenants:
+  - id: acme
+    hosts: [api.acme.test]
+    providers:
+      - id: main
+        issuer_template: %q
+        template_values: [contoso, fabrikam]
+        discovery_url: %q
+        audiences: [orders]
+        algorithms: [ES256]
+        claims_to_headers: {tid: x-directory}
+`, addr, adminAddr, caFile(t, srv), "https://"+host+"/{tid}/v2.0", srv.URL+metaPath)
+	path := t.TempDir() + "/extauthz.yaml"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "-config", path, "-check"); code != 0 {
+		t.Fatalf("-check exit %d: %s", code, stderr)
+	}
+	if n := hitsOf(metaPath) + hitsOf(keysPath); n != 0 {
+		t.Fatalf("-check made %d requests to the identity provider", n)
+	}
+
+	p := start(t, addr, cfg)
+	token := func(dir, tid string) string {
+		claims := idp.Claims("bob", time.Hour)
+		claims["iss"] = "https://" + host + "/" + dir + "/v2.0"
+		claims["tid"] = tid
+		return mint(t, idp, claims)
+	}
+	var res checkclient.Result
+	eventually(t, func() bool {
+		res = p.check(checkclient.Request{Host: "api.acme.test", Token: token("contoso", "contoso")})
+		return res.Allowed
+	}, "a listed directory's token is never allowed (last: %s)", &res.Reason)
+	if res.Metadata.GetFields()["issuer_values"].GetStructValue().GetFields()["tid"].GetStringValue() != "contoso" || !hasHeader(res.Headers, "x-directory", "contoso") {
+		t.Fatalf("listed directory: metadata %v, headers %v; want tid contoso in both", res.Metadata, res.Headers)
+	}
+	if res := p.check(checkclient.Request{Host: "api.acme.test", Token: token("fabrikam", "fabrikam")}); !res.Allowed {
+		t.Fatalf("second listed directory: %s", res.Reason)
+	}
+	for name, tok := range map[string]string{
+		"unlisted directory":     token("evilcorp", "evilcorp"),
+		"tid disagrees with iss": token("contoso", "evilcorp"),
+	} {
+		if res := p.check(checkclient.Request{Host: "api.acme.test", Token: tok}); res.Allowed || res.Reason != "issuer_unknown" {
+			t.Errorf("%s: allowed %v (%s), want issuer_unknown", name, res.Allowed, res.Reason)
+		}
+	}
+	if hitsOf(metaPath) == 0 || hitsOf(keysPath) == 0 {
+		t.Fatalf("metadata fetched %d times, keys %d times: the keys were not discovered", hitsOf(metaPath), hitsOf(keysPath))
+	}
+	base := "http://" + adminAddr
+	st := adminDo(http.MethodGet, base+"/v1/providers/acme/main")
+	if !strings.Contains(st.body, fmt.Sprintf(`"jwks_uri":%q`, srv.URL+keysPath)) {
+		t.Fatalf("admin status lacks the discovered jwks_uri %s: %s", srv.URL+keysPath, st.body)
+	}
+
+	// The document now names another issuer: a forced refresh refuses it
+	// and fetches no keys from it; the last verified jwks_uri stays.
+	doc.Store(strings.ReplaceAll(doc.Load().(string), "https://"+host+"/{tenantid}/v2.0", "https://evil.test/{tenantid}/v2.0"))
+	if !strings.Contains(doc.Load().(string), "evil.test") {
+		t.Fatal("the fixture's issuer was not rewritten")
+	}
+	forceRefresh(t, base)
+	st = adminDo(http.MethodGet, base+"/v1/providers/acme/main")
+	if !strings.Contains(st.body, "metadata issuer differs") || !strings.Contains(st.body, fmt.Sprintf(`"jwks_uri":%q`, srv.URL+keysPath)) {
+		t.Fatalf("admin status after a document naming another issuer: %s", st.body)
+	}
+}

@@ -185,9 +185,10 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 			return fetchResult{}, err
 		}
 		f = f.at(uri)
-		if !p.meta.conditional(uri) {
+		if old == nil || old.from != uri {
 			// A new jwks_uri: fetched in full, while the old set keeps
-			// serving until the new one is adopted.
+			// serving until the new one is adopted. (Validators of one
+			// URL mean nothing to another.)
 			etag, lastMod, stored = "", "", nil
 		}
 	}
@@ -198,12 +199,12 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	now := p.deps.clock.Now()
 	expires := now.Add(res.ttl)
 	if res.notModified {
-		if old == nil {
+		if old == nil || old.from != uri {
+			// Not asked conditionally: the set we hold is not this URL's.
 			return res, errors.New("304 Not Modified without a cached set")
 		}
 		s := old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified, res.cacheHeader)
 		s.source = SourceIdentityProvider // revalidated: a set adopted from Redis is now our own
-		p.meta.keysFetched(uri)
 		p.adopt(s)
 		return res, nil
 	}
@@ -215,7 +216,7 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	s.fetchedAt = now
 	s.setExpiry(now, expires, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.cacheHeader, s.source = res.etag, res.lastModified, res.cacheHeader, SourceIdentityProvider
-	p.meta.keysFetched(uri)
+	s.from = uri
 	if p.deps.coord == nil {
 		// The document is kept only to share it with other replicas; alone,
 		// the parsed keys are all a provider needs (it was a third of a
