@@ -64,24 +64,36 @@ type metadata struct {
 	// check applies the guards of a configured jwks_url to a discovered one.
 	check func(string) error
 
+	// retryDelay is the wait after the n-th failed fetch in a row while a
+	// document is held: the provider's failure schedule (failureDelay).
+	retryDelay func(n int) time.Duration
+
 	mu       sync.Mutex
 	doc      *metadataDoc
 	lastErr  error
 	unshared *metadataDoc // fetched by this replica and not yet shared (Coordinator)
+	// failures counts the fetches that failed in a row while a document
+	// was held; the next is not before retryAt. An expired document alone
+	// would make every refresh (at least once a second) ask a metadata
+	// server that is down.
+	failures int
+	retryAt  time.Time
 }
 
 // jwksURI returns the jwks_uri to fetch keys from, fetching the metadata
-// document again (conditionally, RFC 9110 §13.1) when it has expired. A
-// failed fetch keeps the last verified jwks_uri, so that warm keys go on
-// being refreshed; from cold it is an error, which the provider reports as
-// ErrUnavailable. A coordinated refresh has looked for a newer shared
-// document before (provider.adoptShared); this never does, so that a
-// forced refresh fetches.
+// document again (conditionally, RFC 9110 §13.1) when it has expired and
+// no failed fetch has put the next one off (retryAt). A failed fetch keeps
+// the last verified jwks_uri, so that warm keys go on being refreshed, and
+// backs off like a failed key-set refresh; from cold it is an error, which
+// the provider reports as ErrUnavailable (and retries on its own failure
+// schedule). A coordinated refresh has looked for a newer shared document
+// before (provider.adoptShared); this never does, so that a forced refresh
+// fetches.
 func (m *metadata) jwksURI(ctx context.Context, now time.Time) (string, error) {
 	m.mu.Lock()
-	old := m.doc
+	old, next := m.doc, m.nextLocked()
 	m.mu.Unlock()
-	if old != nil && now.Before(old.expiresAt) {
+	if old != nil && now.Before(next) {
 		return old.jwksURI, nil
 	}
 	doc, err := m.fetch(ctx, now, old)
@@ -90,12 +102,28 @@ func (m *metadata) jwksURI(ctx context.Context, now time.Time) (string, error) {
 	m.lastErr = err
 	if err != nil {
 		if old != nil {
+			m.failures++
+			m.retryAt = now.Add(m.retryDelay(m.failures))
 			return old.jwksURI, nil
 		}
 		return "", fmt.Errorf("metadata %s: %w", m.fetcher.display, err)
 	}
 	m.doc, m.unshared = doc, doc
+	m.failures, m.retryAt = 0, time.Time{}
 	return doc.jwksURI, nil
+}
+
+// nextLocked is when the document we hold must be fetched (or adopted)
+// again: when it expires, or after a failed fetch the retry's time. Zero
+// before the first document. m.mu is held.
+func (m *metadata) nextLocked() time.Time {
+	if m.doc == nil {
+		return time.Time{}
+	}
+	if m.retryAt.After(m.doc.expiresAt) {
+		return m.retryAt
+	}
+	return m.doc.expiresAt
 }
 
 // fetch gets and verifies the document; old, when set, makes the request
@@ -175,6 +203,7 @@ func (m *metadata) adopt(doc *metadataDoc) bool {
 		return false
 	}
 	m.doc, m.lastErr, m.unshared = doc, nil, nil
+	m.failures, m.retryAt = 0, time.Time{}
 	return true
 }
 
@@ -194,8 +223,9 @@ func (m *metadata) takeUnshared(now time.Time) *metadataDoc {
 	return doc
 }
 
-// due reports whether the document we hold has expired at now, so must be
-// fetched (or adopted) again. Holding none is not due: keys adopted from
+// due reports whether the document we hold has expired at now, and no
+// failed fetch has put the next one off, so must be fetched (or adopted)
+// again. Holding none is not due: keys adopted from
 // another replica were fetched under the same discovery_url and issuer
 // (the trust fingerprint), and the document is needed only when the keys
 // are fetched next. m may be nil (no discovery: never).
@@ -205,11 +235,11 @@ func (m *metadata) due(now time.Time) bool {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.doc != nil && !now.Before(m.doc.expiresAt)
+	return m.doc != nil && !now.Before(m.nextLocked())
 }
 
-// expire makes the next refresh fetch the document again (conditionally);
-// m may be nil (no discovery).
+// expire makes the next refresh fetch the document again (conditionally),
+// even while failed fetches back off; m may be nil (no discovery).
 func (m *metadata) expire() {
 	if m == nil {
 		return
@@ -221,29 +251,30 @@ func (m *metadata) expire() {
 		d.expiresAt = time.Time{}
 		m.doc = &d
 	}
+	m.retryAt = time.Time{}
 }
 
-// expiry returns when the document expires (zero before the first).
-func (m *metadata) expiry() time.Time {
+// next returns when the document must be fetched again: when it expires
+// or, after failed fetches, when the next retry is (zero before the first
+// document).
+func (m *metadata) next() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.doc == nil {
-		return time.Time{}
-	}
-	return m.doc.expiresAt
+	return m.nextLocked()
 }
 
-// carry takes over old's document, so a replacement registered for the
-// same issuer revalidates rather than starts over.
+// carry takes over old's document and its retry state, so a replacement
+// registered for the same issuer revalidates rather than starts over, and
+// does not ask a metadata server that is down sooner than old would have.
 func (m *metadata) carry(old *metadata) {
 	if old == nil {
 		return
 	}
 	old.mu.Lock()
-	doc := old.doc
+	doc, failures, retryAt := old.doc, old.failures, old.retryAt
 	old.mu.Unlock()
 	m.mu.Lock()
-	m.doc = doc
+	m.doc, m.failures, m.retryAt = doc, failures, retryAt
 	m.mu.Unlock()
 }
 

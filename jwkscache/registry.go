@@ -235,6 +235,7 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 			fetcher: f.at(reg.DiscoveryURL),
 			check:   fetchURLCheck(reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains),
 		}
+		p.meta.retryDelay = p.failureDelay
 		p.fetcher.display = "the jwks_uri of " + p.meta.fetcher.display
 	}
 	return p
