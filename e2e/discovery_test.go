@@ -21,52 +21,69 @@ import (
 )
 
 // metadataIdP is an HTTPS identity provider that serves only its OpenID
-// Connect metadata document and its key set (at a path the document names
-// and the test can move).
+// Connect metadata document (at metaPath) and its key set (at every path
+// under keysDir, so the document can move it).
 type metadataIdP struct {
 	*demo.IdP
 	srv      *httptest.Server
-	issuer   string
+	issuer   string // the IdP signs as issuer
+	metaPath string
+	keysDir  string
 	down     atomic.Bool // the metadata document answers 503
 	mu       sync.Mutex
+	doc      []byte // the metadata document; nil: one naming issuer and jwksPath
 	jwksPath string
 	hits     map[string]int
 }
 
+// newMetadataIdP is a Keycloak-like provider: issuer /realms/acme, key
+// set at /keys/v1.
 func newMetadataIdP(t *testing.T) *metadataIdP {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	i := &metadataIdP{srv: srv, issuer: "https://" + srv.Listener.Addr().String() + "/realms/acme", jwksPath: "/keys/v1", hits: map[string]int{}}
+	return startMetadataIdP(t, &metadataIdP{
+		srv: srv, issuer: "https://" + srv.Listener.Addr().String() + "/realms/acme",
+		metaPath: "/realms/acme/.well-known/openid-configuration", keysDir: "/keys/", jwksPath: "/keys/v1",
+	})
+}
+
+// startMetadataIdP makes i's signer and starts i.srv (unstarted) serving i.
+func startMetadataIdP(t *testing.T, i *metadataIdP) *metadataIdP {
+	t.Helper()
 	p, err := demo.NewIdP(demo.IdPOptions{Issuer: i.issuer, Audience: "orders", Algorithm: "ES256"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	i.IdP = p
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	i.IdP, i.hits = p, map[string]int{}
+	i.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i.mu.Lock()
 		i.hits[r.URL.Path]++
-		jwksPath := i.jwksPath
+		jwksPath, doc := i.jwksPath, i.doc
 		i.mu.Unlock()
 		switch {
-		case r.URL.Path == "/realms/acme/.well-known/openid-configuration" && i.down.Load():
+		case r.URL.Path == i.metaPath && i.down.Load():
 			http.Error(w, "down", http.StatusServiceUnavailable)
-		case r.URL.Path == "/realms/acme/.well-known/openid-configuration":
+		case r.URL.Path == i.metaPath:
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "max-age=300")
+			if doc != nil {
+				_, _ = w.Write(doc)
+				return
+			}
 			_ = json.NewEncoder(w).Encode(map[string]any{
 				"issuer":                                i.issuer,
 				"jwks_uri":                              i.srv.URL + jwksPath,
 				"id_token_signing_alg_values_supported": []string{"RS256", "HS256"},
 			})
-		case strings.HasPrefix(r.URL.Path, "/keys/"):
+		case strings.HasPrefix(r.URL.Path, i.keysDir):
 			w.Header().Set("Content-Type", "application/jwk-set+json")
 			_, _ = w.Write(p.JWKS())
 		default:
 			http.NotFound(w, r)
 		}
 	})
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	i.srv.StartTLS()
+	t.Cleanup(i.srv.Close)
 	return i
 }
 
@@ -271,38 +288,11 @@ func TestDiscovery_IssuerTemplateFromDiscoveryURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc atomic.Value
-	doc.Store(strings.ReplaceAll(string(raw), "{{HOST}}", host))
-	idp, err := demo.NewIdP(demo.IdPOptions{Issuer: "https://" + host + "/contoso/v2.0", Audience: "orders", Algorithm: "ES256"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const metaPath, keysPath = "/common/v2.0/.well-known/openid-configuration", "/common/discovery/v2.0/keys"
-	var mu sync.Mutex
-	hits := map[string]int{}
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits[r.URL.Path]++
-		mu.Unlock()
-		switch r.URL.Path {
-		case metaPath:
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Cache-Control", "max-age=300")
-			_, _ = w.Write([]byte(doc.Load().(string)))
-		case keysPath:
-			w.Header().Set("Content-Type", "application/jwk-set+json")
-			_, _ = w.Write(idp.JWKS())
-		default:
-			http.NotFound(w, r)
-		}
+	idp := startMetadataIdP(t, &metadataIdP{
+		srv: srv, issuer: "https://" + host + "/contoso/v2.0", metaPath: metaPath, keysDir: keysPath,
+		doc: []byte(strings.ReplaceAll(string(raw), "{{HOST}}", host)),
 	})
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	hitsOf := func(path string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return hits[path]
-	}
 
 	addr, adminAddr := freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`listen: {grpc: %q, admin: %q}
@@ -328,7 +318,7 @@ tenants:
 	if code, _, stderr := run(t, "-config", path, "-check"); code != 0 {
 		t.Fatalf("-check exit %d: %s", code, stderr)
 	}
-	if n := hitsOf(metaPath) + hitsOf(keysPath); n != 0 {
+	if n := idp.hitsOf(metaPath) + idp.hitsOf(keysPath); n != 0 {
 		t.Fatalf("-check made %d requests to the identity provider", n)
 	}
 
@@ -337,7 +327,7 @@ tenants:
 		claims := idp.Claims("bob", time.Hour)
 		claims["iss"] = "https://" + host + "/" + dir + "/v2.0"
 		claims["tid"] = tid
-		return mint(t, idp, claims)
+		return mint(t, idp.IdP, claims)
 	}
 	var res checkclient.Result
 	eventually(t, func() bool {
@@ -358,8 +348,8 @@ tenants:
 			t.Errorf("%s: allowed %v (%s), want issuer_unknown", name, res.Allowed, res.Reason)
 		}
 	}
-	if hitsOf(metaPath) == 0 || hitsOf(keysPath) == 0 {
-		t.Fatalf("metadata fetched %d times, keys %d times: the keys were not discovered", hitsOf(metaPath), hitsOf(keysPath))
+	if idp.hitsOf(metaPath) == 0 || idp.hitsOf(keysPath) == 0 {
+		t.Fatalf("metadata fetched %d times, keys %d times: the keys were not discovered", idp.hitsOf(metaPath), idp.hitsOf(keysPath))
 	}
 	base := "http://" + adminAddr
 	st := adminDo(http.MethodGet, base+"/v1/providers/acme/main")
@@ -369,8 +359,11 @@ tenants:
 
 	// The document now names another issuer: a forced refresh refuses it
 	// and fetches no keys from it; the last verified jwks_uri stays.
-	doc.Store(strings.ReplaceAll(doc.Load().(string), "https://"+host+"/{tenantid}/v2.0", "https://evil.test/{tenantid}/v2.0"))
-	if !strings.Contains(doc.Load().(string), "evil.test") {
+	idp.mu.Lock()
+	idp.doc = []byte(strings.ReplaceAll(string(idp.doc), "https://"+host+"/{tenantid}/v2.0", "https://evil.test/{tenantid}/v2.0"))
+	rewritten := strings.Contains(string(idp.doc), "evil.test")
+	idp.mu.Unlock()
+	if !rewritten {
 		t.Fatal("the fixture's issuer was not rewritten")
 	}
 	forceRefresh(t, base)

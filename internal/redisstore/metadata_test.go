@@ -89,18 +89,7 @@ func TestMetadata_MACAuthenticatesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tamper := func(field string, v any) string {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(stored), &m); err != nil {
-			t.Fatal(err)
-		}
-		m[field] = v
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	tamper := func(field string, v any) string { return withField(t, stored, field, v) }
 	attacker := openStore(t, srv.URL(), redisstore.Options{HMACKeys: [][]byte{[]byte(strings.Repeat("A", 32))}})
 	tests := []struct {
 		name  string
