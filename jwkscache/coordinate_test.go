@@ -110,20 +110,27 @@ func (r *replica) status(t *testing.T) jwkscache.Status {
 
 // settle waits until every registered replica is idle or waiting on the
 // fake clock: each provider then has exactly three timers (the scheduled
-// refresh or a snapshot poll, and the two that age its set). Real time
-// bounds the wait only to turn a hang into a failure.
+// refresh or a snapshot poll, and the two that age its set). It is woken by
+// each change to the clock's timers; real time bounds the wait only to
+// turn a hang into a failure.
 func (f *fleet) settle(t *testing.T) {
 	t.Helper()
 	want := 0
 	for _, r := range f.replicas {
 		want += 3 * len(r.reg.Statuses())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.clk.Pending()) != want {
-		if time.Now().After(deadline) {
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		changed := f.clk.Changed()
+		if len(f.clk.Pending()) == want {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
 			t.Fatalf("fleet did not settle: %d timers pending, want %d: %v", len(f.clk.Pending()), want, f.clk.Pending())
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
