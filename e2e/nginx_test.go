@@ -357,19 +357,9 @@ func nginxStartExtauthz(t *testing.T, extra string, ts ...tenant) (string, *proc
 	// two down from cold, as the 503 case needs.
 	cfg += "readiness: {min_available_share: 0.5}\n" + extra
 	p := start(t, grpcAddr, cfg)
-	eventually(t, func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("extauthz exited:\n%s", p.stderr.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", httpAddr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}, "extauthz listen.http on %s", httpAddr)
+	// Logged once the listener's socket is bound: connections are accepted
+	// from then on.
+	p.waitLog(fmt.Sprintf(`"msg":"serving","listen.http":%q`, httpAddr), 1)
 	return httpAddr, p
 }
 
