@@ -540,7 +540,7 @@ func (f *redisFleet) redisForge(attacker *demo.IdP) {
 	if err := json.Unmarshal([]byte(v), &genuine); err != nil {
 		f.t.Fatal(err)
 	}
-	store, err := redisstore.Open(f.redis.URL(), "e2e", redisstore.Options{HMACKeys: [][]byte{[]byte("attacker-key-that-is-not-the-fleets-key")}})
+	store, err := redisstore.Open(f.redis.URL(), "e2e", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{[]byte("attacker-key-that-is-not-the-fleets-key")}})
 	if err != nil {
 		f.t.Fatal(err)
 	}

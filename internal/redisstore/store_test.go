@@ -30,6 +30,13 @@ func openStore(t *testing.T, url string, opts redisstore.Options) *redisstore.St
 	if opts.HMACKeys == nil {
 		opts.HMACKeys = [][]byte{testKey}
 	}
+	if opts.Timeout == 0 {
+		// DefaultTimeout (100 ms) is a production latency budget: on a
+		// loaded test machine a call (the first one dials) can miss it, and
+		// the store then answers as if Redis were down. Tests of the
+		// timeout itself set theirs.
+		opts.Timeout = time.Second
+	}
 	s, err := redisstore.Open(url, "test", opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
