@@ -503,7 +503,7 @@ func sum(m map[redisstore.Reason]uint64) uint64 {
 
 func BenchmarkLoad(b *testing.B) {
 	srv := redistest.Start(b)
-	s, err := redisstore.Open(srv.URL(), "bench", redisstore.Options{HMACKeys: [][]byte{testKey}})
+	s, err := redisstore.Open(srv.URL(), "bench", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{testKey}})
 	if err != nil {
 		b.Fatal(err)
 	}
