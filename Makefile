@@ -1,5 +1,5 @@
 # Each target is one command; `make test` is what CI runs (.ci/run).
-.PHONY: build build-static release docker test e2e bench bench-load lint demo mutate
+.PHONY: build build-static release docker test e2e bench bench-load bench-idle lint demo mutate
 
 # The version and revision stamped into the binary (extauthz version, the
 # extauthz_build_info metric): override with `make release VERSION=v1.2.3`.
@@ -35,6 +35,10 @@ bench-load: ## load test over gRPC with ghz: no-op server, uncached, cached, 10,
 	go build -o bin/noop-authz ./scripts/benchload/noop
 	GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@v0.120.0
 	go run ./scripts/benchload -extauthz bin/extauthz -noop bin/noop-authz -ghz bin/ghz $(BENCH_LOAD_FLAGS)
+
+bench-idle: ## idle CPU of 10,000 providers on one HTTPS IdP, with and without cache headers: cores, IdP requests/s, RSS (Linux; ~15 min; see docs/benchmarks.md)
+	CGO_ENABLED=0 go build -trimpath -o bin/extauthz ./cmd/extauthz
+	go run ./scripts/benchload -idle -extauthz bin/extauthz $(BENCH_IDLE_FLAGS)
 
 mutate: ## mutation testing (gremlins) of the security-critical packages; hours on 2 cores (docs/testing.md)
 	bash scripts/mutate.sh

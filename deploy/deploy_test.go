@@ -28,10 +28,8 @@ func checkAll(r repo) error {
 	if demo != nil && demo.config != nil {
 		configs["deploy/compose/extauthz.yaml"] = demo.config
 	}
-	if dep, err := one(m.deployments, "Deployment"); err == nil {
-		if kd, err := deploymentConfig(dep, m.configMaps); err == nil {
-			configs["the ConfigMap's config"] = kd.config
-		}
+	if kd, err := m.kubeDeployment(); err == nil {
+		configs["the ConfigMap's config"] = kd.config
 	}
 	if len(configs) < 2 {
 		errs = append(errs, fmt.Errorf("the Dockerfile checks need both configs, found %d", len(configs)))

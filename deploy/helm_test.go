@@ -3,6 +3,7 @@ package deploy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -47,32 +48,16 @@ var fileKeys = []string{"jwks.redis.url_file", "jwks.redis.hmac_key_file", "admi
 type chartObjects struct {
 	manifests
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
-	netpols         []*networkingv1.NetworkPolicy
 	serviceMonitors []*monitoringv1.ServiceMonitor
 }
 
-// decode decodes one rendered document strictly into its API type.
+// decode decodes one rendered document strictly into its API type: the
+// kinds of the plain manifests, and those only the chart renders.
 func (o *chartObjects) decode(doc []byte) error {
-	var tm metav1.TypeMeta
-	if err := yaml.Unmarshal(doc, &tm); err != nil {
-		return err
-	}
-	strict := func(obj any) error { return yaml.UnmarshalStrict(doc, obj) }
-	switch tm.APIVersion + "/" + tm.Kind {
-	case "autoscaling/v2/HorizontalPodAutoscaler":
-		h := &autoscalingv2.HorizontalPodAutoscaler{}
-		o.hpas = append(o.hpas, h)
-		return strict(h)
-	case "networking.k8s.io/v1/NetworkPolicy":
-		n := &networkingv1.NetworkPolicy{}
-		o.netpols = append(o.netpols, n)
-		return strict(n)
-	case "monitoring.coreos.com/v1/ServiceMonitor":
-		s := &monitoringv1.ServiceMonitor{}
-		o.serviceMonitors = append(o.serviceMonitors, s)
-		return strict(s)
-	}
-	return o.manifests.decode(doc)
+	decoders := o.manifests.decoders()
+	decoders["autoscaling/v2/HorizontalPodAutoscaler"] = strictInto(&o.hpas)
+	decoders["monitoring.coreos.com/v1/ServiceMonitor"] = strictInto(&o.serviceMonitors)
+	return decodeKind(doc, decoders)
 }
 
 // loadChart loads the chart from the repository, with template overrides
@@ -114,26 +99,9 @@ func render(ch *chartv2.Chart, values string) (*chartObjects, error) {
 	}
 	o := &chartObjects{}
 	var errs []error
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range out {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
-		if !strings.HasSuffix(name, ".yaml") {
-			continue
-		}
-		docs, err := splitDocuments([]byte(out[name]))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			continue
-		}
-		for i, doc := range docs {
-			if err := o.decode(doc); err != nil {
-				errs = append(errs, fmt.Errorf("%s: document %d: %w", name, i, err))
-			}
+	for _, name := range slices.Sorted(maps.Keys(out)) {
+		if strings.HasSuffix(name, ".yaml") {
+			errs = append(errs, decodeDocuments(name, []byte(out[name]), o.decode))
 		}
 	}
 	return o, errors.Join(errs...)
@@ -231,25 +199,12 @@ func checkChart(t *testing.T, o *chartObjects, want chartCheck) error {
 		fail("pod template has no checksum/config annotation: a config change would not roll the pods")
 	}
 
-	// Ports: one container port per listener, and no other.
+	// Ports: one named container port per listener, and no other.
 	ports := map[string]int32{}
-	for _, l := range []struct{ key, addr, name string }{
-		{"listen.grpc", cfg.Listen.GRPC, "grpc"}, {"listen.http", cfg.Listen.HTTP, "http"}, {"listen.admin", cfg.Listen.Admin, "admin"},
-	} {
-		p, off, err := listenPort(l.addr)
-		if err != nil {
-			fail("config %s %q: %v", l.key, l.addr, err)
-			continue
-		}
-		if off {
-			continue
-		}
-		ports[l.name] = p
-		if !reachableFromOutside(l.addr) {
-			fail("config %s %q: bind 0.0.0.0 in a pod", l.key, l.addr)
-		}
-		if resolvePort(intstr.FromString(l.name), c.Ports) != p {
-			fail("container %s: no containerPort %q = %d for %s %q", c.Name, l.name, p, l.key, l.addr)
+	for _, l := range listeners(cfg, fail) {
+		ports[l.name] = l.port
+		if resolvePort(intstr.FromString(l.name), c.Ports) != l.port {
+			fail("container %s: no containerPort %q = %d for %s %q", c.Name, l.name, l.port, l.key, l.addr)
 		}
 	}
 	if _, on := ports["http"]; on != want.forwardAuth {
@@ -262,20 +217,7 @@ func checkChart(t *testing.T, o *chartObjects, want chartCheck) error {
 	}
 
 	// Probes: /healthz and /readyz of the admin listener.
-	for _, p := range []struct {
-		name  string
-		probe *corev1.Probe
-		path  string
-	}{{"livenessProbe", c.LivenessProbe, healthzPath}, {"readinessProbe", c.ReadinessProbe, readyzPath}} {
-		switch {
-		case p.probe == nil || p.probe.HTTPGet == nil:
-			fail("container %s: %s must be an httpGet on %s", c.Name, p.name, p.path)
-		case p.probe.HTTPGet.Path != p.path:
-			fail("container %s: %s path %q, want %q", c.Name, p.name, p.probe.HTTPGet.Path, p.path)
-		case resolvePort(p.probe.HTTPGet.Port, c.Ports) != ports["admin"]:
-			fail("container %s: %s port %s is not listen.admin (%d)", c.Name, p.name, p.probe.HTTPGet.Port.String(), ports["admin"])
-		}
-	}
+	checkProbes(c, ports["admin"], fail)
 
 	// The kubelet's probes carry no token: with one, the probes stay open.
 	if cfg.Admin.TokenFile != "" && !cfg.Admin.OpenProbes {
@@ -301,36 +243,13 @@ func checkChart(t *testing.T, o *chartObjects, want chartCheck) error {
 	}
 
 	// Locked down.
-	psc, sc := spec.SecurityContext, c.SecurityContext
-	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+	if psc := spec.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
 		fail("pod: securityContext.runAsNonRoot must be true")
-	}
-	switch {
-	case sc == nil:
-		fail("container %s: no securityContext", c.Name)
-	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
-		fail("container %s: securityContext.readOnlyRootFilesystem must be true", c.Name)
-	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
-		fail("container %s: securityContext.allowPrivilegeEscalation must be false", c.Name)
-	case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
-		fail("container %s: securityContext.capabilities.drop must contain ALL", c.Name)
 	}
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		fail("pod: automountServiceAccountToken must be false: extauthz never calls the Kubernetes API")
 	}
-	for _, q := range []struct {
-		list corev1.ResourceList
-		name corev1.ResourceName
-		what string
-	}{
-		{c.Resources.Requests, corev1.ResourceCPU, "requests.cpu"},
-		{c.Resources.Requests, corev1.ResourceMemory, "requests.memory"},
-		{c.Resources.Limits, corev1.ResourceMemory, "limits.memory"},
-	} {
-		if v, ok := q.list[q.name]; !ok || v.IsZero() {
-			fail("container %s: resources.%s must be set", c.Name, q.what)
-		}
-	}
+	checkContainerLockdown(c, fail)
 
 	// Services: one for clients (gRPC, forward-auth), the admin port only
 	// in the admin Service.

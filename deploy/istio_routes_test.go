@@ -17,11 +17,7 @@ import (
 func checkIstioRoutes(m *manifests) error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	dep, err := one(m.deployments, "Deployment")
-	if err != nil {
-		return err
-	}
-	kd, err := deploymentConfig(dep, m.configMaps)
+	kd, err := m.kubeDeployment()
 	if err != nil {
 		return err
 	}

@@ -92,69 +92,48 @@ func loadManifests(r repo) (*manifests, error) {
 				continue
 			}
 			m.files = append(m.files, f)
-			docs, err := splitDocuments(b)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", f, err))
-				continue
-			}
-			for i, doc := range docs {
-				if err := m.decode(doc); err != nil {
-					errs = append(errs, fmt.Errorf("%s: document %d: %w", f, i, err))
-				}
-			}
+			errs = append(errs, decodeDocuments(f, b, m.decode))
 		}
 	}
 	return m, errors.Join(errs...)
 }
 
-func (m *manifests) decode(doc []byte) error {
-	var tm metav1.TypeMeta
-	if err := yaml.Unmarshal(doc, &tm); err != nil {
+func (m *manifests) decode(doc []byte) error { return decodeKind(doc, m.decoders()) }
+
+// decoders maps each apiVersion/kind the manifests may hold to the decoder
+// that adds a document of that kind to m.
+func (m *manifests) decoders() map[string]func(doc []byte) error {
+	return map[string]func(doc []byte) error{
+		"v1/Namespace":                                  strictInto(&m.namespaces),
+		"v1/ConfigMap":                                  strictInto(&m.configMaps),
+		"v1/Service":                                    strictInto(&m.services),
+		"apps/v1/Deployment":                            strictInto(&m.deployments),
+		"policy/v1/PodDisruptionBudget":                 strictInto(&m.pdbs),
+		"networking.k8s.io/v1/NetworkPolicy":            strictInto(&m.netpols),
+		"kustomize.config.k8s.io/v1beta1/Kustomization": m.decodeKustomization,
+		"security.istio.io/v1/AuthorizationPolicy":      m.decodeAuthzPolicy,
+		"security.istio.io/v1beta1/AuthorizationPolicy": m.decodeAuthzPolicy,
+	}
+}
+
+func (m *manifests) decodeKustomization(doc []byte) error {
+	m.kustomization = &kustomization{}
+	return yaml.UnmarshalStrict(doc, m.kustomization)
+}
+
+// decodeAuthzPolicy decodes an Istio AuthorizationPolicy: its metadata
+// strictly, its spec into istio.io/api's proto.
+func (m *manifests) decodeAuthzPolicy(doc []byte) error {
+	var o istioObject
+	if err := yaml.UnmarshalStrict(doc, &o); err != nil {
 		return err
 	}
-	strict := func(obj any) error { return yaml.UnmarshalStrict(doc, obj) }
-	switch gvk := tm.APIVersion + "/" + tm.Kind; gvk {
-	case "v1/Namespace":
-		o := &corev1.Namespace{}
-		m.namespaces = append(m.namespaces, o)
-		return strict(o)
-	case "v1/ConfigMap":
-		o := &corev1.ConfigMap{}
-		m.configMaps = append(m.configMaps, o)
-		return strict(o)
-	case "v1/Service":
-		o := &corev1.Service{}
-		m.services = append(m.services, o)
-		return strict(o)
-	case "apps/v1/Deployment":
-		o := &appsv1.Deployment{}
-		m.deployments = append(m.deployments, o)
-		return strict(o)
-	case "policy/v1/PodDisruptionBudget":
-		o := &policyv1.PodDisruptionBudget{}
-		m.pdbs = append(m.pdbs, o)
-		return strict(o)
-	case "networking.k8s.io/v1/NetworkPolicy":
-		o := &networkingv1.NetworkPolicy{}
-		m.netpols = append(m.netpols, o)
-		return strict(o)
-	case "kustomize.config.k8s.io/v1beta1/Kustomization":
-		m.kustomization = &kustomization{}
-		return strict(m.kustomization)
-	case "security.istio.io/v1/AuthorizationPolicy", "security.istio.io/v1beta1/AuthorizationPolicy":
-		var o istioObject
-		if err := strict(&o); err != nil {
-			return err
-		}
-		spec := &securityv1beta1.AuthorizationPolicy{}
-		if err := protojson.Unmarshal(o.Spec, spec); err != nil {
-			return fmt.Errorf("AuthorizationPolicy %s spec: %w", o.Name, err)
-		}
-		m.policies = append(m.policies, authzPolicy{meta: o.ObjectMeta, spec: spec})
-		return nil
-	default:
-		return fmt.Errorf("unexpected kind %q: teach deploy_test to check it", gvk)
+	spec := &securityv1beta1.AuthorizationPolicy{}
+	if err := protojson.Unmarshal(o.Spec, spec); err != nil {
+		return fmt.Errorf("AuthorizationPolicy %s spec: %w", o.Name, err)
 	}
+	m.policies = append(m.policies, authzPolicy{meta: o.ObjectMeta, spec: spec})
+	return nil
 }
 
 // decodeMeshValues reads the istiod Helm values file: meshConfig strictly
@@ -176,15 +155,6 @@ func (m *manifests) decodeMeshValues(file string, b []byte) error {
 	return nil
 }
 
-// one returns the only element of s, or an error naming what is missing.
-func one[T any](s []T, what string) (T, error) {
-	var zero T
-	if len(s) != 1 {
-		return zero, fmt.Errorf("want exactly one %s, found %d", what, len(s))
-	}
-	return s[0], nil
-}
-
 // kubeDeployment is the extauthz Deployment with what its checks derive.
 type kubeDeployment struct {
 	dep       *appsv1.Deployment
@@ -199,15 +169,11 @@ func checkKubernetes(r repo, m *manifests) error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	dep, err := one(m.deployments, "Deployment")
+	kd, err := m.kubeDeployment()
 	if err != nil {
 		return err
 	}
-	kd, err := deploymentConfig(dep, m.configMaps)
-	if err != nil {
-		return err
-	}
-	c, cfg := kd.container, kd.config
+	dep, c, cfg := kd.dep, kd.container, kd.config
 	spec := dep.Spec.Template.Spec
 	podLabels := labels.Set(dep.Spec.Template.Labels)
 
@@ -220,23 +186,10 @@ func checkKubernetes(r repo, m *manifests) error {
 
 	// Ports: one container port per listener of the config, and no other.
 	ports := map[string]int32{}
-	for _, l := range []struct{ key, addr string }{
-		{"listen.grpc", cfg.Listen.GRPC}, {"listen.http", cfg.Listen.HTTP}, {"listen.admin", cfg.Listen.Admin},
-	} {
-		p, off, err := listenPort(l.addr)
-		if err != nil {
-			fail("ConfigMap config %s %q: %v", l.key, l.addr, err)
-			continue
-		}
-		if off {
-			continue
-		}
-		ports[l.key] = p
-		if !reachableFromOutside(l.addr) {
-			fail("ConfigMap config %s %q: bind 0.0.0.0 in a pod, or probes and the Service cannot reach it", l.key, l.addr)
-		}
-		if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.ContainerPort == p }) {
-			fail("container %s: no containerPort %d for %s %q", c.Name, p, l.key, l.addr)
+	for _, l := range listeners(cfg, fail) {
+		ports[l.key] = l.port
+		if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.ContainerPort == l.port }) {
+			fail("container %s: no containerPort %d for %s %q", c.Name, l.port, l.key, l.addr)
 		}
 	}
 	for _, cp := range c.Ports {
@@ -250,22 +203,7 @@ func checkKubernetes(r repo, m *manifests) error {
 	if !ok {
 		fail("ConfigMap config: listen.admin is off, but the probes need /healthz and /readyz")
 	}
-	for _, p := range []struct {
-		name  string
-		probe *corev1.Probe
-		path  string
-	}{{"livenessProbe", c.LivenessProbe, healthzPath}, {"readinessProbe", c.ReadinessProbe, readyzPath}} {
-		if p.probe == nil || p.probe.HTTPGet == nil {
-			fail("container %s: %s must be an httpGet on %s", c.Name, p.name, p.path)
-			continue
-		}
-		if p.probe.HTTPGet.Path != p.path {
-			fail("container %s: %s path %q, want %q", c.Name, p.name, p.probe.HTTPGet.Path, p.path)
-		}
-		if got := resolvePort(p.probe.HTTPGet.Port, c.Ports); got != adminPort {
-			fail("container %s: %s port %s resolves to %d, but listen.admin is port %d", c.Name, p.name, p.probe.HTTPGet.Port.String(), got, adminPort)
-		}
-	}
+	checkProbes(c, adminPort, fail)
 
 	// Locked down: non-root, read-only root filesystem, no privilege
 	// escalation, no capabilities, bounded resources.
@@ -277,28 +215,7 @@ func checkKubernetes(r repo, m *manifests) error {
 	if !nonRoot {
 		fail("container %s: runAsNonRoot must be true", c.Name)
 	}
-	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-		fail("container %s: securityContext.readOnlyRootFilesystem must be true", c.Name)
-	}
-	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-		fail("container %s: securityContext.allowPrivilegeEscalation must be false", c.Name)
-	}
-	if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
-		fail("container %s: securityContext.capabilities.drop must contain ALL", c.Name)
-	}
-	for _, res := range []struct {
-		list corev1.ResourceList
-		name corev1.ResourceName
-		what string
-	}{
-		{c.Resources.Requests, corev1.ResourceCPU, "requests.cpu"},
-		{c.Resources.Requests, corev1.ResourceMemory, "requests.memory"},
-		{c.Resources.Limits, corev1.ResourceMemory, "limits.memory"},
-	} {
-		if q, ok := res.list[res.name]; !ok || q.IsZero() {
-			fail("container %s: resources.%s must be set", c.Name, res.what)
-		}
-	}
+	checkContainerLockdown(c, fail)
 
 	// Service: grpc and http ports reach the listeners; admin stays private.
 	svc, err := one(m.services, "Service")
@@ -345,6 +262,16 @@ func checkKubernetes(r repo, m *manifests) error {
 
 	errs = append(errs, checkKustomization(r, m))
 	return errors.Join(errs...)
+}
+
+// kubeDeployment is the only Deployment of the manifests with the config
+// it runs.
+func (m *manifests) kubeDeployment() (*kubeDeployment, error) {
+	dep, err := one(m.deployments, "Deployment")
+	if err != nil {
+		return nil, err
+	}
+	return deploymentConfig(dep, m.configMaps)
 }
 
 // deploymentConfig finds the extauthz container, the file its -config flag
@@ -492,29 +419,6 @@ func checkIstio(m *manifests) error {
 		fail("%s: no AuthorizationPolicy with action CUSTOM", istioDir)
 	}
 	return errors.Join(errs...)
-}
-
-func servicePort(svc *corev1.Service, name string) *corev1.ServicePort {
-	for i := range svc.Spec.Ports {
-		if svc.Spec.Ports[i].Name == name {
-			return &svc.Spec.Ports[i]
-		}
-	}
-	return nil
-}
-
-// resolvePort turns a numeric or named port into a container port number
-// (0 when a name matches no container port).
-func resolvePort(p intstr.IntOrString, ports []corev1.ContainerPort) int32 {
-	if p.Type == intstr.Int {
-		return p.IntVal
-	}
-	for _, cp := range ports {
-		if cp.Name == p.StrVal {
-			return cp.ContainerPort
-		}
-	}
-	return 0
 }
 
 // checkAdminAccess: an admin listener a pod exposes has a token, read from

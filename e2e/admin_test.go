@@ -26,18 +26,17 @@ func adminConfig(addr, adminAddr, ca string, ts ...tenant) string {
 	return strings.Replace(cfg, `admin: ""`, fmt.Sprintf("admin: %q", adminAddr), 1) + "admin: {refresh_min_interval: 1s}\n"
 }
 
-// adminStart starts the binary like start does, but returns as soon as the
-// process runs, without waiting for it to be SERVING: these tests watch
-// readiness change from the start.
-func adminStart(t *testing.T, addr, cfg string, flags ...string) *proc {
+// adminStartGlobexDown launches the binary with an admin listener (at
+// base) and two tenants, acme and globex, while globex's identity provider
+// is down; extra is appended to the config. It returns as soon as the
+// process runs: these tests watch readiness change from the start.
+func adminStartGlobexDown(t *testing.T, extra string, flags ...string) (p *proc, base string, acme, globex *idp) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "extauthz.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := launch(t, addr, append([]string{"-config", path}, flags...)...)
-	p.cfgPath = path
-	return p
+	acme, globex, ts := acmeAndGlobex(t)
+	globex.down.Store(true)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	p = launchConfig(t, addr, adminConfig(addr, adminAddr, caFile(t, acme.srv), ts...)+extra, flags...)
+	return p, "http://" + adminAddr, acme, globex
 }
 
 // adminResponse is one answer of the admin listener.
@@ -122,14 +121,7 @@ func adminWaitProvider(t *testing.T, base, tenant, what string, cond func(adminP
 // it available; SIGTERM turns the replica unready at once while Checks are
 // still answered.
 func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
-	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
-	globex.down.Store(true)
-	addr, adminAddr := freeAddr(t), freeAddr(t)
-	base := "http://" + adminAddr
-	p := adminStart(t, addr, adminConfig(addr, adminAddr, caFile(t, acme.srv),
-		tenant{id: "acme", host: "api.acme.test", idp: acme},
-		tenant{id: "globex", host: "api.globex.test", idp: globex},
-	), "-drain-delay", "10m", "-stop-timeout", "30s")
+	p, base, acme, globex := adminStartGlobexDown(t, "", "-drain-delay", "10m", "-stop-timeout", "30s")
 
 	// Start: alive, and ready once globex's first fetch attempt failed;
 	// only globex is unavailable, and only its Checks are refused.
@@ -225,14 +217,7 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 // TestAdmin_MinReadyShare: readiness.min_available_share is opt-in; at 1,
 // one provider of two down at start keeps the replica out of rotation.
 func TestAdmin_MinReadyShare(t *testing.T) {
-	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
-	globex.down.Store(true)
-	addr, adminAddr := freeAddr(t), freeAddr(t)
-	base := "http://" + adminAddr
-	p := adminStart(t, addr, adminConfig(addr, adminAddr, caFile(t, acme.srv),
-		tenant{id: "acme", host: "api.acme.test", idp: acme},
-		tenant{id: "globex", host: "api.globex.test", idp: globex},
-	)+"readiness: {min_available_share: 1}\n")
+	p, base, _, _ := adminStartGlobexDown(t, "readiness: {min_available_share: 1}\n")
 	var last adminResponse
 	eventually(t, func() bool {
 		last = adminDo(http.MethodGet, base+"/readyz")

@@ -92,13 +92,7 @@ func TestCheck_EveryReasonCode(t *testing.T) {
 	tokens := []string{valid}
 
 	const acmeHost = "api.acme.test"
-	tests := []struct {
-		name   string
-		req    checkclient.Request
-		reason string
-		status int
-		code   codes.Code
-	}{
+	tests := []decisionCase{
 		{"ok", checkclient.Request{Host: acmeHost, Token: valid}, "ok", 200, codes.OK},
 		{"ok on a wildcard host with a port", checkclient.Request{Host: "EU.Api.Acme.Test:8443", Token: valid}, "ok", 200, codes.OK},
 		{"token_missing", checkclient.Request{Host: acmeHost}, "token_missing", 401, codes.Unauthenticated},
@@ -125,9 +119,7 @@ func TestCheck_EveryReasonCode(t *testing.T) {
 			}
 			tt.req.ID = "req-" + tt.name
 			res := p.check(tt.req)
-			if res.Reason != tt.reason || res.HTTPStatus != tt.status || res.Code != tt.code || res.Allowed != (tt.reason == "ok") {
-				t.Fatalf("got reason=%s status=%d code=%s allowed=%v, want %s %d %s", res.Reason, res.HTTPStatus, res.Code, res.Allowed, tt.reason, tt.status, tt.code)
-			}
+			tt.verify(t, res)
 			if res.Allowed {
 				return
 			}
@@ -219,12 +211,9 @@ func TestCheck_ClaimHeadersSetAndForgedOnesRemoved(t *testing.T) {
 // TestCheck_CrossTenantTokensRefused: a token from tenant A's issuer never
 // passes on tenant B, whichever way B is selected.
 func TestCheck_CrossTenantTokensRefused(t *testing.T) {
-	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
+	acme, globex, ts := acmeAndGlobex(t)
 	addr := freeAddr(t)
-	p := start(t, addr, config(addr, caFile(t, acme.srv),
-		tenant{id: "acme", host: "api.acme.test", idp: acme},
-		tenant{id: "globex", host: "api.globex.test", idp: globex},
-	))
+	p := start(t, addr, config(addr, caFile(t, acme.srv), ts...))
 	acmeTok, globexTok := acme.token(t, "alice", nil), globex.token(t, "gina", nil)
 	tests := []struct {
 		name string
@@ -251,12 +240,9 @@ func TestCheck_CrossTenantTokensRefused(t *testing.T) {
 // only safe where the gateway sets or strips it); an unknown value is
 // denied rather than falling back to the host; without it, the host rules.
 func TestCheck_TenantHeaderSelectsTenantWithoutFallBack(t *testing.T) {
-	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
+	acme, globex, ts := acmeAndGlobex(t)
 	addr := freeAddr(t)
-	cfg := config(addr, caFile(t, acme.srv),
-		tenant{id: "acme", host: "api.acme.test", idp: acme},
-		tenant{id: "globex", host: "api.globex.test", idp: globex},
-	)
+	cfg := config(addr, caFile(t, acme.srv), ts...)
 	p := start(t, addr, strings.Replace(cfg, "log:", "tenant_header: x-tenant-id\nlog:", 1))
 	acmeTok, globexTok := acme.token(t, "alice", nil), globex.token(t, "gina", nil)
 	tests := []struct {

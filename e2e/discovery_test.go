@@ -120,7 +120,7 @@ tenants:
 		t.Fatalf("-check fetched the metadata %d times", n)
 	}
 
-	p := adminStart(t, addr, cfg)
+	p := launchConfig(t, addr, cfg)
 	// Ready although main has no keys: readiness.min_available_share is off.
 	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
 	base := "http://" + adminAddr

@@ -2,72 +2,23 @@ package e2e
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
-	"math/big"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/certbind"
 	"github.com/extauthz/extauthz/internal/checkclient"
-	"github.com/extauthz/extauthz/internal/dpop"
 )
 
-// dpopClient is a DPoP client: its key pair and the JWK it proves with.
-type dpopClient struct {
-	key *ecdsa.PrivateKey
-	jwk map[string]any
-	jkt string
-}
-
-func newDPoPClient(t *testing.T) *dpopClient {
+// newProof is a fresh DPoP proof (new jti, issued now) by key for
+// (htm, htu) and tok.
+func newProof(t *testing.T, key *authztest.DPoPKey, htm, htu, tok string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jkt, err := dpop.Thumbprint(j.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(j.Marshal())
-	c := &dpopClient{key: key, jkt: jkt}
-	_ = json.Unmarshal(raw, &c.jwk)
-	return c
-}
-
-// proof is a fresh proof (new jti) of c for (htm, htu) and tok.
-func (c *dpopClient) proof(t *testing.T, htm, htu, tok string) string {
-	t.Helper()
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
-	p := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"jti": base64.RawURLEncoding.EncodeToString(jti), "htm": htm, "htu": htu, "iat": time.Now().Unix(), "ath": dpop.AccessTokenHash(tok),
-	})
-	p.Header["typ"] = "dpop+jwt"
-	p.Header["jwk"] = c.jwk
-	s, err := p.SignedString(c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return key.ProofAt(t, htm, htu, tok, rand.Text(), time.Now())
 }
 
 // senderCheck sends a POST https://api.acme.test/orders?page=2 CheckRequest
@@ -82,9 +33,7 @@ func senderCheck(t *testing.T, p *proc, authorization, proof string, cert []byte
 		req.Attributes.Request.Http.Headers["dpop"] = proof
 	}
 	if cert != nil {
-		req.Attributes.Source = &authv3.AttributeContext_Peer{
-			Certificate: url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert}))),
-		}
+		req.Attributes.Source = &authv3.AttributeContext_Peer{Certificate: authztest.PeerCertificate(cert)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -110,11 +59,11 @@ const orders = "https://api.acme.test/orders"
 func TestDPoP_FleetAllowsProvenTokensAndRefusesReplays(t *testing.T) {
 	f := redisNewFleet(t)
 	a, b := f.start(""), f.start("")
-	client, thief := newDPoPClient(t), newDPoPClient(t)
-	tok := f.acme.idp.token(t, "alice", map[string]any{"cnf": map[string]any{"jkt": client.jkt}})
-	other := f.acme.idp.token(t, "bob", map[string]any{"cnf": map[string]any{"jkt": client.jkt}})
+	client, thief := authztest.SenderKeys().Client, authztest.SenderKeys().Other
+	tok := f.acme.idp.token(t, "alice", map[string]any{"cnf": map[string]any{"jkt": client.JKT}})
+	other := f.acme.idp.token(t, "bob", map[string]any{"cnf": map[string]any{"jkt": client.JKT}})
 
-	proof := client.proof(t, "POST", orders, tok)
+	proof := newProof(t, client, "POST", orders, tok)
 	res := senderCheck(t, a, "DPoP "+tok, proof, nil)
 	if !res.Allowed {
 		t.Fatalf("proven DPoP request denied: %s", res.Reason)
@@ -134,32 +83,18 @@ func TestDPoP_FleetAllowsProvenTokensAndRefusesReplays(t *testing.T) {
 	for _, tc := range []struct {
 		name, auth, proof, want string
 	}{
-		{"wrong method", "DPoP " + tok, client.proof(t, "GET", orders, tok), "dpop_proof_invalid"},
-		{"wrong URI", "DPoP " + tok, client.proof(t, "POST", "https://api.acme.test/admin", tok), "dpop_proof_invalid"},
-		{"wrong ath", "DPoP " + tok, client.proof(t, "POST", orders, other), "dpop_proof_invalid"},
-		{"wrong key", "DPoP " + tok, thief.proof(t, "POST", orders, tok), "dpop_binding_mismatch"},
+		{"wrong method", "DPoP " + tok, newProof(t, client, "GET", orders, tok), "dpop_proof_invalid"},
+		{"wrong URI", "DPoP " + tok, newProof(t, client, "POST", "https://api.acme.test/admin", tok), "dpop_proof_invalid"},
+		{"wrong ath", "DPoP " + tok, newProof(t, client, "POST", orders, other), "dpop_proof_invalid"},
+		{"wrong key", "DPoP " + tok, newProof(t, thief, "POST", orders, tok), "dpop_binding_mismatch"},
 		{"no proof", "DPoP " + tok, "", "dpop_proof_missing"},
-		{"presented as Bearer", "Bearer " + tok, client.proof(t, "POST", orders, tok), "dpop_proof_missing"},
+		{"presented as Bearer", "Bearer " + tok, newProof(t, client, "POST", orders, tok), "dpop_proof_missing"},
 	} {
 		wantReason(t, tc.name, senderCheck(t, b, tc.auth, tc.proof, nil), tc.want)
 	}
-	if res := senderCheck(t, b, "DPoP "+tok, client.proof(t, "POST", orders, tok), nil); !res.Allowed {
+	if res := senderCheck(t, b, "DPoP "+tok, newProof(t, client, "POST", orders, tok), nil); !res.Allowed {
 		t.Fatalf("a fresh proof at the second replica: %s", res.Reason)
 	}
-}
-
-func selfSigned(t *testing.T, cn string) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), crypto.Signer(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 // TestCertBound_RightCertificateAllowedOtherRefused: an RFC 8705 token is
@@ -167,7 +102,7 @@ func selfSigned(t *testing.T, cn string) []byte {
 // include_peer_certificate, and refused with another or none.
 func TestCertBound_RightCertificateAllowedOtherRefused(t *testing.T) {
 	acme, p := startAcme(t, "ES256")
-	cert, otherCert := selfSigned(t, "client"), selfSigned(t, "client")
+	cert, otherCert := authztest.SenderKeys().Cert, authztest.SenderKeys().Cert2
 	tok := acme.token(t, "alice", map[string]any{"cnf": map[string]any{"x5t#S256": certbind.Thumbprint(cert)}})
 
 	if res := senderCheck(t, p, "Bearer "+tok, "", cert); !res.Allowed {

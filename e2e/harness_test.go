@@ -25,6 +25,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/extauthz/extauthz/internal/checkclient"
@@ -134,6 +135,18 @@ type tenant struct {
 	extra    string // more provider YAML, indented for the provider block
 }
 
+// acmeAndGlobex starts two ES256 identity providers and returns them with
+// the two tenants most tests serve: acme (api.acme.test) and globex
+// (api.globex.test).
+func acmeAndGlobex(t *testing.T) (acme, globex *idp, ts []tenant) {
+	t.Helper()
+	acme, globex = newIdP(t, "ES256"), newIdP(t, "ES256")
+	return acme, globex, []tenant{
+		{id: "acme", host: "api.acme.test", idp: acme},
+		{id: "globex", host: "api.globex.test", idp: globex},
+	}
+}
+
 // config renders a configuration for the given tenants: each with one
 // provider "main" trusting its idp, claims sub and email mapped to headers.
 func config(addr, ca string, ts ...tenant) string {
@@ -185,11 +198,21 @@ type proc struct {
 // gRPC health service answers SERVING.
 func start(t *testing.T, addr, cfg string, flags ...string) *proc {
 	t.Helper()
+	p := launchConfig(t, addr, cfg, flags...)
+	p.waitHealth(healthpb.HealthCheckResponse_SERVING)
+	return p
+}
+
+// launchConfig starts the binary like start does, but returns as soon as
+// the process runs, without waiting for it to be SERVING, for tests that
+// watch readiness change from the start.
+func launchConfig(t *testing.T, addr, cfg string, flags ...string) *proc {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "extauthz.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startCmd(t, addr, append([]string{"-config", path}, flags...)...)
+	p := launch(t, addr, append([]string{"-config", path}, flags...)...)
 	p.cfgPath = path
 	return p
 }
@@ -207,7 +230,22 @@ func startCmd(t *testing.T, addr string, args ...string) *proc {
 // it to be SERVING; it kills the process at the end of the test.
 func launch(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: addr, stderr: &logtest.Buffer{}, done: make(chan struct{})}
+	p := spawn(t, args...)
+	p.addr = addr
+	conn, err := checkclient.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p.conn = conn
+	return p
+}
+
+// spawn starts the binary with args, collecting its output, and kills it
+// at the end of the test (showing the output when the test failed).
+func spawn(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, stderr: &logtest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout = p.stderr
 	p.cmd.Stderr = p.stderr
@@ -229,12 +267,6 @@ func launch(t *testing.T, addr string, args ...string) *proc {
 			t.Logf("extauthz output:\n%s", p.stderr.String())
 		}
 	})
-	conn, err := checkclient.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	p.conn = conn
 	return p
 }
 
@@ -282,6 +314,25 @@ func (p *proc) check(req checkclient.Request) checkclient.Result {
 		p.t.Fatalf("Check(%+v): %v", req, err)
 	}
 	return res
+}
+
+// decisionCase is a Check request and the decision it must get.
+type decisionCase struct {
+	name   string
+	req    checkclient.Request
+	reason string
+	status int        // HTTP status
+	code   codes.Code // gRPC code
+}
+
+// verify fails the test unless res is tt's decision: allowed exactly
+// when the reason is "ok".
+func (tt decisionCase) verify(t *testing.T, res checkclient.Result) {
+	t.Helper()
+	if res.Reason != tt.reason || res.HTTPStatus != tt.status || res.Code != tt.code || res.Allowed != (tt.reason == "ok") {
+		t.Fatalf("got reason=%s status=%d code=%s allowed=%v, want %s %d %s (body %s)",
+			res.Reason, res.HTTPStatus, res.Code, res.Allowed, tt.reason, tt.status, tt.code, res.Body)
+	}
 }
 
 // signal sends sig to the process.

@@ -74,12 +74,10 @@ func TestIsolation_SharedIssuerNeedsDisjointAudiences(t *testing.T) {
 // time claim beyond int64 is token_malformed, a malformed :authority is
 // tenant_unknown, and token_types is enforced.
 func TestIsolation_ClaimsReachTheUpstreamUnchanged(t *testing.T) {
-	acme, globex := newIdP(t, "ES256"), newIdP(t, "ES256")
+	acme, globex, ts := acmeAndGlobex(t)
+	ts[1].extra = "        token_types: [at+jwt]\n"
 	addr := freeAddr(t)
-	cfg := config(addr, caFile(t, acme.srv),
-		tenant{id: "acme", host: "api.acme.test", idp: acme},
-		tenant{id: "globex", host: "api.globex.test", idp: globex, extra: "        token_types: [at+jwt]\n"},
-	)
+	cfg := config(addr, caFile(t, acme.srv), ts...)
 	const mapping = "claims_to_headers: {sub: x-auth-subject, email: x-auth-email}"
 	cfg = strings.Replace(cfg, mapping, "claims_to_headers: {sub: x-auth-subject, uid: x-auth-uid}", 1)
 	cfg = strings.Replace(cfg, mapping, "claims_to_headers: {sub: x-auth-subject, org: x-globex-org}", 1)

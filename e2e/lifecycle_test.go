@@ -8,13 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/extauthz/extauthz/internal/logtest"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
@@ -184,27 +181,11 @@ func TestShutdown_SIGTERMFlipsHealthThenDrainsAndExitsZero(t *testing.T) {
 	}
 }
 
-// TestCheckFlag lists every problem by path and exits non-zero; a valid
+// TestCheckFlag lists every problem of an invalid configuration
+// (testdata/check-invalid.yaml) by path and exits non-zero; a valid
 // configuration (the README's example) exits 0.
 func TestCheckFlag(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte(`listen: {grpc: "127.0.0.1:9191"}
-tenants:
-  - id: acme
-    hosts: [api.acme.test]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: http://idp.acme.test/jwks.json
-        algorithms: [HS256]
-  - id: "bad tenant!"
-    hosts: [api.acme.test]
-    providers: []
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code, _, stderr := run(t, "-config", bad, "-check")
+	code, _, stderr := run(t, "-config", "testdata/check-invalid.yaml", "-check")
 	if code == 0 {
 		t.Fatalf("-check accepted an invalid config:\n%s", stderr)
 	}
@@ -228,7 +209,7 @@ tenants:
 		t.Errorf("stdout %q", stdout)
 	}
 
-	unknown := filepath.Join(dir, "unknown.yaml")
+	unknown := filepath.Join(t.TempDir(), "unknown.yaml")
 	if err := os.WriteFile(unknown, []byte("listen: {grpc: \"127.0.0.1:9191\", grcp: x}\ntenants: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -308,21 +289,7 @@ func TestHealthCommand_FailsWhenNothingListens(t *testing.T) {
 func TestDemoIdP_ServesJWKSAndMintsTokens(t *testing.T) {
 	addr := freeAddr(t)
 	caOut := filepath.Join(t.TempDir(), "ca.pem")
-	p := &proc{t: t, addr: addr, stderr: &logtest.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "demo-idp", "-listen", addr, "-ca-out", caOut, "-hostname", "localhost")
-	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := spawn(t, "demo-idp", "-listen", addr, "-ca-out", caOut, "-hostname", "localhost")
 	p.waitLog("token:", 1)
 	_, port, _ := net.SplitHostPort(addr)
 	base := "https://localhost:" + port

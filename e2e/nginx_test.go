@@ -151,11 +151,21 @@ func nginxStart(t *testing.T, authAddr, upstream string) string {
 			t.Logf("nginx output:\n%s\nnginx error.log:\n%s", out.String(), log)
 		}
 	})
+	waitListening(t, "nginx", addr, done, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return out.String() + "\n" + string(log)
+	})
+	return "http://" + addr
+}
+
+// waitListening waits until addr accepts TCP connections; if done closes
+// first, the process (what) exited and the test fails with its output.
+func waitListening(t *testing.T, what, addr string, done <-chan struct{}, output func() string) {
+	t.Helper()
 	eventually(t, func() bool {
 		select {
 		case <-done:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited:\n%s\n%s", out.String(), log)
+			t.Fatalf("%s exited:\n%s", what, output())
 		default:
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -164,8 +174,7 @@ func nginxStart(t *testing.T, authAddr, upstream string) string {
 		}
 		c.Close()
 		return true
-	}, "nginx listening on %s", addr)
-	return "http://" + addr
+	}, "%s on %s", what, addr)
 }
 
 // nginxResponse is what the client of nginx got.
@@ -295,43 +304,29 @@ func TestNginx_AuthRequest(t *testing.T) {
 		}
 	})
 
-	t.Run("unknown host: 403", func(t *testing.T) {
-		tok := acme.token(t, "alice", nil)
-		r := nginxGet(t, base, "nobody.test", "/orders", map[string]string{"Authorization": "Bearer " + tok})
-		if r.status != http.StatusForbidden {
-			t.Fatalf("status %d, want 403: %s", r.status, r.body)
-		}
-	})
-
-	t.Run("client's X-Forwarded-Host cannot pick the tenant", func(t *testing.T) {
-		tok := acme.token(t, "alice", nil)
-		r := nginxGet(t, base, "nobody.test", "/orders", map[string]string{
+	tok := acme.token(t, "alice", nil)
+	for _, tt := range []struct {
+		name, host string
+		headers    map[string]string
+		want       int
+	}{
+		{"unknown host: 403", "nobody.test", map[string]string{"Authorization": "Bearer " + tok}, http.StatusForbidden},
+		{"client's X-Forwarded-Host cannot pick the tenant", "nobody.test", map[string]string{
 			"Authorization":    "Bearer " + tok,
 			"X-Forwarded-Host": "api.acme.test",
-		})
-		if r.status != http.StatusForbidden {
-			t.Fatalf("status %d, want 403: %s", r.status, r.body)
-		}
-	})
-
-	t.Run("client's X-Forwarded-Uri cannot replace the original URI", func(t *testing.T) {
-		tok := acme.token(t, "alice", nil)
-		r := nginxGet(t, base, "api.acme.test", "/orders", map[string]string{
+		}, http.StatusForbidden},
+		{"client's X-Forwarded-Uri cannot replace the original URI", "api.acme.test", map[string]string{
 			"X-Forwarded-Uri":    "/orders?access_token=" + tok,
 			"X-Forwarded-Method": "GET",
+		}, http.StatusUnauthorized},
+		{"identity provider down from cold: 503 at the client", "globex.test", map[string]string{"Authorization": "Bearer " + down.token(t, "bob", nil)}, http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := nginxGet(t, base, tt.host, "/orders", tt.headers); r.status != tt.want {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.want, r.body)
+			}
 		})
-		if r.status != http.StatusUnauthorized {
-			t.Fatalf("status %d, want 401: %s", r.status, r.body)
-		}
-	})
-
-	t.Run("identity provider down from cold: 503 at the client", func(t *testing.T) {
-		tok := down.token(t, "bob", nil)
-		r := nginxGet(t, base, "globex.test", "/orders", map[string]string{"Authorization": "Bearer " + tok})
-		if r.status != http.StatusServiceUnavailable {
-			t.Fatalf("status %d, want 503: %s", r.status, r.body)
-		}
-	})
+	}
 
 	if got := echo.hits.Load(); got != before {
 		t.Errorf("upstream received %d denied requests", got-before)

@@ -10,6 +10,7 @@ import (
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	telemetryv1 "istio.io/api/telemetry/v1alpha1"
 	"sigs.k8s.io/yaml"
@@ -62,13 +63,8 @@ func TestOperating_IstioTracingSnippetIsValidIstioAPI(t *testing.T) {
 	var values struct {
 		MeshConfig json.RawMessage `json:"meshConfig"`
 	}
-	if err := yaml.UnmarshalStrict(docs[0], &values); err != nil {
-		t.Fatal(err)
-	}
 	mesh := &meshv1alpha1.MeshConfig{}
-	if err := protojson.Unmarshal(values.MeshConfig, mesh); err != nil {
-		t.Fatalf("meshConfig: %v", err)
-	}
+	decodeProtoYAML(t, docs[0], &values, &values.MeshConfig, mesh, "meshConfig")
 	var otel string
 	for _, p := range mesh.GetExtensionProviders() {
 		if p.GetOpentelemetry() != nil {
@@ -81,13 +77,8 @@ func TestOperating_IstioTracingSnippetIsValidIstioAPI(t *testing.T) {
 		Metadata   json.RawMessage `json:"metadata"`
 		Spec       json.RawMessage `json:"spec"`
 	}
-	if err := yaml.UnmarshalStrict(docs[1], &tel); err != nil {
-		t.Fatal(err)
-	}
 	spec := &telemetryv1.Telemetry{}
-	if err := protojson.Unmarshal(tel.Spec, spec); err != nil {
-		t.Fatalf("Telemetry spec: %v", err)
-	}
+	decodeProtoYAML(t, docs[1], &tel, &tel.Spec, spec, "Telemetry spec")
 	if tel.Kind != "Telemetry" || len(spec.GetTracing()) != 1 || len(spec.GetTracing()[0].GetProviders()) != 1 ||
 		spec.GetTracing()[0].GetProviders()[0].GetName() != otel || otel == "" {
 		t.Errorf("Telemetry %s does not trace to the meshConfig's OpenTelemetry provider %q", tel.Kind, otel)
@@ -130,5 +121,17 @@ func TestOperating_TracingAndAuditExamplesAreValidConfig(t *testing.T) {
 	}
 	if cfg.Tracing.Endpoint == "" || cfg.Audit.Path == "" {
 		t.Errorf("examples not read: tracing %+v, audit %+v", cfg.Tracing, cfg.Audit)
+	}
+}
+
+// decodeProtoYAML decodes doc strictly into wrapper, then the proto JSON
+// that wrapper's field raw holds (what: its name in failures) into m.
+func decodeProtoYAML(t *testing.T, doc []byte, wrapper any, raw *json.RawMessage, m proto.Message, what string) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(doc, wrapper); err != nil {
+		t.Fatal(err)
+	}
+	if err := protojson.Unmarshal(*raw, m); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }

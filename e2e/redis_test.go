@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -161,17 +160,13 @@ func (f *redisFleet) config(addr, admin string) string {
 // redisProviderStatus reads acme/main's status from an admin API.
 func redisProviderStatus(t *testing.T, admin string) (state, source string) {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/v1/providers/acme/main")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	res := adminDo(http.MethodGet, "http://"+admin+"/v1/providers/acme/main")
 	var st struct {
 		State  string  `json:"state"`
 		Source *string `json:"source"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("admin status (HTTP %d): %v", resp.StatusCode, err)
+	if err := json.Unmarshal([]byte(res.body), &st); err != nil {
+		t.Fatalf("admin status (HTTP %d %s): %v", res.status, res.body, err)
 	}
 	if st.Source != nil {
 		source = *st.Source
@@ -591,14 +586,9 @@ func TestRedis_ForgedSnapshotNotTrusted(t *testing.T) {
 			t.Errorf("%s replica refuses a valid token", name)
 		}
 	}
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body := adminDo(http.MethodGet, "http://"+admin+"/metrics").body
 	const series = `jwks_cache_redis_snapshots_rejected_total{provider="main",reason="bad_mac",tenant="acme"} `
-	if i := strings.Index(string(body), series); i < 0 || strings.HasPrefix(string(body[i+len(series):]), "0") {
+	if i := strings.Index(body, series); i < 0 || strings.HasPrefix(body[i+len(series):], "0") {
 		t.Errorf("fresh replica's /metrics does not count the rejection (%s≥1)", series)
 	}
 }

@@ -60,13 +60,7 @@ func TestRequirements_PerRoute(t *testing.T) {
 	admin := acme.token(t, "dave", map[string]any{"groups": []string{"admins"}})
 	named := func(name string) map[string]string { return map[string]string{"requirement": name} }
 
-	tests := []struct {
-		name   string
-		req    checkclient.Request
-		reason string
-		status int
-		code   codes.Code
-	}{
+	tests := []decisionCase{
 		{"context_extensions: requirement met", checkclient.Request{Host: "api.acme.test", Token: writer, ContextExtensions: named("orders-write")}, "ok", 200, codes.OK},
 		{"context_extensions: scope missing", checkclient.Request{Host: "api.acme.test", Token: reader, ContextExtensions: named("orders-write")}, "insufficient_scope", 403, codes.PermissionDenied},
 		{"context_extensions: nested claim differs", checkclient.Request{Host: "api.acme.test", Token: silver, ContextExtensions: named("orders-write")}, "insufficient_scope", 403, codes.PermissionDenied},
@@ -84,10 +78,7 @@ func TestRequirements_PerRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := p.check(tt.req)
-			if res.Reason != tt.reason || res.HTTPStatus != tt.status || res.Code != tt.code {
-				t.Fatalf("got %s %d %s, want %s %d %s (body %s)", res.Reason, res.HTTPStatus, res.Code, tt.reason, tt.status, tt.code, res.Body)
-			}
+			tt.verify(t, p.check(tt.req))
 		})
 	}
 

@@ -56,13 +56,7 @@ type demo struct {
 }
 
 func TestEnvoyConfig_ValidAgainstEnvoyAPIAndDemo(t *testing.T) {
-	doc := readFile(t, envoyConfigPath)
-	d := loadDemo(t)
-
-	seen, err := checkEnvoy(doc, d)
-	if err != nil {
-		t.Fatalf("%s does not pass the checks:\n%v", envoyConfigPath, err)
-	}
+	_, _, seen := mustPass(t, envoyConfigPath)
 	// The Any walker must really have unpacked every extension: if it skipped
 	// one, its ValidateAll never ran.
 	for _, m := range []proto.Message{
@@ -84,12 +78,7 @@ func TestEnvoyConfig_ValidAgainstEnvoyAPIAndDemo(t *testing.T) {
 // what certificate-bound tokens need: the listener requires a client
 // certificate, ext_authz sends it, and a client's own XFCC is dropped.
 func TestEnvoyConfig_MTLSExample(t *testing.T) {
-	doc := readFile(t, mtlsConfigPath)
-	d := loadDemo(t)
-	seen, err := checkEnvoy(doc, d)
-	if err != nil {
-		t.Fatalf("%s does not pass the checks:\n%v", mtlsConfigPath, err)
-	}
+	doc, d, seen := mustPass(t, mtlsConfigPath)
 	if url := "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"; !seen[url] {
 		t.Errorf("%s was not unpacked and validated", url)
 	}
@@ -106,6 +95,19 @@ func TestEnvoyConfig_MTLSExample(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustPass reads the Envoy config at path and fails the test unless it
+// passes the checks against the compose demo d; seen is the typed configs
+// the checks unpacked.
+func mustPass(t *testing.T, path string) (doc []byte, d demo, seen map[string]bool) {
+	t.Helper()
+	doc, d = readFile(t, path), loadDemo(t)
+	seen, err := checkEnvoy(doc, d)
+	if err != nil {
+		t.Fatalf("%s does not pass the checks:\n%v", path, err)
+	}
+	return doc, d, seen
 }
 
 // TestEnvoyConfig_MutationsFail proves the checker can fail: each case breaks

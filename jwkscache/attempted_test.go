@@ -12,18 +12,15 @@ import (
 // attempt failed and the retries are still pending, so a replica's readiness
 // never waits for a down identity provider's whole retry policy.
 func TestStatus_AttemptedAfterFirstAttemptNotAfterRetries(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	// The first request waits for release and fails; later ones get the
 	// server's default answer.
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			arrived <- struct{}{}
-			<-release
-			srv.set(func(s *jwksServer) { s.handler = nil })
-			http.Error(w, "down", http.StatusInternalServerError)
-		}
+	srv.serve(func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		arrived <- struct{}{}
+		<-release
+		srv.set(func(s *jwksServer) { s.handler = nil })
+		http.Error(w, "down", http.StatusInternalServerError)
 	})
 	f := newFixture(t, srv)
 	reg := f.registration(func(r *jwkscache.Registration) { r.RetryPolicy.MaxRetries = 3 })

@@ -35,22 +35,9 @@ func BenchmarkResolveWarm(b *testing.B) {
 			b.Fatal(err)
 		}
 		ctx := context.Background()
-		for _, kid := range kids {
-			if _, err := r.Key(ctx, "acme", "main", kid, "ES256"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if _, err := r.Key(ctx, "acme", "main", kids[i%len(kids)], "ES256"); err != nil {
-					b.Error(err)
-					return
-				}
-				i++
-			}
+		benchLookups(b, len(kids), func(i int) error {
+			_, err := r.Key(ctx, "acme", "main", kids[i], "ES256")
+			return err
 		})
 	})
 
@@ -64,22 +51,35 @@ func BenchmarkResolveWarm(b *testing.B) {
 		tokens := make([]*jwt.Token, len(kids))
 		for i, kid := range kids {
 			tokens[i] = &jwt.Token{Header: map[string]any{"kid": kid, "alg": "ES256"}}
-			if _, err := kf.Keyfunc(tokens[i]); err != nil {
-				b.Fatal(err)
-			}
 		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if _, err := kf.Keyfunc(tokens[i%len(tokens)]); err != nil {
-					b.Error(err)
-					return
-				}
-				i++
-			}
+		benchLookups(b, len(tokens), func(i int) error {
+			_, err := kf.Keyfunc(tokens[i])
+			return err
 		})
+	})
+}
+
+// benchLookups warms up every one of n keys with lookup (a failure stops
+// the benchmark), then measures lookup from all CPUs, each goroutine
+// cycling through the n keys.
+func benchLookups(b *testing.B, n int, lookup func(i int) error) {
+	b.Helper()
+	for i := range n {
+		if err := lookup(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if err := lookup(i % n); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
 	})
 }
 

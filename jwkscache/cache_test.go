@@ -14,12 +14,9 @@ import (
 )
 
 func TestKey_ColdLookupWaitsForFirstFetch(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	k, srv := newKeyServer(t)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	f.mustKey(t, "k1", k)
 	st := f.status(t)
 	if st.State != jwkscache.StateReady || st.Source != jwkscache.SourceIdentityProvider || st.Hits != 1 || st.Requests != 1 {
@@ -28,13 +25,10 @@ func TestKey_ColdLookupWaitsForFirstFetch(t *testing.T) {
 }
 
 func TestKey_ThousandConcurrentColdLookupsMakeOneRequest(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	_, release := holdServer(t, srv)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	if st := f.status(t); st.State != jwkscache.StateLoading {
 		t.Fatalf("state before the first fetch = %v, want Loading", st.State)
 	}
@@ -66,24 +60,18 @@ func TestKey_ThousandConcurrentColdLookupsMakeOneRequest(t *testing.T) {
 }
 
 func TestKey_ColdLookupBoundedByContext(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, nil)
+	_, srv := newKeyServer(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			_, _ = w.Write(doc)
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
 		}
+		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := f.reg.Key(ctx, "acme", "main", "k1", "ES256")
@@ -101,8 +89,7 @@ func TestKey_UnknownProvider(t *testing.T) {
 }
 
 func TestRefresh_NotModifiedRenewsTTLWithoutReparsing(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	k, srv := newKeyServer(t)
 	srv.set(func(s *jwksServer) { s.etag, s.cacheControl = `"v1"`, "max-age=600" })
 	f := newFixture(t, srv)
 	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched {
@@ -158,13 +145,11 @@ func TestRefresh_TTLFromCacheHeadersIsClamped(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newJWKSServer(t, doc)
-			srv.set(func(s *jwksServer) {
-				s.handler = func(w http.ResponseWriter, r *http.Request) {
-					for name, v := range tc.header {
-						w.Header()[name] = v
-					}
-					_, _ = w.Write(doc)
+			srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+				for name, v := range tc.header {
+					w.Header()[name] = v
 				}
+				_, _ = w.Write(doc)
 			})
 			f := newFixture(t, srv)
 			f.register(t)
@@ -176,9 +161,7 @@ func TestRefresh_TTLFromCacheHeadersIsClamped(t *testing.T) {
 }
 
 func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=600" })
+	k, srv := newKeyServer(t, "max-age=600")
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) {
 		r.RefreshEarly = 30 * time.Second
@@ -217,17 +200,13 @@ func TestRefresh_EarlyRefreshRunsOnTimerAndServesOldSetMeanwhile(t *testing.T) {
 }
 
 func TestKey_StaleWhileErrorThenUnavailable(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	k, srv := newKeyServer(t, "max-age=60")
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) {
 		r.StaleWhileError = 60 * time.Second
 		r.PrefetchJitter = 0
 	})
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }
-	})
+	srv.down(http.StatusBadGateway)
 	// The scheduled refresh (at 30 s) fails; the set is still fresh.
 	f.clk.Advance(30 * time.Second)
 	if ev := f.next(t); ev.Result != jwkscache.RefreshError || ev.HTTPStatus != http.StatusBadGateway {
@@ -255,8 +234,7 @@ func TestKey_StaleWhileErrorThenUnavailable(t *testing.T) {
 }
 
 func TestKey_UnknownKIDFloodMakesAtMostOneRequest(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	k, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t)
 	const workers, each = 50, 200
@@ -304,8 +282,7 @@ func TestKey_RotatedKeyResolvesAfterOneRefresh(t *testing.T) {
 }
 
 func TestKey_UnknownKIDInsideCooldownAnswersAtOnce(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) { r.UnknownKIDCooldown = 10 * time.Second })
 	_, err := f.key("nope", "ES256")
@@ -334,8 +311,7 @@ func TestKey_UnknownKIDInsideCooldownAnswersAtOnce(t *testing.T) {
 }
 
 func TestKey_NegativeCacheRemembersMissingKID(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) {
 		r.UnknownKIDCooldown = time.Second
@@ -381,8 +357,7 @@ func TestRefresh_KeyRemovedUpstreamStopsVerifying(t *testing.T) {
 }
 
 func TestRegister_SameRegistrationKeepsWarmCache(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	k, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t)
 	f.mustKey(t, "k1", k)
@@ -405,8 +380,7 @@ func TestRegister_SameRegistrationKeepsWarmCache(t *testing.T) {
 }
 
 func TestRegistry_StatusesSortedAndUnregister(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	for _, id := range [][2]string{{"zeta", "b"}, {"alpha", "z"}, {"alpha", "a"}} {
 		reg := f.reg.NewRegistration(id[0], id[1], srv.url())
@@ -433,26 +407,22 @@ func TestRegistry_StatusesSortedAndUnregister(t *testing.T) {
 }
 
 func TestRegister_FirstFetchesBoundedByMaxConcurrentFetches(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	var mu sync.Mutex
 	cur, peak := 0, 0
 	arrived := make(chan struct{}, 100)
 	release := make(chan struct{})
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			cur++
-			peak = max(peak, cur)
-			mu.Unlock()
-			arrived <- struct{}{}
-			<-release
-			mu.Lock()
-			cur--
-			mu.Unlock()
-			_, _ = w.Write(doc)
-		}
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		mu.Lock()
+		cur++
+		peak = max(peak, cur)
+		mu.Unlock()
+		arrived <- struct{}{}
+		<-release
+		mu.Lock()
+		cur--
+		mu.Unlock()
+		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv, func(o *jwkscache.Options) { o.MaxConcurrentFetches = 2 })
 	const n = 20
@@ -476,9 +446,7 @@ func TestRegister_FirstFetchesBoundedByMaxConcurrentFetches(t *testing.T) {
 }
 
 func TestRefresh_ConcurrentDemandsShareOneFetch(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t)
 	arrived, release := holdServer(t, srv)
@@ -506,17 +474,13 @@ func TestRefresh_ConcurrentDemandsShareOneFetch(t *testing.T) {
 }
 
 func TestStatus_LastRefreshDurationIsTheRefreshsOwn(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	const took = 1500 * time.Millisecond
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			f.clk.Advance(took) // the identity provider answers slowly
-			w.Header().Set("Cache-Control", "max-age=3600")
-			_, _ = w.Write(doc)
-		}
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		f.clk.Advance(took) // the identity provider answers slowly
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = w.Write(doc)
 	})
 	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched || ev.Duration != took {
 		t.Fatalf("refresh = %+v, want fetched in %s", ev, took)

@@ -203,8 +203,7 @@ func (f *fleet) registerAll(t *testing.T) {
 func TestCoordinated_WarmStartIsReadyWithoutFetch(t *testing.T) {
 	for _, kind := range fleetKinds {
 		t.Run(kind.name, func(t *testing.T) {
-			k := newECKey(t)
-			srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+			_, srv := newKeyServer(t)
 			f := kind.new(t, srv, 1)
 			f.registerAll(t)
 			first := f.replicas[0].status(t)
@@ -417,9 +416,7 @@ func (f *fleet) whileWaiting(t *testing.T, wg *sync.WaitGroup) {
 // expiry is Redis's, simulated here by deleting it) one replica fetches and
 // the other adopts.
 func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	_, srv := newKeyServer(t, "max-age=60")
 	f := newFleet(t, srv, 2)
 	f.registerAll(t)
 	dead := f.replicas[0].store
@@ -458,9 +455,7 @@ func TestCoordinated_LeaseHolderDiesAnotherTakesOver(t *testing.T) {
 // the replicas refresh alone and keep serving; when it is back they share
 // again.
 func TestCoordinated_RedisDownEachFetchesThenSharesAgain(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	_, srv := newKeyServer(t, "max-age=60")
 	f := newFleet(t, srv, 2)
 	f.registerAll(t)
 	f.redis.Stop(t)
@@ -544,8 +539,7 @@ func TestCoordinated_InvalidSnapshotIgnored(t *testing.T) {
 // TestCoordinated_RegisterNeverFailsOnRedis: Redis down at registration is
 // not an error, and the replica works alone.
 func TestCoordinated_RegisterNeverFailsOnRedis(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newFleet(t, srv, 1)
 	f.redis.Stop(t)
 	f.registerAll(t)
@@ -561,9 +555,7 @@ func TestCoordinated_RegisterNeverFailsOnRedis(t *testing.T) {
 // never answers (the worst outage: every call runs into its timeout). A
 // refresh stuck on it does not hold up a single lookup.
 func TestCoordinated_LookupsNeverWaitOnRedis(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	_, srv := newKeyServer(t, "max-age=60")
 	f := newFleet(t, srv, 1)
 	f.registerAll(t)
 	r := f.replicas[0]
@@ -616,8 +608,7 @@ func TestCoordinated_LookupsNeverWaitOnRedis(t *testing.T) {
 // alone: an in-memory coordinator, no Redis.
 
 func TestSeam_CoordinatorDownEachReplicaFetchesAlone(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newMemFleet(t, srv, 3)
 	f.mem.down.Store(true)
 	f.registerAll(t) // Register never fails on the coordinator
@@ -681,5 +672,85 @@ func TestSeam_RotatedKIDOneFetchForTheFleet(t *testing.T) {
 	}
 	if got := srv.hits.Load(); got != 2 {
 		t.Errorf("JWKS fetches = %d, want 2 (the first, then one for the rotation)", got)
+	}
+}
+
+// beforeAcquire is a Coordinator that runs a hook before each TryAcquire.
+type beforeAcquire struct {
+	jwkscache.Coordinator
+	hook func()
+}
+
+func (b beforeAcquire) TryAcquire(ctx context.Context, tenantID, providerID, holder string, ttl time.Duration) (bool, error) {
+	if b.hook != nil {
+		b.hook()
+	}
+	return b.Coordinator.TryAcquire(ctx, tenantID, providerID, holder, ttl)
+}
+
+// TestCoordinated_LeaseFreedAfterAnotherSharedDoesNotFetchAgain: two
+// replicas' refreshes come due together. B looks for a newer snapshot and
+// finds none; before it asks for the lease, A takes the lease, fetches,
+// shares and releases. B then gets the lease, but must adopt A's snapshot
+// rather than fetch again: one request per refresh cycle for the fleet.
+func TestCoordinated_LeaseFreedAfterAnotherSharedDoesNotFetchAgain(t *testing.T) {
+	_, srv := newKeyServer(t)
+	redis := redistest.Start(t)
+	type replica struct {
+		reg    *jwkscache.Registry
+		clk    *clocktest.Clock
+		events events
+	}
+	newReplica := func(name string, hook func()) *replica {
+		r := &replica{clk: clocktest.New(t0), events: make(events, 100)}
+		store, err := redisstore.Open(redis.URL(), "jwks-cache", redisstore.Options{Now: r.clk.Now, Timeout: time.Second, HMACKeys: [][]byte{fleetKey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		r.reg, err = jwkscache.New(jwkscache.Options{
+			HTTPClient: srv.Client(), Clock: r.clk, Observer: r.events,
+			Coordinator: beforeAcquire{store.Coordinator(), hook}, CoordinatorHolder: name,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.reg.Close() })
+		reg := r.reg.NewRegistration("acme", "main", srv.url())
+		reg.RetryPolicy.MaxRetries, reg.PrefetchJitter = 0, 0
+		if err := r.reg.Register(context.Background(), reg); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a := newReplica("a", nil)
+	if ev := <-a.events; ev.Result != "fetched" {
+		t.Fatalf("A's first refresh: %s", ev.Result)
+	}
+	var b *replica
+	raced := false
+	b = newReplica("b", func() {
+		if raced {
+			return
+		}
+		raced = true
+		// A's refresh, due at the same instant, runs to its end here.
+		a.clk.Advance(b.clk.Now().Sub(a.clk.Now()))
+		if ev := <-a.events; ev.Result != "fetched" {
+			t.Errorf("A's refresh: %s (%v)", ev.Result, ev.Err)
+		}
+	})
+	if st, _ := b.reg.Status("acme", "main"); st.Source != jwkscache.SourceRedis {
+		t.Fatalf("B did not start warm: %+v", st)
+	}
+	before := srv.hits.Load()
+	d, ok := b.clk.Next()
+	if !ok {
+		t.Fatal("B has no refresh scheduled")
+	}
+	b.clk.Advance(d)
+	ev := <-b.events
+	if got := srv.hits.Load() - before; got != 1 || ev.Result != "shared" {
+		t.Fatalf("B's refresh: %s, %d requests to the identity provider this cycle, want shared and 1 (A's)", ev.Result, got)
 	}
 }

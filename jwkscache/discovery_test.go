@@ -2,6 +2,7 @@ package jwkscache_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -133,6 +134,18 @@ func (s *idpServer) vendorDoc(t testing.TB, name string) (doc []byte, issuer, jw
 	return doc, fields.Issuer, fields.JWKSURI
 }
 
+// oidcPath is where an OpenID provider at a host's root serves its
+// discovery document.
+const oidcPath = "/.well-known/openid-configuration"
+
+// publishKey makes s an OpenID provider whose issuer is its own URL: the
+// discovery document names s.URL+"/keys" as jwks_uri, where key is served
+// as kid k1 (ES256). Call it inside set.
+func (s *idpServer) publishKey(t testing.TB, key *ecdsa.PrivateKey) {
+	s.meta[oidcPath] = metaDoc(t, s.URL, s.URL+"/keys")
+	s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &key.PublicKey, "k1", "ES256"))
+}
+
 // metaDoc is a minimal metadata document.
 func metaDoc(t testing.TB, issuer, jwksURI string) []byte {
 	t.Helper()
@@ -157,13 +170,18 @@ func pathOf(t testing.TB, raw string) string {
 type discoveryFixture struct {
 	*fixture
 	idp *idpServer
+	du  string // the OpenID discovery URL of the issuer idp.URL
 }
 
 func newDiscoveryFixture(t testing.TB, mutate ...func(*jwkscache.Options)) *discoveryFixture {
 	t.Helper()
 	idp := newIDPServer(t)
 	f := newFixture(t, &jwksServer{Server: idp.Server}, mutate...)
-	return &discoveryFixture{fixture: f, idp: idp}
+	du, err := jwkscache.DiscoveryURL(idp.URL, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &discoveryFixture{fixture: f, idp: idp, du: du}
 }
 
 func (f *discoveryFixture) registration(issuer, discoveryURL string, mutate ...func(*jwkscache.Registration)) jwkscache.Registration {
@@ -182,6 +200,34 @@ func (f *discoveryFixture) registerDiscovery(t testing.TB, issuer, discoveryURL 
 		t.Fatal(err)
 	}
 	return f.next(t)
+}
+
+// newMovingFixture returns a discovery fixture whose document names the
+// jwks_uri /keys/v1, serving oldKey as kid "old", while /keys/v2 already
+// serves newKey as kid "new" for when moveJWKSURI points the document there.
+func newMovingFixture(t testing.TB) (f *discoveryFixture, oldKey, newKey *ecdsa.PrivateKey) {
+	t.Helper()
+	f = newDiscoveryFixture(t)
+	oldKey, newKey = newECKey(t), newECKey(t)
+	f.idp.set(func(s *idpServer) {
+		s.meta[oidcPath] = metaDoc(t, s.URL, s.URL+"/keys/v1")
+		s.jwks["/keys/v1"] = jwksDoc(t, jwkJSON(t, &oldKey.PublicKey, "old", "ES256"))
+		s.jwks["/keys/v2"] = jwksDoc(t, jwkJSON(t, &newKey.PublicKey, "new", "ES256"))
+	})
+	return f, oldKey, newKey
+}
+
+// moveJWKSURI makes the document of a newMovingFixture name /keys/v2. Call
+// it inside set.
+func (s *idpServer) moveJWKSURI(t testing.TB) {
+	s.meta[oidcPath] = metaDoc(t, s.URL, s.URL+"/keys/v2")
+}
+
+// registerIDP registers idp.URL as the issuer, discovered at f.du, and
+// waits for the first refresh.
+func (f *discoveryFixture) registerIDP(t testing.TB, mutate ...func(*jwkscache.Registration)) jwkscache.RefreshEvent {
+	t.Helper()
+	return f.registerDiscovery(t, f.idp.URL, f.du, mutate...)
 }
 
 func TestDiscoveryURL(t *testing.T) {
@@ -287,17 +333,16 @@ func TestDiscovery_RefusedDocuments(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newDiscoveryFixture(t)
-			base := f.idp.URL
-			du, _ := jwkscache.DiscoveryURL(base, false)
 			f.idp.set(func(s *idpServer) {
-				s.meta["/.well-known/openid-configuration"] = metaDoc(t, tt.issuer(base), tt.jwksURI(base))
-				s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &newECKey(t).PublicKey, "k1", "ES256"))
+				s.publishKey(t, newECKey(t))
+				// The same key set, under a document the registration refuses.
+				s.meta[oidcPath] = metaDoc(t, tt.issuer(s.URL), tt.jwksURI(s.URL))
 			})
 			var mutate []func(*jwkscache.Registration)
 			if tt.mutate != nil {
 				mutate = append(mutate, tt.mutate)
 			}
-			ev := f.registerDiscovery(t, base, du, mutate...)
+			ev := f.registerIDP(t, mutate...)
 			if ev.Result != "error" {
 				t.Fatalf("first refresh = %s, want error", ev.Result)
 			}
@@ -319,15 +364,12 @@ func TestDiscovery_RefusedDocuments(t *testing.T) {
 func TestDiscovery_MetadataDown(t *testing.T) {
 	key := newECKey(t)
 	f := newDiscoveryFixture(t)
-	base := f.idp.URL
-	du, _ := jwkscache.DiscoveryURL(base, false)
 	f.idp.set(func(s *idpServer) {
-		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
-		s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &key.PublicKey, "k1", "ES256"))
+		s.publishKey(t, key)
 		s.jwksETag["/keys"] = `"v1"`
 		s.metaStatus = http.StatusServiceUnavailable
 	})
-	if ev := f.registerDiscovery(t, base, du); ev.Result != "error" {
+	if ev := f.registerIDP(t); ev.Result != "error" {
 		t.Fatalf("cold refresh = %s, want error", ev.Result)
 	}
 	_, err := f.key("k1", "ES256")
@@ -348,7 +390,7 @@ func TestDiscovery_MetadataDown(t *testing.T) {
 		t.Fatalf("warm refresh with metadata down = %s (%v), want not_modified", ev.Result, ev.Err)
 	}
 	f.mustKey(t, "k1", key)
-	if st := f.status(t); !strings.Contains(st.MetadataError, "503") && !strings.Contains(st.MetadataError, "500") || st.JWKSURI != base+"/keys" {
+	if st := f.status(t); !strings.Contains(st.MetadataError, "503") && !strings.Contains(st.MetadataError, "500") || st.JWKSURI != f.idp.URL+"/keys" {
 		t.Fatalf("status: metadata error %q, jwks_uri %q", st.MetadataError, st.JWKSURI)
 	}
 }
@@ -369,14 +411,11 @@ func TestDiscovery_MetadataCachedLikeKeySets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.cc, func(t *testing.T) {
 			f := newDiscoveryFixture(t)
-			base := f.idp.URL
-			du, _ := jwkscache.DiscoveryURL(base, false)
 			f.idp.set(func(s *idpServer) {
-				s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
+				s.publishKey(t, newECKey(t))
 				s.metaCC, s.metaETag = tt.cc, `"m1"`
-				s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &newECKey(t).PublicKey, "k1", "ES256"))
 			})
-			f.registerDiscovery(t, base, du, func(r *jwkscache.Registration) { r.RefreshEarly = 10 * time.Second })
+			f.registerIDP(t, func(r *jwkscache.Registration) { r.RefreshEarly = 10 * time.Second })
 			if st := f.status(t); !st.MetadataExpiresAt.Equal(t0.Add(tt.want)) {
 				t.Fatalf("metadata expires %s, want %s", st.MetadataExpiresAt.Sub(t0), tt.want)
 			}
@@ -385,7 +424,7 @@ func TestDiscovery_MetadataCachedLikeKeySets(t *testing.T) {
 				t.Fatalf("refresh at metadata expiry: %v", ev.Err)
 			}
 			f.idp.mu.Lock()
-			conds := f.idp.conditions["/.well-known/openid-configuration"]
+			conds := f.idp.conditions[oidcPath]
 			f.idp.mu.Unlock()
 			if len(conds) != 2 || conds[1] != `"m1"` {
 				t.Fatalf("metadata requests' If-None-Match = %q, want a second, conditional request", conds)
@@ -402,23 +441,17 @@ func TestDiscovery_MetadataCachedLikeKeySets(t *testing.T) {
 // full: the old URL's validators mean nothing to the new one), and then
 // the new set serves.
 func TestDiscovery_JWKSURIMovesWithoutGap(t *testing.T) {
-	oldKey, newKey := newECKey(t), newECKey(t)
-	f := newDiscoveryFixture(t)
-	base := f.idp.URL
-	du, _ := jwkscache.DiscoveryURL(base, false)
+	f, oldKey, newKey := newMovingFixture(t)
 	f.idp.set(func(s *idpServer) {
-		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys/v1")
-		s.jwks["/keys/v1"] = jwksDoc(t, jwkJSON(t, &oldKey.PublicKey, "old", "ES256"))
 		s.jwksETag["/keys/v1"] = `"same"`
-		s.jwks["/keys/v2"] = jwksDoc(t, jwkJSON(t, &newKey.PublicKey, "new", "ES256"))
 		s.jwksETag["/keys/v2"] = `"same"`
 	})
-	f.registerDiscovery(t, base, du)
+	f.registerIDP(t)
 	f.mustKey(t, "old", oldKey)
 
 	gate := make(chan struct{})
 	f.idp.set(func(s *idpServer) {
-		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys/v2")
+		s.moveJWKSURI(t)
 		s.gate["/keys/v2"] = gate
 	})
 	for len(f.idp.requested) > 0 {
@@ -443,7 +476,7 @@ func TestDiscovery_JWKSURIMovesWithoutGap(t *testing.T) {
 	f.mustKey(t, "new", newKey)
 	_, err := f.key("old", "ES256")
 	wantErr(t, err, jwkscache.ErrKeyNotFound)
-	if st := f.status(t); st.JWKSURI != base+"/keys/v2" {
+	if st := f.status(t); st.JWKSURI != f.idp.URL+"/keys/v2" {
 		t.Fatalf("jwks_uri = %q, want the new one", st.JWKSURI)
 	}
 	f.idp.mu.Lock()
@@ -496,23 +529,15 @@ func problems(err error) []*jwkscache.FieldError {
 // TestDiscovery_RefreshRereadsMetadata: a forced refresh fetches the
 // metadata document again although it is fresh, and follows a new jwks_uri.
 func TestDiscovery_RefreshRereadsMetadata(t *testing.T) {
-	oldKey, newKey := newECKey(t), newECKey(t)
-	f := newDiscoveryFixture(t)
-	base := f.idp.URL
-	du, _ := jwkscache.DiscoveryURL(base, false)
-	f.idp.set(func(s *idpServer) {
-		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys/v1")
-		s.metaCC = "max-age=3600"
-		s.jwks["/keys/v1"] = jwksDoc(t, jwkJSON(t, &oldKey.PublicKey, "old", "ES256"))
-		s.jwks["/keys/v2"] = jwksDoc(t, jwkJSON(t, &newKey.PublicKey, "new", "ES256"))
-	})
-	f.registerDiscovery(t, base, du)
-	f.idp.set(func(s *idpServer) { s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys/v2") })
+	f, _, newKey := newMovingFixture(t)
+	f.idp.set(func(s *idpServer) { s.metaCC = "max-age=3600" })
+	f.registerIDP(t)
+	f.idp.set(func(s *idpServer) { s.moveJWKSURI(t) })
 	if err := f.reg.Refresh(context.Background(), "acme", "main"); err != nil {
 		t.Fatal(err)
 	}
 	f.mustKey(t, "new", newKey)
-	if n := f.idp.hitsOf("/.well-known/openid-configuration"); n != 2 {
+	if n := f.idp.hitsOf(oidcPath); n != 2 {
 		t.Fatalf("metadata fetched %d times, want 2", n)
 	}
 }
@@ -530,30 +555,27 @@ func TestDiscovery_FetchGuards(t *testing.T) {
 	}{
 		{"pin mismatch", nil, func(r *jwkscache.Registration) { r.PinnedSPKI = []string{base64.StdEncoding.EncodeToString(other[:])} }, "pinned_spki"},
 		{"metadata over max_response_bytes", func(s *idpServer, base string) {
-			s.meta["/.well-known/openid-configuration"] = []byte(`{"issuer":"` + base + `","jwks_uri":"` + base + `/keys","pad":"` + strings.Repeat("x", 2048) + `"}`)
+			s.meta[oidcPath] = []byte(`{"issuer":"` + base + `","jwks_uri":"` + base + `/keys","pad":"` + strings.Repeat("x", 2048) + `"}`)
 		}, func(r *jwkscache.Registration) { r.MaxResponseBytes = 1024 }, "max_response_bytes"},
 		{"jwks_uri redirected past max_redirects", func(s *idpServer, base string) {
-			s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/moved")
+			s.meta[oidcPath] = metaDoc(t, base, base+"/moved")
 			s.redirect["/moved"] = base + "/keys"
 		}, func(r *jwkscache.Registration) { r.MaxRedirects = 0 }, "max_redirects"},
 		{"jwks_uri redirected outside the allowlist", func(s *idpServer, base string) {
-			s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/moved")
+			s.meta[oidcPath] = metaDoc(t, base, base+"/moved")
 			s.redirect["/moved"] = "https://evil.test/keys"
 		}, func(r *jwkscache.Registration) { r.AllowedDomains = []string{"127.0.0.1"} }, "outside the allowed domains"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newDiscoveryFixture(t)
-			base := f.idp.URL
-			du, _ := jwkscache.DiscoveryURL(base, false)
 			f.idp.set(func(s *idpServer) {
-				s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
-				s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &newECKey(t).PublicKey, "k1", "ES256"))
+				s.publishKey(t, newECKey(t))
 				if tt.setup != nil {
-					tt.setup(s, base)
+					tt.setup(s, s.URL)
 				}
 			})
-			ev := f.registerDiscovery(t, base, du, tt.mutate)
+			ev := f.registerIDP(t, tt.mutate)
 			if ev.Err == nil || !strings.Contains(ev.Err.Error(), tt.want) {
 				t.Fatalf("first refresh error %v, want one about %s", ev.Err, tt.want)
 			}
@@ -575,9 +597,8 @@ func TestCoordinated_DiscoveredKeySetsShared(t *testing.T) {
 	base := idp.URL
 	key := newECKey(t)
 	idp.set(func(s *idpServer) {
-		s.meta["/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
-		s.meta["/other/.well-known/openid-configuration"] = metaDoc(t, base, base+"/keys")
-		s.jwks["/keys"] = jwksDoc(t, jwkJSON(t, &key.PublicKey, "k1", "ES256"))
+		s.publishKey(t, key)
+		s.meta["/other"+oidcPath] = metaDoc(t, base, base+"/keys")
 	})
 	f := newFleet(t, &jwksServer{Server: idp.Server}, 3)
 	discovering := func(r *replica, du string) jwkscache.Registration {

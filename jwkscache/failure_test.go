@@ -89,11 +89,9 @@ func TestClose_DuringBackoffEndsTheRefresh(t *testing.T) {
 // not an empty or nil set.
 func TestRefresh_NotModifiedWithNothingCached(t *testing.T) {
 	srv := newJWKSServer(t, nil)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "max-age=3600")
-			w.WriteHeader(http.StatusNotModified)
-		}
+	srv.serve(func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.WriteHeader(http.StatusNotModified)
 	})
 	f := newFixture(t, srv)
 	ev := f.register(t)

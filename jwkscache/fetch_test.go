@@ -101,17 +101,13 @@ func TestRefresh_ErrorsKeepPreviousSetServing(t *testing.T) {
 }
 
 func TestRefresh_RedirectsWithinLimitsAreFollowed(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			if strings.Count(r.URL.Path, "/hop") < 2 {
-				http.Redirect(w, r, "/hop"+r.URL.Path, http.StatusFound)
-				return
-			}
-			_, _ = w.Write(doc)
+	k, srv := newKeyServer(t)
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		if strings.Count(r.URL.Path, "/hop") < 2 {
+			http.Redirect(w, r, "/hop"+r.URL.Path, http.StatusFound)
+			return
 		}
+		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv)
 	if ev := f.register(t, func(r *jwkscache.Registration) {

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/extauthz/extauthz/internal/keytest"
 )
 
 // fuzzSeedDocs returns real JWKS documents: every supported key type, with
@@ -24,49 +25,17 @@ import (
 // keys that must be refused (oct, RSA-1024, X25519, a point off the curve).
 func fuzzSeedDocs(f *testing.F) [][]byte {
 	f.Helper()
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		f.Fatal(err)
-	}
-	rsaSmall, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		f.Fatal(err)
-	}
-	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	rsaKey, rsaSmall := keytest.RSA2048(), keytest.RSA(1024)
+	p256, p384, p521 := keytest.P256(), keytest.P384(), keytest.P521()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
 
 	jwk := func(key any, kid string, alg jwkset.ALG, private bool) json.RawMessage {
-		j, err := jwkset.NewJWKFromKey(key, jwkset.JWKOptions{
-			Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: alg},
-			Marshal:  jwkset.JWKMarshalOptions{Private: private},
-		})
-		if err != nil {
-			f.Fatal(err)
-		}
-		b, err := json.Marshal(j.Marshal())
-		if err != nil {
-			f.Fatal(err)
-		}
-		return b
+		return MarshalJWK(f, key, kid, alg, private)
 	}
-	with := func(raw json.RawMessage, field string, value any) json.RawMessage {
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			f.Fatal(err)
-		}
-		m[field] = value
-		b, _ := json.Marshal(m)
-		return b
+	with := func(raw json.RawMessage, member string, value any) json.RawMessage {
+		return SetJWKMember(f, raw, member, value)
 	}
-	doc := func(keys ...json.RawMessage) []byte {
-		b, err := json.Marshal(map[string][]json.RawMessage{"keys": keys})
-		if err != nil {
-			f.Fatal(err)
-		}
-		return b
-	}
+	doc := func(keys ...json.RawMessage) []byte { return MarshalJWKS(f, keys...) }
 	// A self-signed certificate for x5c.
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
 		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(4e9, 0)}
@@ -224,14 +193,8 @@ func checkVerifyKey(t *testing.T, k *verifyKey) {
 		}
 		fits = algsRSA
 	case *ecdsa.PublicKey:
-		switch pub.Curve {
-		case elliptic.P256():
-			fits = algES256
-		case elliptic.P384():
-			fits = algES384
-		case elliptic.P521():
-			fits = algES512
-		default:
+		var ok bool
+		if fits, ok = curveAlgs[pub.Curve]; !ok {
 			t.Fatalf("kid %q: ECDSA key on an unsupported curve accepted", k.kid)
 		}
 		if _, err := pub.ECDH(); err != nil {

@@ -34,28 +34,29 @@ func newECKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
+// newKeyServer returns a fresh key and a JWKS server serving its public
+// part as kid "k1", the opening of most tests. The server answers with
+// Cache-Control cacheControl when given, max-age=3600 otherwise.
+func newKeyServer(t testing.TB, cacheControl ...string) (*ecdsa.PrivateKey, *jwksServer) {
+	t.Helper()
+	k := newECKey(t)
+	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	for _, cc := range cacheControl {
+		srv.set(func(s *jwksServer) { s.cacheControl = cc })
+	}
+	return k, srv
+}
+
 // jwkJSON marshals the public part of key as a JWK with kid (and alg, if set).
 func jwkJSON(t testing.TB, key crypto.PublicKey, kid, alg string) json.RawMessage {
 	t.Helper()
-	j, err := jwkset.NewJWKFromKey(key, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.ALG(alg)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(j.Marshal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return jwkscache.MarshalJWK(t, key, kid, jwkset.ALG(alg), false)
 }
 
 // jwksDoc builds a JWKS document from JWKs.
 func jwksDoc(t testing.TB, keys ...json.RawMessage) []byte {
 	t.Helper()
-	b, err := json.Marshal(map[string][]json.RawMessage{"keys": keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return jwkscache.MarshalJWKS(t, keys...)
 }
 
 // jwksServer is a real HTTPS JWKS endpoint whose answers a test controls.
@@ -106,6 +107,22 @@ func (s *jwksServer) set(f func(s *jwksServer)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(s)
+}
+
+// serve makes h answer every request instead of the default answer; h
+// gets the server's document as it is when serve is called.
+func (s *jwksServer) serve(h func(w http.ResponseWriter, r *http.Request, doc []byte)) {
+	s.set(func(s *jwksServer) {
+		doc := s.doc
+		s.handler = func(w http.ResponseWriter, r *http.Request) { h(w, r, doc) }
+	})
+}
+
+// down makes every request fail with status.
+func (s *jwksServer) down(status int) {
+	s.set(func(s *jwksServer) {
+		s.handler = func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }
+	})
 }
 
 func (s *jwksServer) url() string { return s.URL + "/jwks" }
@@ -188,12 +205,18 @@ func (f *fixture) registration(mutate ...func(*jwkscache.Registration)) jwkscach
 	return reg
 }
 
-// register registers and waits for the first fetch's outcome.
-func (f *fixture) register(t testing.TB, mutate ...func(*jwkscache.Registration)) jwkscache.RefreshEvent {
+// start registers without waiting for the first fetch.
+func (f *fixture) start(t testing.TB, mutate ...func(*jwkscache.Registration)) {
 	t.Helper()
 	if err := f.reg.Register(context.Background(), f.registration(mutate...)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// register registers and waits for the first fetch's outcome.
+func (f *fixture) register(t testing.TB, mutate ...func(*jwkscache.Registration)) jwkscache.RefreshEvent {
+	t.Helper()
+	f.start(t, mutate...)
 	return f.next(t)
 }
 

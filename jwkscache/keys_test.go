@@ -5,9 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -17,23 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/MicahParks/jwkset"
-
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
-
-var (
-	rsa2048 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(2048) })
-	rsa1024 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA(1024) })
-)
-
-func mustRSA(bits int) *rsa.PrivateKey {
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
 
 // logSink is a slog.Handler that records what the cache logs, one line
 // per record: the message and its attributes as a JSON array of keys and
@@ -59,50 +42,41 @@ func (l *logSink) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// registerSkipping registers a provider serving doc, with a registry that
+// logs to the returned logSink, and checks that its first refresh kept
+// kept keys and skipped skipped.
+func registerSkipping(t *testing.T, doc []byte, kept int, skipped uint64) (*fixture, *logSink) {
+	t.Helper()
+	logs := &logSink{}
+	f := newFixture(t, newJWKSServer(t, doc), func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
+	if ev := f.register(t); ev.Err != nil || ev.Keys != kept {
+		t.Fatalf("refresh = %+v, want %d keys", ev, kept)
+	}
+	if st := f.status(t); st.SkippedKeys != skipped {
+		t.Fatalf("SkippedKeys = %d, want %d", st.SkippedKeys, skipped)
+	}
+	return f, logs
+}
+
 func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 	good := newECKey(t)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	withField := func(raw json.RawMessage, field string, value any) json.RawMessage {
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatal(err)
-		}
-		m[field] = value
-		b, _ := json.Marshal(m)
-		return b
-	}
-	ecPriv, err := jwkset.NewJWKFromKey(good, jwkset.JWKOptions{
-		Metadata: jwkset.JWKMetadataOptions{KID: "with-private"},
-		Marshal:  jwkset.JWKMarshalOptions{Private: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	privRaw, _ := json.Marshal(ecPriv.Marshal())
+	p384 := keytest.P384()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
 	doc := jwksDoc(t,
 		jwkJSON(t, &good.PublicKey, "good", ""),
 		json.RawMessage(`{"kty":"EC","crv":"P-256","kid":"bad-point","x":"AAAA","y":"AAAA"}`),
 		json.RawMessage(`{"kty":"oct","kid":"hmac","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}`),
-		jwkJSON(t, &rsa1024().PublicKey, "rsa-1024", ""),
-		withField(jwkJSON(t, &p384.PublicKey, "enc", ""), "use", "enc"),
-		withField(jwkJSON(t, &p384.PublicKey, "sign-only", ""), "key_ops", []string{"sign"}),
+		jwkJSON(t, &keytest.RSA(1024).PublicKey, "rsa-1024", ""),
+		jwkscache.SetJWKMember(t, jwkJSON(t, &p384.PublicKey, "enc", ""), "use", "enc"),
+		jwkscache.SetJWKMember(t, jwkJSON(t, &p384.PublicKey, "sign-only", ""), "key_ops", []string{"sign"}),
 		jwkJSON(t, &p384.PublicKey, "alg-mismatch", "RS256"),
 		json.RawMessage(`{"kty":"OKP","crv":"X25519","kid":"x25519","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}`),
 		json.RawMessage(`{"kty":"EC","kid":5}`),
 		json.RawMessage(`"not an object"`),
 		jwkJSON(t, edPub, "ed", ""),
-		privRaw,
+		jwkscache.MarshalJWK(t, good, "with-private", "", true),
 	)
-	srv := newJWKSServer(t, doc)
-	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
-	if ev := f.register(t); ev.Err != nil || ev.Keys != 3 {
-		t.Fatalf("refresh = %+v", ev)
-	}
-	if st := f.status(t); st.SkippedKeys != 9 {
-		t.Fatalf("SkippedKeys = %d, want 9", st.SkippedKeys)
-	}
+	f, logs := registerSkipping(t, doc, 3, 9)
 	f.mustKey(t, "good", good)
 	if k, err := f.key("ed", "EdDSA"); err != nil || !edPub.Equal(k) {
 		t.Fatalf("ed25519 key: %v", err)
@@ -137,10 +111,9 @@ func TestParse_BadKeysSkippedOthersKept(t *testing.T) {
 
 func TestKey_AlgFitness(t *testing.T) {
 	ec := newECKey(t)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	rk := rsa2048()
+	p384, p521 := keytest.P384(), keytest.P521()
+	edPub := keytest.Ed25519().Public().(ed25519.PublicKey)
+	rk := keytest.RSA2048()
 	doc := jwksDoc(t,
 		jwkJSON(t, &rk.PublicKey, "rsa", ""),
 		jwkJSON(t, &rk.PublicKey, "rsa-rs256", "RS256"),
@@ -194,7 +167,7 @@ func TestKey_AlgFitness(t *testing.T) {
 
 func TestKey_EmptyKIDMatchesOnlyASingleFittingKey(t *testing.T) {
 	a, b := newECKey(t), newECKey(t)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p384 := keytest.P384()
 	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &a.PublicKey, "a", ""), jwkJSON(t, &p384.PublicKey, "c", "")))
 	f := newFixture(t, srv)
 	f.register(t)

@@ -46,6 +46,14 @@ const (
 	algsRSA = algRS256 | algRS384 | algRS512 | algPS256 | algPS384 | algPS512
 )
 
+// curveAlgs is the one algorithm an ECDSA key on each supported curve
+// signs with (RFC 7518 §3.4).
+var curveAlgs = map[elliptic.Curve]algSet{
+	elliptic.P256(): algES256,
+	elliptic.P384(): algES384,
+	elliptic.P521(): algES512,
+}
+
 // algBit maps a token's alg header to its bit; 0 for anything this cache
 // never verifies (none, HS*, unknown). A switch on a string allocates nothing.
 func algBit(alg string) algSet {
@@ -270,14 +278,7 @@ func parseKey(raw json.RawMessage) (*verifyKey, error) {
 		}
 		fits = algsRSA
 	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			fits = algES256
-		case elliptic.P384():
-			fits = algES384
-		case elliptic.P521():
-			fits = algES512
-		}
+		fits = curveAlgs[k.Curve]
 	case ed25519.PublicKey:
 		fits = algEdDSA
 	case *ecdh.PublicKey:

@@ -12,8 +12,7 @@ import (
 )
 
 func TestUnregister_LeavesNoGoroutines(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	ignore := goleak.IgnoreCurrent()
 	ev := make(events, 10)
 	// The real clock: its refresh timer must be stopped too.
@@ -47,19 +46,15 @@ func TestUnregister_LeavesNoGoroutines(t *testing.T) {
 }
 
 func TestClose_StopsRefreshesInFlightAndLeavesNoGoroutines(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	arrived := make(chan struct{}, 10)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Query().Get("hang") != "" {
-				arrived <- struct{}{}
-				<-r.Context().Done()
-				return
-			}
-			_, _ = w.Write(doc)
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		if r.URL.Query().Get("hang") != "" {
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			return
 		}
+		_, _ = w.Write(doc)
 	})
 	ignore := goleak.IgnoreCurrent()
 	ev := make(events, 10)

@@ -31,13 +31,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	arrived, release := holdServer(t, srv)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	<-arrived // the first fetch hangs at the identity provider
 	got := make(chan error, 1)
 	go func() {
@@ -48,9 +45,7 @@ func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *
 
 	// A reload changes a setting: the provider is replaced while the lookup
 	// waits on its first fetch.
-	if err := f.reg.Register(context.Background(), f.registration(func(r *jwkscache.Registration) { r.MinTTL = time.Minute })); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t, func(r *jwkscache.Registration) { r.MinTTL = time.Minute })
 	<-arrived // the replacement's first fetch
 	release()
 	if err := <-got; err != nil {
@@ -59,13 +54,10 @@ func TestKey_LookupWaitingWhileRegisterReplacesProviderIsServedByReplacement(t *
 }
 
 func TestKey_LookupWaitingWhileUnregisteredReportsUnknownProvider(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	arrived, _ := holdServer(t, srv)
 	f := newFixture(t, srv)
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	<-arrived
 	got := make(chan error, 1)
 	go func() {
@@ -80,19 +72,15 @@ func TestKey_LookupWaitingWhileUnregisteredReportsUnknownProvider(t *testing.T) 
 }
 
 func TestUnregister_DuringRefreshStopsItAndItsTimers(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	if ev := f.register(t); ev.Err != nil {
 		t.Fatal(ev.Err)
 	}
 	arrived := make(chan struct{}, 10)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			arrived <- struct{}{}
-			<-r.Context().Done() // hangs until the client gives up
-		}
+	srv.serve(func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		arrived <- struct{}{}
+		<-r.Context().Done() // hangs until the client gives up
 	})
 	refreshed := make(chan error, 1)
 	go func() { refreshed <- f.reg.Refresh(context.Background(), "acme", "main") }()
@@ -145,8 +133,7 @@ func TestParse_RSAKeyLargerThan8192BitsRefused(t *testing.T) {
 }
 
 func TestKey_HugeKIDIsBoundedInErrors(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	_, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t)
 	kid := strings.Repeat("A", 16<<10) // a kid as large as the token limit allows
@@ -170,21 +157,17 @@ func TestKey_HugeKIDIsBoundedInErrors(t *testing.T) {
 }
 
 func TestRefresh_NotModifiedWithoutCacheHeadersKeepsStoredFreshness(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("If-None-Match") == `"v1"` {
-				// Many servers send a bare 304: only the validator.
-				w.Header().Set("ETag", `"v1"`)
-				w.WriteHeader(http.StatusNotModified)
-				return
-			}
+	_, srv := newKeyServer(t)
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			// Many servers send a bare 304: only the validator.
 			w.Header().Set("ETag", `"v1"`)
-			w.Header().Set("Cache-Control", "public, max-age=3600")
-			_, _ = w.Write(doc)
+			w.WriteHeader(http.StatusNotModified)
+			return
 		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv)
 	if ev := f.register(t); ev.Result != jwkscache.RefreshFetched {
@@ -206,9 +189,7 @@ func TestRefresh_NotModifiedWithoutCacheHeadersKeepsStoredFreshness(t *testing.T
 }
 
 func TestRefresh_NotModifiedUpdatesStoredCacheControl(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	srv.set(func(s *jwksServer) { s.etag, s.cacheControl = `"v1"`, "max-age=3600" })
 	f := newFixture(t, srv)
 	f.register(t)
@@ -225,20 +206,16 @@ func TestRefresh_NotModifiedUpdatesStoredCacheControl(t *testing.T) {
 }
 
 func TestRefresh_OversizedValidatorsAreNotSentBack(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			// Like most servers, refuse oversized request headers.
-			if len(r.Header.Get("If-None-Match")) > 2048 || len(r.Header.Get("If-Modified-Since")) > 2048 {
-				w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
-				return
-			}
-			w.Header().Set("ETag", `"`+strings.Repeat("e", 4000)+`"`)
-			w.Header().Set("Last-Modified", strings.Repeat("m", 4000))
-			_, _ = w.Write(doc)
+	_, srv := newKeyServer(t)
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		// Like most servers, refuse oversized request headers.
+		if len(r.Header.Get("If-None-Match")) > 2048 || len(r.Header.Get("If-Modified-Since")) > 2048 {
+			w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+			return
 		}
+		w.Header().Set("ETag", `"`+strings.Repeat("e", 4000)+`"`)
+		w.Header().Set("Last-Modified", strings.Repeat("m", 4000))
+		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv)
 	if ev := f.register(t); ev.Err != nil {
@@ -257,19 +234,15 @@ func TestRefresh_OversizedValidatorsAreNotSentBack(t *testing.T) {
 }
 
 func TestRefresh_ValidLastModifiedIsSentBack(t *testing.T) {
-	k := newECKey(t)
-	doc := jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", ""))
-	srv := newJWKSServer(t, doc)
+	_, srv := newKeyServer(t)
 	const lm = "Mon, 01 Jan 2024 00:00:00 GMT"
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("If-Modified-Since") == lm {
-				w.WriteHeader(http.StatusNotModified)
-				return
-			}
-			w.Header().Set("Last-Modified", lm)
-			_, _ = w.Write(doc)
+	srv.serve(func(w http.ResponseWriter, r *http.Request, doc []byte) {
+		if r.Header.Get("If-Modified-Since") == lm {
+			w.WriteHeader(http.StatusNotModified)
+			return
 		}
+		w.Header().Set("Last-Modified", lm)
+		_, _ = w.Write(doc)
 	})
 	f := newFixture(t, srv)
 	f.register(t)
@@ -306,15 +279,7 @@ func TestParse_ThousandsOfBadKeysLogAFewLines(t *testing.T) {
 	for i := range 5000 {
 		keys = append(keys, json.RawMessage(fmt.Sprintf(`{"kty":"%s","kid":"bad-%d"}`, strings.Repeat("Z", i%3+1), i)))
 	}
-	srv := newJWKSServer(t, jwksDoc(t, keys...))
-	logs := &logSink{}
-	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Logger = slog.New(logs) })
-	if ev := f.register(t); ev.Err != nil || ev.Keys != 1 {
-		t.Fatalf("refresh = %+v", ev)
-	}
-	if st := f.status(t); st.SkippedKeys != 5000 {
-		t.Fatalf("SkippedKeys = %d, want 5000", st.SkippedKeys)
-	}
+	f, logs := registerSkipping(t, jwksDoc(t, keys...), 1, 5000)
 	f.mustKey(t, "good", good)
 	logs.mu.Lock()
 	defer logs.mu.Unlock()
@@ -327,15 +292,11 @@ func TestParse_ThousandsOfBadKeysLogAFewLines(t *testing.T) {
 }
 
 func TestRegister_ChangedTimingKeepsServingTheOldSetWhileTheIdentityProviderIsDown(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=600" })
+	k, srv := newKeyServer(t, "max-age=600")
 	f := newFixture(t, srv)
 	f.register(t)
 	f.mustKey(t, "k1", k)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }
-	})
+	srv.down(http.StatusBadGateway)
 	// A reload changes a timing setting while the identity provider is down.
 	if err := f.reg.Register(context.Background(), f.registration(func(r *jwkscache.Registration) {
 		r.RefreshEarly = time.Minute
@@ -378,14 +339,11 @@ func TestRegister_NewSourceStartsCold(t *testing.T) {
 		{"fewer redirects", func(r *jwkscache.Registration, _ string) { r.MaxRedirects = 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newECKey(t)
-			srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+			k, srv := newKeyServer(t)
 			f := newFixture(t, srv)
 			f.register(t)
 			f.mustKey(t, "k1", k)
-			srv.set(func(s *jwksServer) {
-				s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }
-			})
+			srv.down(http.StatusBadGateway)
 			if err := f.reg.Register(context.Background(), f.registration(func(r *jwkscache.Registration) {
 				tc.mutate(r, srv.URL)
 			})); err != nil {

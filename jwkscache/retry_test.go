@@ -18,9 +18,7 @@ import (
 func failingFixture(t *testing.T, policy jwkscache.RetryPolicy) *fixture {
 	t.Helper()
 	srv := newJWKSServer(t, nil)
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
-	})
+	srv.down(http.StatusInternalServerError)
 	f := newFixture(t, srv)
 	reg := f.registration(func(r *jwkscache.Registration) {
 		r.RetryPolicy = policy
@@ -105,8 +103,7 @@ func TestRetry_NoAttemptAfterDeadline(t *testing.T) {
 }
 
 func TestRetry_LookupsNeverWaitForRetries(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
+	k, srv := newKeyServer(t)
 	f := newFixture(t, srv)
 	f.register(t, func(r *jwkscache.Registration) {
 		r.RetryPolicy.MaxRetries = 3
@@ -114,9 +111,7 @@ func TestRetry_LookupsNeverWaitForRetries(t *testing.T) {
 		r.RetryPolicy.MaxBackoff = time.Second
 		r.RetryPolicy.Jitter = jwkscache.JitterNone
 	})
-	srv.set(func(s *jwksServer) {
-		s.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
-	})
+	srv.down(http.StatusInternalServerError)
 	// An unknown kid triggers a refresh whose first attempt fails; the
 	// caller gets its answer while the refresh sits in backoff.
 	_, err := f.key("new", "ES256")

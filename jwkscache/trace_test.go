@@ -119,9 +119,7 @@ func TestTracer_ColdWait(t *testing.T) {
 	_, release := holdServer(t, srv)
 	tr := &recordingTracer{waitStart: make(chan struct{}, 8)}
 	f := newFixture(t, srv, func(o *jwkscache.Options) { o.Tracer = tr })
-	if err := f.reg.Register(context.Background(), f.registration()); err != nil {
-		t.Fatal(err)
-	}
+	f.start(t)
 	ctx := context.WithValue(context.Background(), ctxKey("id"), "cold-1")
 	errc := make(chan error, 1)
 	go func() {

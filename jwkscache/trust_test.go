@@ -118,9 +118,7 @@ func TestCoordinated_ForgedSnapshotNeverAdopted(t *testing.T) {
 // before every refresh is counted every time but logged once, so whoever
 // writes to Redis cannot flood the log.
 func TestCoordinated_RejectionLoggedOncePerChange(t *testing.T) {
-	k := newECKey(t)
-	srv := newJWKSServer(t, jwksDoc(t, jwkJSON(t, &k.PublicKey, "k1", "")))
-	srv.set(func(s *jwksServer) { s.cacheControl = "max-age=60" })
+	_, srv := newKeyServer(t, "max-age=60")
 	f := newFleet(t, srv, 0)
 	var logs logtest.Buffer
 	r := f.add(t)

@@ -95,18 +95,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "%s: configuration OK\n", opts.ConfigPath)
 		return 0
 	}
+	return exitCode(stderr, "extauthz", serve(ctx, opts))
+}
+
+// exitCode prints err, if any, as cmd's error and returns the process's
+// exit code: 0 without an error, 1 with one.
+func exitCode(stderr io.Writer, cmd string, err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+	return 1
+}
+
+// serve runs the service until a signal stops it.
+func serve(ctx context.Context, opts service.Options) error {
 	sigs, stop := signals()
 	defer stop()
 	svc, err := service.New(ctx, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "extauthz: %v\n", err)
-		return 1
+		return err
 	}
-	if err := svc.Run(ctx, sigs); err != nil {
-		fmt.Fprintf(stderr, "extauthz: %v\n", err)
-		return 1
-	}
-	return 0
+	return svc.Run(ctx, sigs)
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -116,16 +126,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}
+	return exitCode(stderr, "demo", serveDemo(ctx, *grpcAddr, *reflect, stdout))
+}
+
+// serveDemo runs the service on grpcAddr for a demo identity provider
+// it starts, and prints the commands that try it.
+func serveDemo(ctx context.Context, grpcAddr string, reflect bool, stdout io.Writer) error {
 	idp, err := demo.Start("127.0.0.1:0", "")
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return err
 	}
 	defer idp.Close()
 	caFile, err := writeTemp("extauthz-demo-ca-*.pem", idp.CA.PEM())
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return err
 	}
 	defer os.Remove(caFile)
 
@@ -133,37 +147,29 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	svc, err := service.New(ctx, service.Options{
 		Config: demo.Config(demo.ConfigParams{
-			GRPCAddr: *grpcAddr,
+			GRPCAddr: grpcAddr,
 			Issuer:   idp.IdP.Issuer(),
 			JWKSURL:  idp.JWKSURL(),
 			CAFile:   caFile,
 		}),
 		DrainDelay: -1, // a demo stops at once on Ctrl-C
-		Reflection: *reflect,
+		Reflection: reflect,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n(is %s in use? pick another address with -grpc 127.0.0.1:PORT)\n", err, *grpcAddr)
-		return 1
+		return fmt.Errorf("%w\n(is %s in use? pick another address with -grpc 127.0.0.1:PORT)", err, grpcAddr)
 	}
 	valid, err := idp.IdP.Mint("alice", time.Hour, map[string]any{"email": "alice@demo.test"})
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return err
 	}
 	expired, err := idp.IdP.Mint("alice", -time.Hour, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return err
 	}
 	if err := demo.Instructions(stdout, self(), svc.Addr().String(), valid, expired); err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
+		return err
 	}
-	if err := svc.Run(ctx, sigs); err != nil {
-		fmt.Fprintf(stderr, "demo: %v\n", err)
-		return 1
-	}
-	return 0
+	return svc.Run(ctx, sigs)
 }
 
 func runDemoIdP(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -174,16 +180,20 @@ func runDemoIdP(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}
-	idp, err := demo.Start(*listen, *hostname)
+	return exitCode(stderr, "demo-idp", serveDemoIdP(*listen, *hostname, *caOut, stdout))
+}
+
+// serveDemoIdP runs the demo identity provider on listen until a signal
+// other than SIGHUP, writing its CA certificate to caOut when set.
+func serveDemoIdP(listen, hostname, caOut string, stdout io.Writer) error {
+	idp, err := demo.Start(listen, hostname)
 	if err != nil {
-		fmt.Fprintf(stderr, "demo-idp: %v\n", err)
-		return 1
+		return err
 	}
 	defer idp.Close()
-	if *caOut != "" {
-		if err := os.WriteFile(*caOut, idp.CA.PEM(), 0o644); err != nil {
-			fmt.Fprintf(stderr, "demo-idp: write CA: %v\n", err)
-			return 1
+	if caOut != "" {
+		if err := os.WriteFile(caOut, idp.CA.PEM(), 0o644); err != nil {
+			return fmt.Errorf("write CA: %w", err)
 		}
 	}
 	fmt.Fprintf(stdout, "demo identity provider\n  issuer: %s\n  jwks:   %s\n  token:  %s%s?sub=alice&tenant=%s\n",
@@ -195,7 +205,7 @@ func runDemoIdP(_ context.Context, args []string, stdout, stderr io.Writer) int 
 			break
 		}
 	}
-	return 0
+	return nil
 }
 
 // self is how the printed demo commands invoke this binary: "go run" builds

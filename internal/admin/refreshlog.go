@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -11,7 +13,8 @@ import (
 // provider's refresh outcome: the first outcome, a success after failures
 // (Info) and a failure after successes (Warn). A provider failing every
 // retry for an hour logs once, not once per attempt, and never anything
-// per request. It is safe for concurrent use.
+// per request. A refresh cut short by Close is not logged. It is safe for
+// concurrent use.
 type RefreshLog struct {
 	log *slog.Logger
 
@@ -28,6 +31,12 @@ func NewRefreshLog(log *slog.Logger) *RefreshLog {
 func (l *RefreshLog) RefreshDone(ev jwkscache.RefreshEvent) {
 	k := [2]string{ev.TenantID, ev.ProviderID}
 	failed := ev.Result == jwkscache.RefreshError
+	if failed && errors.Is(ev.Err, context.Canceled) {
+		// Cut short by Close or a provider's removal: nothing is known
+		// of the identity provider, and at shutdown of a large fleet
+		// this would be one Warn line per provider.
+		return
+	}
 	l.mu.Lock()
 	last, seen := l.failed[k]
 	l.failed[k] = failed

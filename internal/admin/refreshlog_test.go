@@ -107,3 +107,41 @@ func (o observers) RefreshDone(ev jwkscache.RefreshEvent) {
 		x.RefreshDone(ev)
 	}
 }
+
+// TestRefreshLog_CloseDuringRefreshIsNotAFailure closes a real registry
+// while its first fetch is held at the identity provider: the refresh ends
+// with the registry's context canceled, which says nothing about the
+// identity provider, so nothing is logged (at shutdown of a large fleet
+// this was one Warn line per provider).
+func TestRefreshLog_CloseDuringRefreshIsNotAFailure(t *testing.T) {
+	var buf logtest.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	idp := newScriptedIdP(t)
+	idp.hold()
+	evs := make(events, 10)
+	reg, err := jwkscache.New(jwkscache.Options{
+		HTTPClient: idp.Client(),
+		Observer:   observers{admin.NewRefreshLog(log), evs},
+		Logger:     log,
+
+		QuietRefreshFailures: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reg.NewRegistration("acme", "main", idp.URL+"/jwks")
+	if err := reg.Register(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	idp.waitEntered(t)
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev := evs.next(t)
+	if ev.Result != jwkscache.RefreshError || !errors.Is(ev.Err, context.Canceled) {
+		t.Fatalf("refresh cut short by Close: result %q, error %v; want an error wrapping context.Canceled", ev.Result, ev.Err)
+	}
+	if s := buf.String(); s != "" {
+		t.Errorf("log after Close during a refresh, want nothing:\n%s", s)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/authz/authztest"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
 func TestReasons_EveryReasonHasAnAnswer(t *testing.T) {
@@ -122,24 +123,9 @@ func TestClaims_TimeBeyondInt64IsMalformed(t *testing.T) {
 }
 
 func TestClaims_TokenTypes(t *testing.T) {
-	set := authztest.Set(t, `
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders]
-        token_types: [at+jwt]
-  - id: other
-    hosts: ["other.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [other]
-`)
+	set := authztest.Set(t, tenantstest.Config("",
+		tenantstest.Acme("audiences: [orders]", "token_types: [at+jwt]"),
+		tenantstest.Tenant("other", "[other.test]", tenantstest.Main("audiences: [other]"))))
 	keys := authztest.NewFakeKeys()
 	keys.Add("other", "main", "rsa", &keysOnce().RSA.PublicKey)
 	srv := New(set, keys, Options{Now: func() time.Time { return testNow }, Logger: slog.New(slog.DiscardHandler)})

@@ -15,6 +15,7 @@ import (
 	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/logtest"
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
 func str(s string) tenants.Value              { return tenants.Value{Kind: tenants.KindString, Str: s} }
@@ -115,26 +116,12 @@ func TestMatchClaim(t *testing.T) {
 }
 
 // reqConfig is a tenant with requirements, routes and two providers.
-const reqConfig = `
-tenant_header: x-tenant-id
-tenants:
-  - id: acme
-    hosts: [api.acme.test]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders]
-        claims_to_headers: {sub: x-auth-subject, org.id: x-org-id, groups: x-auth-groups, level: x-auth-level}
-        payload_header: x-jwt-payload
-      - id: partner
-        issuer: https://partner.test/
-        jwks_url: https://partner.test/jwks.json
-        from_cookies: [session]
-        from_params: [access_token]
-        claims_to_headers: {sub: x-partner-subject}
-        forward_token: false
-    requirements:
+var reqConfig = tenantstest.Config("tenant_header: x-tenant-id\n", tenantstest.Tenant("acme", "[api.acme.test]",
+	tenantstest.Main(
+		"audiences: [orders]",
+		"claims_to_headers: {sub: x-auth-subject, org.id: x-org-id, groups: x-auth-groups, level: x-auth-level}",
+		"payload_header: x-jwt-payload"),
+	authztest.Partner("forward_token: false"))) + `    requirements:
       orders-read:
         providers: [main]
         claims:
@@ -429,7 +416,7 @@ func hasString(ss []string, s string) bool {
 // BenchmarkMeets is the requirement check alone: three matchers over
 // decoded claims. It must not allocate.
 func BenchmarkMeets(b *testing.B) {
-	set := testSet(b, strings.Replace(testConfig, "    requirements:\n", benchRequirement, 1))
+	set := testSet(b, strings.Replace(testConfig, "    requirements:\n", authztest.BenchRequirement, 1))
 	acme, _ := set.Tenant("acme")
 	p, _ := acme.Provider("main")
 	req := acme.Requirements["bench"]
@@ -443,7 +430,7 @@ func BenchmarkMeets(b *testing.B) {
 }
 
 func TestMeets_DoesNotAllocate(t *testing.T) {
-	set := testSet(t, strings.Replace(testConfig, "    requirements:\n", benchRequirement, 1))
+	set := testSet(t, strings.Replace(testConfig, "    requirements:\n", authztest.BenchRequirement, 1))
 	acme, _ := set.Tenant("acme")
 	p, _ := acme.Provider("main")
 	req := acme.Requirements["bench"]
@@ -452,17 +439,6 @@ func TestMeets_DoesNotAllocate(t *testing.T) {
 		t.Errorf("meets allocates %v times", n)
 	}
 }
-
-// benchRequirement adds the three-matcher requirement "bench" to acme in
-// testConfig, and a route to it.
-const benchRequirement = `    routes: [{path_prefix: /bench/, requirement: bench}]
-    requirements:
-      bench:
-        claims:
-          - {claim: scope, all_of: ["orders:read"]}
-          - {claim: groups, any_of: [admins, ops]}
-          - {claim: org.tier, equals: gold}
-`
 
 // TestRequirement_NumbersFromARealToken: claims come out of the token as
 // json.Number; equals on a number, and on a 64-bit ID float64 would round,

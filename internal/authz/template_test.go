@@ -8,24 +8,19 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/extauthz/extauthz/internal/authz/authztest"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
 // templateConfig has a multi-tenant Entra-style provider beside a fixed
 // issuer, and maps the tid claim (the template's value) to a header.
-const templateConfig = `
-tenants:
-  - id: saas
-    hosts: [app.saas.test]
-    providers:
-      - id: fixed
-        issuer: https://idp.saas.test/
-        jwks_url: https://idp.saas.test/jwks.json
-      - id: entra
+var templateConfig = tenantstest.Config("", tenantstest.Tenant("saas", "[app.saas.test]",
+	tenantstest.Provider("fixed", "https://idp.saas.test/", "https://idp.saas.test/jwks.json"),
+	`      - id: entra
         issuer_template: https://login.entra.test/{tid}/v2.0
         template_values: [contoso, fabrikam]
         jwks_url: https://login.entra.test/common/discovery/v2.0/keys
         claims_to_headers: {tid: x-tenant-directory}
-`
+`))
 
 func TestDecide_IssuerTemplate(t *testing.T) {
 	keys := authztest.NewFakeKeys()

@@ -5,36 +5,33 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/jwkscache/clocktest"
 )
 
 var testNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
-// testKeys are made once per test binary: RSA generation is slow.
-var testKeys = sync.OnceValue(func() (k struct {
+// testKeySet is a test's signing keys: two P-256 keys, an Ed25519 key,
+// and the RSA key the test binary shares (RSA generation is slow).
+type testKeySet struct {
 	ec, ec2 *ecdsa.PrivateKey
 	ed      ed25519.PrivateKey
 	rsa     *rsa.PrivateKey
-}) {
-	k.ec, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	k.ec2, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	_, k.ed, _ = ed25519.GenerateKey(rand.Reader)
-	k.rsa, _ = rsa.GenerateKey(rand.Reader, 2048)
-	return k
-})
+}
+
+func testKeys() testKeySet {
+	return testKeySet{ec: keytest.P256(), ec2: keytest.P256(), ed: keytest.Ed25519(), rsa: keytest.RSA2048()}
+}
 
 // publicJWK returns the JWK of key's public half and its thumbprint.
 func publicJWK(t testing.TB, key crypto.Signer) (map[string]any, string) {
@@ -140,7 +137,7 @@ func TestCheck_EveryRuleRefuses(t *testing.T) {
 		{"typ missing", func(p *proof, r *Request) { delete(p.header, "typ") }, ErrInvalidProof},
 		{"typ jwt", func(p *proof, r *Request) { p.header["typ"] = "JWT" }, ErrInvalidProof},
 		{"alg not in the allowlist", func(p *proof, r *Request) {
-			p.method, p.key = jwt.SigningMethodES384, mustEC(t, elliptic.P384())
+			p.method, p.key = jwt.SigningMethodES384, keytest.P384()
 			p.header["jwk"], _ = publicJWK(t, p.key)
 		}, ErrInvalidProof},
 		{"unknown crit", func(p *proof, r *Request) { p.header["crit"] = []any{"x"}; p.header["x"] = 1 }, ErrInvalidProof},
@@ -187,15 +184,6 @@ func TestCheck_EveryRuleRefuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustEC(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 func TestCheck_IATWindowEdgesAccepted(t *testing.T) {

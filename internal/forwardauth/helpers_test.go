@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,33 +18,22 @@ import (
 
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/authz/authztest"
+	"github.com/extauthz/extauthz/internal/keytest"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
 // testConfig has two tenants: acme, whose provider's keys are available,
 // and globex, whose identity provider is down.
-const testConfig = `
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders]
-        algorithms: [ES256]
-        from_headers: [{name: authorization, value_prefix: "Bearer "}]
-        from_cookies: [session]
-        from_params: [access_token]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email}
-  - id: globex
-    hosts: ["globex.test"]
-    providers:
-      - id: down
-        issuer: https://idp.globex.test/
-        jwks_url: https://idp.globex.test/jwks.json
-        algorithms: [ES256]
-`
+var testConfig = tenantstest.Config("",
+	tenantstest.Acme(
+		"audiences: [orders]",
+		"algorithms: [ES256]",
+		`from_headers: [{name: authorization, value_prefix: "Bearer "}]`,
+		"from_cookies: [session]",
+		"from_params: [access_token]",
+		"claims_to_headers: {sub: x-auth-subject, email: x-auth-email}"),
+	tenantstest.Globex("down", "algorithms: [ES256]"))
 
 const (
 	acmeHost   = "api.acme.test"
@@ -80,10 +67,7 @@ type fixture struct {
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
 	set := authztest.Set(tb, testConfig)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatalf("generate key: %v", err)
-	}
+	key := keytest.P256()
 	s := authz.New(set, fakeKeys{pub: key.Public()}, authz.Options{Logger: slog.New(slog.DiscardHandler)})
 	return &fixture{authz: s, key: key}
 }

@@ -70,7 +70,7 @@ func BenchmarkCheck(b *testing.B) {
 	// on a space-delimited scope, any_of on an array, equals on a nested
 	// claim), named by context_extensions and chosen by a route on the
 	// normalised path: the matchers should be noise next to the signature.
-	reqAuthz := authz.New(authztest.Set(b, strings.Replace(authztest.Config, "  - id: globex\n", benchRequirement+"  - id: globex\n", 1)), authztest.NewFakeKeys(), discard)
+	reqAuthz := authz.New(authztest.Set(b, strings.Replace(authztest.Config, "  - id: globex\n", authztest.BenchRequirement+"  - id: globex\n", 1)), authztest.NewFakeKeys(), discard)
 	reqSrv := New(reqAuthz)
 	for _, a := range algs {
 		tok := authztest.Sign(b, a.method, a.key, a.kid, authztest.AcmeClaims(func(c jwt.MapClaims) {
@@ -116,14 +116,3 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	})
 }
-
-// benchRequirement adds the three-matcher requirement "bench" to acme in
-// authztest.Config, and a route to it.
-const benchRequirement = `    routes: [{path_prefix: /bench/, requirement: bench}]
-    requirements:
-      bench:
-        claims:
-          - {claim: scope, all_of: ["orders:read"]}
-          - {claim: groups, any_of: [admins, ops]}
-          - {claim: org.tier, equals: gold}
-`

@@ -53,7 +53,7 @@ func (m *Metrics) CheckDone(d *authz.Decision, elapsed time.Duration) {
 	k := checkKey{d.TenantID, d.ProviderID, d.Allowed, d.Reason}
 	v, ok := m.checkCache.m.Load(k)
 	if !ok {
-		v, _ = m.checkCache.m.LoadOrStore(k, m.resolve(k))
+		v = m.resolveLive(k)
 	}
 	s := v.(*checkSeries)
 	s.count.Inc()
@@ -72,12 +72,10 @@ func (m *Metrics) CheckDone(d *authz.Decision, elapsed time.Duration) {
 // shadowDone counts a shadow-mode allow that would have been a denial. It
 // is off the hot path of enforce mode, so the vector's own lookup is fine.
 func (m *Metrics) shadowDone(k checkKey, wouldDeny authz.Reason) {
-	tenant, provider := k.tenant, k.provider
-	if tenant == "" {
-		tenant = UnknownTenant
-	}
-	if provider == "" {
-		provider = NoProvider
+	l := checkLabels(k)
+	tenant, provider := l.tenant, l.provider
+	if !m.live.Load().has(tenant, provider) {
+		return
 	}
 	reason := string(wouldDeny)
 	if !m.reasons[wouldDeny] {
@@ -86,19 +84,37 @@ func (m *Metrics) shadowDone(k checkKey, wouldDeny authz.Reason) {
 	m.wouldDeny.WithLabelValues(tenant, provider, reason).Inc()
 }
 
-// TokenEvicted implements authz.TokenCacheObserver.
+// TokenEvicted implements authz.TokenCacheObserver. The evicted token of a
+// provider a reload removed is not counted (see Retain).
 func (m *Metrics) TokenEvicted(tenantID, providerID string) {
+	if !m.live.Load().has(tenantID, providerID) {
+		return
+	}
 	m.tokenEvicted.WithLabelValues(tenantID, providerID).Inc()
 }
 
+// resolveLive is CheckDone's slow path, once per checkKey: it resolves k's
+// series and keeps them in the checkCache, unless k's tenant or provider is
+// no longer configured (discarded). It holds liveMu, so Retain cannot run
+// between the check and the store and leave unexported series cached.
+func (m *Metrics) resolveLive(k checkKey) *checkSeries {
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if v, ok := m.checkCache.m.Load(k); ok {
+		return v.(*checkSeries)
+	}
+	l := checkLabels(k)
+	if !m.live.Load().has(l.tenant, l.provider) {
+		return discarded
+	}
+	s := m.resolve(k)
+	m.checkCache.m.Store(k, s)
+	return s
+}
+
 func (m *Metrics) resolve(k checkKey) *checkSeries {
-	tenant, provider := k.tenant, k.provider
-	if tenant == "" {
-		tenant = UnknownTenant
-	}
-	if provider == "" {
-		provider = NoProvider
-	}
+	l := checkLabels(k)
+	tenant, provider := l.tenant, l.provider
 	reason := string(k.reason)
 	if !m.reasons[k.reason] {
 		reason = "other"

@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +18,7 @@ import (
 	"github.com/extauthz/extauthz/internal/authz"
 	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/metrics"
-	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 	"github.com/extauthz/extauthz/jwkscache/clocktest"
 )
@@ -81,36 +80,10 @@ func newStack(tb testing.TB, withMetrics bool) *stack {
 		tb.Fatal(err)
 	}
 
-	cfg, err := tenants.Parse(fmt.Appendf(nil, `
-tenants:
-  - id: acme
-    hosts: [api.acme.test]
-    providers:
-      - id: main
-        issuer: %[1]q
-        jwks_url: %[2]q
-        algorithms: [ES256]
-      - id: backup
-        issuer: https://backup.acme.test/
-        jwks_url: %[2]q
-        algorithms: [ES256]
-`, issuer, idp.URL+"/jwks"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cfg.Validate(reg.Validate); err != nil {
-		tb.Fatal(err)
-	}
-	set, err := tenants.NewSet(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, r := range cfg.Registrations() {
-		if err := reg.Register(context.Background(), r); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	for range cfg.Registrations() {
+	set, providers := authztest.Register(tb, reg, tenantstest.Config("", tenantstest.Tenant("acme", "[api.acme.test]",
+		tenantstest.Provider("main", issuer, idp.URL+"/jwks", "algorithms: [ES256]"),
+		tenantstest.Provider("backup", "https://backup.acme.test/", idp.URL+"/jwks", "algorithms: [ES256]"))))
+	for range providers {
 		s.nextEvent(tb)
 	}
 	opts := authz.Options{Now: s.clk.Now, Logger: discardLogger()}

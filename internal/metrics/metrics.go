@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +74,11 @@ type Metrics struct {
 	checkCache    checkCache
 	tokenCache    *prometheus.CounterVec // by tenant, provider, result (hit, miss)
 	tokenEvicted  *prometheus.CounterVec // by tenant, provider
+
+	// live is the configured tenants and providers (Retain); liveMu
+	// serialises Retain with the creation of series.
+	live   atomic.Pointer[liveSet]
+	liveMu sync.Mutex
 }
 
 // New returns the metrics of one service, without cache series until

@@ -35,19 +35,12 @@ func readAdminToken(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := os.Open(path)
+	b, err := tenants.ReadFile(path, maxAdminTokenBytes)
 	if err != nil {
 		return nil, fmt.Errorf("admin.token_file: %w", err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxAdminTokenBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("admin.token_file: read %s: %w", path, err)
-	}
 	tok := bytes.TrimSpace(b)
 	switch {
-	case len(b) > maxAdminTokenBytes:
-		return nil, fmt.Errorf("admin.token_file: %s is larger than %d bytes", path, maxAdminTokenBytes)
 	case len(tok) < minAdminTokenBytes:
 		return nil, fmt.Errorf("admin.token_file: %s holds %d bytes of token, want at least %d", path, len(tok), minAdminTokenBytes)
 	case bytes.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r > '~' }):
@@ -194,17 +187,9 @@ func httpClient(caFile string) (*http.Client, error) {
 		if err != nil {
 			pool = x509.NewCertPool() // no system roots (e.g. scratch image): the CA file alone
 		}
-		f, err := os.Open(caFile)
+		pem, err := tenants.ReadFile(caFile, maxCABytes)
 		if err != nil {
 			return nil, fmt.Errorf("jwks.ca_file: %w", err)
-		}
-		defer f.Close()
-		pem, err := io.ReadAll(io.LimitReader(f, maxCABytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("jwks.ca_file: read %s: %w", caFile, err)
-		}
-		if len(pem) > maxCABytes {
-			return nil, fmt.Errorf("jwks.ca_file: %s is larger than %d bytes", caFile, maxCABytes)
 		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("jwks.ca_file: %s holds no PEM certificate", caFile)

@@ -8,8 +8,9 @@ import (
 )
 
 // adopt records ld as the configuration in effect: its tenant file
-// problems are logged (by path) and counted, its hash published, and its
-// tenant files remembered as the last good ones. The caller holds s.mu or
+// problems are logged (by path) and counted, its hash published, its
+// tenant files remembered as the last good ones, and the metrics of
+// tenants and providers it no longer has deleted. The caller holds s.mu or
 // owns s alone (New).
 func (s *Service) adopt(ld *tenants.Loaded) {
 	s.loader.Commit(ld)
@@ -23,6 +24,20 @@ func (s *Service) adopt(ld *tenants.Loaded) {
 		}
 	}
 	s.metrics.SetConfigHash(ld.Hash)
+	s.metrics.Retain(providerIDs(ld.Config))
+}
+
+// providerIDs maps each tenant id of cfg to its provider ids.
+func providerIDs(cfg *tenants.Config) map[string][]string {
+	ids := make(map[string][]string, len(cfg.Tenants))
+	for _, t := range cfg.Tenants {
+		ps := make([]string, 0, len(t.Providers))
+		for _, p := range t.Providers {
+			ps = append(ps, p.ID)
+		}
+		ids[t.ID] = ps
+	}
+	return ids
 }
 
 // mainSource names the configuration file in logs and metrics.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/checkclient"
 	"github.com/extauthz/extauthz/internal/demo"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
 // fixture is a demo identity provider over real HTTPS and a config file
@@ -374,16 +375,8 @@ func TestRun_ContextCancelStops(t *testing.T) {
 
 func TestNew_InvalidConfigListsEveryProblem(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(path, []byte(`log: {level: loud}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: http://idp.acme.test/jwks.json
-        retry_policy: {max_backoff: 1ms}
-`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(tenantstest.Config("log: {level: loud}\n", tenantstest.Tenant("acme", "[api.acme.test]",
+		tenantstest.Provider("main", tenantstest.AcmeIssuer, "http://idp.acme.test/jwks.json", "retry_policy: {max_backoff: 1ms}")))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{

@@ -114,7 +114,7 @@ func (l *Loader) Read() (*Inputs, error) {
 	in := &Inputs{mainName: "config"}
 	if l.path != "" {
 		in.mainName = l.path
-		data, err := readBounded(l.path, maxConfigBytes)
+		data, err := ReadFile(l.path, maxConfigBytes)
 		if err != nil {
 			return nil, fmt.Errorf("tenants: load config: %w", err)
 		}
@@ -176,13 +176,17 @@ func readTenantsDir(dir string) ([]tenantFile, error) {
 		if st, err := os.Stat(path); err == nil && st.IsDir() {
 			continue
 		}
-		data, err := readBounded(path, maxTenantFileBytes)
+		data, err := ReadFile(path, maxTenantFileBytes)
 		files = append(files, tenantFile{path: path, data: data, err: err})
 	}
 	return files, nil // os.ReadDir sorts by name
 }
 
-func readBounded(path string, limit int64) ([]byte, error) {
+// ReadFile reads a file the configuration names (the configuration itself,
+// a tenant file, a token, CA or headers file), refusing one larger than
+// limit bytes: such a file is a mistake, and reading it whole would cost
+// memory. Errors name the file.
+func ReadFile(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -7,17 +7,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
-const dirMain = `tenants_dir: tenants.d
-tenants:
-  - id: main
-    hosts: [api.main.test]
-    providers:
-      - id: idp
-        issuer: https://idp.main.test/
-        jwks_url: https://idp.main.test/jwks
-`
+var dirMain = tenantstest.Config("tenants_dir: tenants.d\n", tenantstest.Tenant("main", "[api.main.test]",
+	tenantstest.Provider("idp", "https://idp.main.test/", "https://idp.main.test/jwks")))
 
 // tenantYAML is one tenant file's content; extra is appended to its
 // provider.

@@ -6,17 +6,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
-const forwardAuthBase = `
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-`
+var forwardAuthBase = tenantstest.Config("", tenantstest.Acme())
 
 func TestParse_ForwardAuth(t *testing.T) {
 	c, err := Parse([]byte(`

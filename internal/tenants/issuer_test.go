@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
 const entra = "https://login.microsoftonline.com/{tid}/v2.0"
@@ -76,26 +78,13 @@ func TestParseIssuerTemplate_Refusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseIssuerTemplate(tt.template, tt.values)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("err = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
-			}
+			checkErr(t, err, tt.want)
 		})
 	}
 }
 
 func TestValidate_IssuerTemplates(t *testing.T) {
-	const head = `
-tenants:
-  - id: acme
-    hosts: [acme.test]
-    providers:
-`
+	head := tenantstest.Config("", tenantstest.Tenant("acme", "[acme.test]"))
 	tests := []struct {
 		name      string
 		providers string
@@ -136,32 +125,15 @@ tenants:
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = c.Validate(nil)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Validate = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate = %v\nwant it to contain %q", err, tt.want)
-			}
+			checkErr(t, c.Validate(nil), tt.want)
 		})
 	}
 }
 
 func TestValidate_TemplateSharedAcrossTenants(t *testing.T) {
-	const cfg = `
-tenants:
-  - id: acme
-    hosts: [acme.test]
-    providers:
-      - {id: entra, issuer_template: "` + entra + `", template_values: [abc], jwks_url: "https://k.test/"}
-  - id: globex
-    hosts: [globex.test]
-    providers:
-      - {id: entra, issuer_template: "` + entra + `", template_values: [def], jwks_url: "https://k.test/"}
-`
+	cfg := tenantstest.Config("",
+		tenantstest.Tenant("acme", "[acme.test]", `      - {id: entra, issuer_template: "`+entra+`", template_values: [abc], jwks_url: "https://k.test/"}`+"\n"),
+		tenantstest.Tenant("globex", "[globex.test]", `      - {id: entra, issuer_template: "`+entra+`", template_values: [def], jwks_url: "https://k.test/"}`+"\n"))
 	c, err := Parse([]byte(cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -173,14 +145,9 @@ tenants:
 }
 
 func TestProviderForToken_Template(t *testing.T) {
-	c, err := Parse([]byte(`
-tenants:
-  - id: acme
-    hosts: [acme.test]
-    providers:
-      - {id: fixed, issuer: "https://idp.acme.test/", jwks_url: "https://k.test/"}
-      - {id: entra, issuer_template: "` + entra + `", template_values: [abc], jwks_url: "https://k.test/"}
-`))
+	c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "[acme.test]",
+		`      - {id: fixed, issuer: "https://idp.acme.test/", jwks_url: "https://k.test/"}`+"\n",
+		`      - {id: entra, issuer_template: "`+entra+`", template_values: [abc], jwks_url: "https://k.test/"}`+"\n"))))
 	if err != nil {
 		t.Fatal(err)
 	}

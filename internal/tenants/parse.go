@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -65,17 +64,9 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // Load reads and parses the configuration file at path (see Parse). It does
 // not validate: call Validate.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := ReadFile(path, maxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("tenants: load config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("tenants: load config %s: %w", path, err)
-	}
-	if len(data) > maxConfigBytes {
-		return nil, fmt.Errorf("tenants: load config %s: larger than %d bytes", path, maxConfigBytes)
 	}
 	c, err := Parse(data)
 	if err != nil {

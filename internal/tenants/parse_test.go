@@ -1,7 +1,6 @@
 package tenants
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,34 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-const validYAML = `
-tenants:
-  - id: acme
-    hosts: ["api.acme.test", "*.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders]
-        algorithms: [RS256, ES256]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email}
-  - id: globex
-    hosts: ["globex.test"]
-    providers:
-      - id: main
-        issuer: https://idp.globex.test/
-        jwks_url: https://idp.globex.test/jwks.json
-`
-
-func mustParse(t *testing.T, y string) *Config {
-	t.Helper()
-	c, err := Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	return c
-}
 
 func TestParse_AppliesDefaults(t *testing.T) {
 	c := mustParse(t, validYAML)
@@ -128,26 +99,18 @@ func TestParse_Errors(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	if err := os.WriteFile(good, []byte(validYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Load(good)
+	c, err := Load(writeFile(t, validYAML))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if len(c.Tenants) != 2 {
 		t.Errorf("tenants = %d, want 2", len(c.Tenants))
 	}
-	bad := filepath.Join(dir, "bad.yaml")
-	if err := os.WriteFile(bad, []byte("nope: 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bad := writeFile(t, "nope: 1\n")
 	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("Load(bad) = %v, want an error naming the file", err)
 	}
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Error("Load(missing) succeeded")
 	}
 }

@@ -9,12 +9,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
 // layeredYAML sets every cache setting twice: in the jwks block (what
 // globex inherits) and, with other values, on acme's provider.
-const layeredYAML = `
+var layeredYAML = tenantstest.Config(`
 jwks:
   require_https: false
   allowed_domains: [globex.test]
@@ -25,7 +26,7 @@ jwks:
   max_response_bytes: 4096
   negative_cache_ttl: 13s
   max_redirects: 1
-  pinned_spki: ["` + pinA + `"]
+  pinned_spki: ["`+pinA+`"]
   prefetch_jitter: 14s
   unknown_kid_cooldown: 15s
   retry_policy:
@@ -35,37 +36,29 @@ jwks:
     max_backoff: 17ms
     deadline: 5s
     jitter: none
-tenants:
-  - id: acme
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        require_https: true
-        allowed_domains: [acme.test]
-        refresh_early: 21s
-        stale_while_error: 22s
-        min_ttl: 32s
-        max_ttl: 2h
-        max_response_bytes: 8192
-        negative_cache_ttl: 23s
-        max_redirects: 2
-        pinned_spki: ["` + pinB + `", "` + pinA + `"]
-        prefetch_jitter: 24s
-        unknown_kid_cooldown: 25s
-        retry_policy:
-          max_retries: 5
-          attempt_timeout: 2s
-          initial_backoff: 26ms
-          max_backoff: 27ms
-          deadline: 6s
-          jitter: decorrelated
-  - id: globex
-    providers:
-      - id: main
-        issuer: https://idp.globex.test/
-        jwks_url: https://idp.globex.test/jwks.json
-`
+`,
+	tenantstest.Tenant("acme", "", tenantstest.Main(
+		"require_https: true",
+		"allowed_domains: [acme.test]",
+		"refresh_early: 21s",
+		"stale_while_error: 22s",
+		"min_ttl: 32s",
+		"max_ttl: 2h",
+		"max_response_bytes: 8192",
+		"negative_cache_ttl: 23s",
+		"max_redirects: 2",
+		`pinned_spki: ["`+pinB+`", "`+pinA+`"]`,
+		"prefetch_jitter: 24s",
+		"unknown_kid_cooldown: 25s",
+		"retry_policy:",
+		"  max_retries: 5",
+		"  attempt_timeout: 2s",
+		"  initial_backoff: 26ms",
+		"  max_backoff: 27ms",
+		"  deadline: 6s",
+		"  jitter: decorrelated",
+	)),
+	tenantstest.Tenant("globex", "", tenantstest.Provider("main", tenantstest.GlobexIssuer, tenantstest.GlobexJWKSURL)))
 
 const (
 	pinA = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=" // base64 SHA-256

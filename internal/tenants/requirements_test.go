@@ -6,26 +6,18 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 )
 
 // reqBase is a valid tenant with two providers; tests append to it.
-const reqBase = `
-tenants:
-  - id: acme
-    hosts: [api.acme.test]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        claims_to_headers: {sub: x-auth-subject, org.id: x-org-id}
-      - id: partners
-        issuer: https://partners.test/
-        jwks_url: https://partners.test/jwks.json
-        forward_token: false
-        payload_header: x-jwt-payload
-`
+var reqBase = tenantstest.Config("", tenantstest.Tenant("acme", "[api.acme.test]",
+	tenantstest.Main("claims_to_headers: {sub: x-auth-subject, org.id: x-org-id}"),
+	tenantstest.Provider("partners", "https://partners.test/", "https://partners.test/jwks.json",
+		"forward_token: false",
+		"payload_header: x-jwt-payload")))
 
-const reqValid = reqBase + `    requirements:
+var reqValid = reqBase + `    requirements:
       orders-read:
         providers: [main, partners]
         claims:
@@ -45,21 +37,8 @@ const reqValid = reqBase + `    requirements:
     mode: shadow
 `
 
-func reqSet(t *testing.T, yml string) *Set {
-	t.Helper()
-	c, err := Parse([]byte(yml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewSet(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestRequirements_Compile(t *testing.T) {
-	s := reqSet(t, reqValid)
+	s := mustSet(t, reqValid)
 	tr, _ := s.Tenant("acme")
 	main, _ := tr.Provider("main")
 	partners, _ := tr.Provider("partners")

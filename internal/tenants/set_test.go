@@ -7,15 +7,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func mustSet(t *testing.T, y string) *Set {
-	t.Helper()
-	s, err := NewSet(mustParse(t, y))
-	if err != nil {
-		t.Fatalf("NewSet: %v", err)
-	}
-	return s
-}
-
 func TestSet_TenantForHost(t *testing.T) {
 	s := mustSet(t, `
 tenants:
@@ -164,7 +155,7 @@ func TestSet_TenantHeaderAndLimits(t *testing.T) {
 }
 
 func BenchmarkTenantForHost(b *testing.B) {
-	s, err := NewSet(mustParseB(b, validYAML))
+	s, err := NewSet(mustParse(b, validYAML))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -174,15 +165,6 @@ func BenchmarkTenantForHost(b *testing.B) {
 			b.Fatal("no match")
 		}
 	}
-}
-
-func mustParseB(b *testing.B, y string) *Config {
-	b.Helper()
-	c, err := Parse([]byte(y))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
 }
 
 // Tenant isolation: an authority that is not host[:port] with a host name

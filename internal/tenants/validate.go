@@ -138,14 +138,16 @@ func (c *Config) Validate(check RegistrationCheck) error {
 // providers set audiences with none in common. Otherwise a token the
 // issuer mints for tenant A verifies on tenant B too (same iss, same keys)
 // and the tenants can see each other.
+//
+// Plain issuers are indexed by issuer and, within one issuer, by audience,
+// so a fleet of tenants on one shared issuer (one Entra or Auth0 host, with
+// an audience each) is checked in time linear in the number of providers:
+// only providers that really could conflict are compared. Templates are few
+// and compared with every earlier use.
 func (c *Config) validateSharedIssuers(v *validator) {
-	type use struct {
-		issuerUse
-		tenant int
-		prov   string
-		auds   []string
-	}
-	var uses []use
+	var uses []sharedUse
+	byIssuer := map[string]*issuerGroup{}
+	var templates []int // indexes into uses
 	for i, t := range c.Tenants {
 		for j, p := range t.Providers {
 			iu, ok := issuerOf(&p)
@@ -154,27 +156,104 @@ func (c *Config) validateSharedIssuers(v *validator) {
 			}
 			pp := fmt.Sprintf("tenants[%d].providers[%d]", i, j)
 			iu.path = pp + "." + iu.key
-			u := use{issuerUse: iu, tenant: i, prov: pp, auds: p.Audiences}
-			for _, prev := range uses {
-				if prev.tenant == i || !prev.overlaps(u.issuerUse) {
-					continue // the same tenant is reported above
-				}
-				shared := fmt.Sprintf("%s could match the same iss as %s", u, prev.prov)
-				sameAs := fmt.Sprintf("whose issuer could be the same (%s)", u)
-				if u.template == nil && prev.template == nil {
-					shared = fmt.Sprintf("issuer %q is also used by %s", u.issuer, prev.prov)
-					sameAs = fmt.Sprintf("which has the same issuer %q", u.issuer)
-				}
-				switch {
-				case len(prev.auds) == 0 || len(u.auds) == 0:
-					v.add(u.path, shared+": tenants that share an issuer must both set audiences, with none in common, or a token for one passes on the other")
-				default:
-					if a, ok := common(prev.auds, u.auds); ok {
-						v.add(u.prov+".audiences", fmt.Sprintf("audience %q is also accepted by %s, %s: a token for one tenant would pass on the other", a, prev.prov, sameAs))
-					}
+			u := sharedUse{issuerUse: iu, tenant: i, prov: pp, auds: p.Audiences}
+			for _, k := range candidates(uses, byIssuer, templates, u) {
+				if prev := uses[k]; prev.tenant != i && prev.overlaps(u.issuerUse) {
+					reportShared(v, prev, u) // the same tenant is reported above
 				}
 			}
+			k := len(uses)
 			uses = append(uses, u)
+			if u.template != nil {
+				templates = append(templates, k)
+				continue
+			}
+			g := byIssuer[u.issuer]
+			if g == nil {
+				g = &issuerGroup{byAudience: map[string][]int{}}
+				byIssuer[u.issuer] = g
+			}
+			g.all = append(g.all, k)
+			if len(u.auds) == 0 {
+				g.noAudience = append(g.noAudience, k)
+			}
+			for _, a := range u.auds {
+				g.byAudience[a] = append(g.byAudience[a], k)
+			}
+		}
+	}
+}
+
+// sharedUse is one provider's issuer, as validateSharedIssuers sees it.
+type sharedUse struct {
+	issuerUse
+	tenant int
+	prov   string
+	auds   []string
+}
+
+// issuerGroup indexes the earlier uses of one plain issuer.
+type issuerGroup struct {
+	all        []int
+	noAudience []int
+	byAudience map[string][]int
+}
+
+// candidates returns, in order, the indexes of the earlier uses that could
+// conflict with u: a superset of those that overlap u's issuer and either
+// lack audiences or share one with u.
+func candidates(uses []sharedUse, byIssuer map[string]*issuerGroup, templates []int, u sharedUse) []int {
+	seen := map[int]bool{}
+	var out []int
+	add := func(ks ...int) {
+		for _, k := range ks {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	addGroup := func(g *issuerGroup) {
+		if len(u.auds) == 0 {
+			add(g.all...)
+			return
+		}
+		add(g.noAudience...)
+		for _, a := range u.auds {
+			add(g.byAudience[a]...)
+		}
+	}
+	add(templates...)
+	if u.template == nil {
+		if g := byIssuer[u.issuer]; g != nil {
+			addGroup(g)
+		}
+	} else {
+		for iss, g := range byIssuer {
+			if u.template.Matches(iss) {
+				addGroup(g)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// reportShared reports u, whose issuer could match the same iss as the
+// earlier prev of another tenant, unless their audiences keep them apart.
+func reportShared(v *validator, prev, u sharedUse) {
+	shared := fmt.Sprintf("%s could match the same iss as %s", u, prev.prov)
+	sameAs := fmt.Sprintf("whose issuer could be the same (%s)", u)
+	if u.template == nil && prev.template == nil {
+		shared = fmt.Sprintf("issuer %q is also used by %s", u.issuer, prev.prov)
+		sameAs = fmt.Sprintf("which has the same issuer %q", u.issuer)
+	}
+	switch {
+	case len(prev.auds) == 0 || len(u.auds) == 0:
+		v.add(u.path, shared+": tenants that share an issuer must both set audiences, with none in common, or a token for one passes on the other")
+	default:
+		if a, ok := common(prev.auds, u.auds); ok {
+			v.add(u.prov+".audiences", fmt.Sprintf("audience %q is also accepted by %s, %s: a token for one tenant would pass on the other", a, prev.prov, sameAs))
 		}
 	}
 }

@@ -3,14 +3,13 @@ package tenants
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -213,16 +212,6 @@ func TestValidate_AcceptsGoodVariants(t *testing.T) {
 	}
 }
 
-// writeFile writes content to a new file and returns its path.
-func writeFile(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestValidate_WithRealRegistryValidate(t *testing.T) {
 	reg, err := jwkscache.New(jwkscache.Options{})
 	if err != nil {
@@ -288,11 +277,7 @@ tenants:
 // redisURLFile writes url to a file, as a mounted Secret holds it.
 func redisURLFile(t *testing.T, url string) string {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "url")
-	if err := os.WriteFile(f, []byte(url+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return writeFile(t, url+"\n")
 }
 
 func TestValidate_RedisURLFile(t *testing.T) {
@@ -328,24 +313,12 @@ func TestValidate_TokenTypes(t *testing.T) {
 		{`["at jwt"]`, `tenants[0].providers[0].token_types[0]: "at jwt" is not a media type`},
 		{`["a/b/c"]`, `tenants[0].providers[0].token_types[0]: "a/b/c" is not a media type`},
 	} {
-		c, err := Parse([]byte(`
-tenants:
-  - id: acme
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        token_types: ` + tc.types + `
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = c.Validate(nil)
-		switch {
-		case tc.wantErr == "" && err != nil:
-			t.Errorf("%s: %v", tc.types, err)
-		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-			t.Errorf("%s: error %v, want %q", tc.types, err, tc.wantErr)
-		}
+		t.Run(tc.types, func(t *testing.T) {
+			c, err := Parse([]byte(tenantstest.Config("", tenantstest.Tenant("acme", "", tenantstest.Main("token_types: "+tc.types)))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkErr(t, c.Validate(nil), tc.wantErr)
+		})
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"strings"
+
+	"github.com/extauthz/extauthz/internal/tenants"
 )
 
 // maxHeadersBytes bounds tracing.headers_file: a few credentials.
@@ -26,17 +26,9 @@ func readHeaders(path string) (map[string]string, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := os.Open(path)
+	data, err := tenants.ReadFile(path, maxHeadersBytes)
 	if err != nil {
 		return nil, fmt.Errorf("tracing.headers_file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxHeadersBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("tracing.headers_file: read %s: %w", path, err)
-	}
-	if len(data) > maxHeadersBytes {
-		return nil, fmt.Errorf("tracing.headers_file: %s is larger than %d bytes", path, maxHeadersBytes)
 	}
 	return parseHeaders(data)
 }

@@ -17,8 +17,10 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/extauthz/extauthz/internal/authz"
+	"github.com/extauthz/extauthz/internal/authz/authztest"
 	"github.com/extauthz/extauthz/internal/demo"
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -94,35 +96,14 @@ func newFixture(t testing.TB, ratio float64, gated bool) *fixture {
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	)
 	tr := New(f.tp)
-	cfg, err := tenants.Parse(fmt.Appendf(nil, `
-tenants:
-  - id: acme
-    hosts: [api.acme.test]
-    providers:
-      - id: main
-        issuer: %q
-        jwks_url: %q
-        audiences: [orders]
-        algorithms: [ES256]
-        unknown_kid_cooldown: 1s
-`, idp.Issuer(), srv.URL+demo.JWKSPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := tenants.NewSet(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.reg, err = jwkscache.New(jwkscache.Options{HTTPClient: srv.Client(), Tracer: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.reg.Close() })
-	for _, r := range cfg.Registrations() {
-		if err := f.reg.Register(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	set, _ := authztest.Register(t, f.reg, tenantstest.Config("", tenantstest.Tenant("acme", "[api.acme.test]",
+		tenantstest.Provider("main", idp.Issuer(), srv.URL+demo.JWKSPath,
+			"audiences: [orders]", "algorithms: [ES256]", "unknown_kid_cooldown: 1s"))))
 	f.set = set
 	f.authz = authz.New(set, f.reg, authz.Options{Tracer: tr, Logger: slog.New(slog.DiscardHandler)})
 	return f

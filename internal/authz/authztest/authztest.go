@@ -11,12 +11,9 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +24,9 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/extauthz/extauthz/internal/keytest"
 	"github.com/extauthz/extauthz/internal/tenants"
+	"github.com/extauthz/extauthz/internal/tenants/tenantstest"
 	"github.com/extauthz/extauthz/jwkscache"
 )
 
@@ -40,33 +39,37 @@ var Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 // session cookie and the access_token parameter; globex (globex.test) has
 // one provider. Both tenants map claims to headers, some of them only
 // in one tenant.
-const Config = `
+var Config = tenantstest.Config(`
 tenant_header: x-tenant-id
 limits: {max_token_bytes: 4096, max_header_value_bytes: 64}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test", "*.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: https://idp.acme.test/jwks.json
-        audiences: [orders, billing]
-        algorithms: [RS256, ES256, EdDSA]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email, groups: x-auth-groups, level: x-auth-level, uid: x-auth-uid}
-      - id: partner
-        issuer: https://partner.test/
-        jwks_url: https://partner.test/jwks.json
-        from_cookies: [session]
-        from_params: [access_token]
-        claims_to_headers: {sub: x-partner-subject}
-  - id: globex
-    hosts: ["globex.test"]
-    providers:
-      - id: main
-        issuer: https://idp.globex.test/
-        jwks_url: https://idp.globex.test/jwks.json
-        claims_to_headers: {sub: x-auth-subject, org: x-globex-org}
+`,
+	tenantstest.Tenant("acme", `["api.acme.test", "*.acme.test"]`,
+		tenantstest.Main(
+			"audiences: [orders, billing]",
+			"algorithms: [RS256, ES256, EdDSA]",
+			"claims_to_headers: {sub: x-auth-subject, email: x-auth-email, groups: x-auth-groups, level: x-auth-level, uid: x-auth-uid}"),
+		Partner()),
+	tenantstest.Globex("main", "claims_to_headers: {sub: x-auth-subject, org: x-globex-org}"))
+
+// BenchRequirement, inserted in a tenant's text where its requirements
+// begin (or would), adds the three-matcher requirement "bench" and a route
+// to it under /bench/: what the benchmarks of a Check with a requirement
+// use.
+const BenchRequirement = `    routes: [{path_prefix: /bench/, requirement: bench}]
+    requirements:
+      bench:
+        claims:
+          - {claim: scope, all_of: ["orders:read"]}
+          - {claim: groups, any_of: [admins, ops]}
+          - {claim: org.tier, equals: gold}
 `
+
+// Partner returns acme's provider "partner" of Config, with settings added:
+// its tokens come in the session cookie or the access_token parameter.
+func Partner(settings ...string) string {
+	return tenantstest.Provider("partner", "https://partner.test/", "https://partner.test/jwks.json",
+		append([]string{"from_cookies: [session]", "from_params: [access_token]", "claims_to_headers: {sub: x-partner-subject}"}, settings...)...)
+}
 
 // KeySet holds the fixture's private keys: RSA (kid "rsa"), EC (kid "ec")
 // and Ed (kid "ed") are acme/main's; RSAOther is in no key set; Globex
@@ -81,22 +84,7 @@ type KeySet struct {
 // Keys returns the fixture's keys, generated once per test binary (RSA
 // generation is slow).
 var Keys = sync.OnceValue(func() *KeySet {
-	gen := func() *rsa.PrivateKey {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		return k
-	}
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	return &KeySet{RSA: gen(), RSAOther: gen(), EC: ec, Ed: ed, Globex: gen()}
+	return &KeySet{RSA: keytest.RSA2048(), RSAOther: keytest.RSA(2048), EC: keytest.P256(), Ed: keytest.Ed25519(), Globex: keytest.RSA(2048)}
 })
 
 // FakeKeys is a key source (authz.KeySource) over a fixed map. An error in
@@ -267,10 +255,7 @@ func JWKS(t testing.TB) []byte {
 // publishes its public half as kid, for ES256 (RFC 7518 section 3.4).
 func ES256JWKS(t testing.TB, kid string) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := keytest.P256()
 	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, ALG: jwkset.AlgES256}})
 	if err != nil {
 		t.Fatal(err)
@@ -311,31 +296,34 @@ func realRegistry(t testing.TB, coldWait string, handler http.HandlerFunc) (*ten
 	t.Helper()
 	idp := httptest.NewTLSServer(handler)
 	t.Cleanup(idp.Close)
-	cfg, err := tenants.Parse([]byte(fmt.Sprintf(`
-limits: {cold_wait: %s}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - id: main
-        issuer: https://idp.acme.test/
-        jwks_url: %s/jwks.json
-        audiences: [orders]
-        algorithms: [RS256, ES256, EdDSA]
-        claims_to_headers: {sub: x-auth-subject, email: x-auth-email}
-`, coldWait, idp.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg, err := jwkscache.New(jwkscache.Options{HTTPClient: idp.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	set, _ := Register(t, reg, tenantstest.Config("limits: {cold_wait: "+coldWait+"}\n",
+		tenantstest.Tenant("acme", "["+tenantstest.AcmeHost+"]", tenantstest.Provider("main", tenantstest.AcmeIssuer, idp.URL+"/jwks.json",
+			"audiences: [orders]",
+			"algorithms: [RS256, ES256, EdDSA]",
+			"claims_to_headers: {sub: x-auth-subject, email: x-auth-email}"))))
+	return set, reg, idp
+}
+
+// Register parses yaml, validates it with reg's rules, registers each of
+// its providers in reg and compiles it, as the service does at start,
+// failing t on any error. It returns the Set and the number of providers
+// registered (each will report a first refresh).
+func Register(t testing.TB, reg *jwkscache.Registry, yaml string) (*tenants.Set, int) {
+	t.Helper()
+	cfg, err := tenants.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cfg.Validate(reg.Validate); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	for _, r := range cfg.Registrations() {
+	regs := cfg.Registrations()
+	for _, r := range regs {
 		if err := reg.Register(context.Background(), r); err != nil {
 			t.Fatalf("Register: %v", err)
 		}
@@ -344,7 +332,7 @@ tenants:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return set, reg, idp
+	return set, len(regs)
 }
 
 // Add makes key the one for kid of tenantID/providerID.

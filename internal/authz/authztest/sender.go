@@ -2,7 +2,6 @@ package authztest
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -18,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/keytest"
 )
 
 // SenderConfig has one tenant per sender_constraint mode (acme: the
@@ -69,10 +69,7 @@ var SenderKeys = sync.OnceValue(func() *SenderKeySet {
 })
 
 func newDPoPKey() *DPoPKey {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
+	key := keytest.P256()
 	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{})
 	if err != nil {
 		panic(err)
@@ -88,10 +85,7 @@ func newDPoPKey() *DPoPKey {
 }
 
 func newCert(cn string) []byte {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
+	key := keytest.P256()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotAfter: Now.Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -104,8 +98,15 @@ func newCert(cn string) []byte {
 // the access token tok, issued at Now.
 func (k *DPoPKey) Proof(t testing.TB, htm, htu, tok, jti string) string {
 	t.Helper()
+	return k.ProofAt(t, htm, htu, tok, jti, Now)
+}
+
+// ProofAt is Proof issued at iat: a real binary checks iat against its
+// own clock.
+func (k *DPoPKey) ProofAt(t testing.TB, htm, htu, tok, jti string, iat time.Time) string {
+	t.Helper()
 	p := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"jti": jti, "htm": htm, "htu": htu, "iat": Now.Unix(), "ath": dpop.AccessTokenHash(tok),
+		"jti": jti, "htm": htm, "htu": htu, "iat": iat.Unix(), "ath": dpop.AccessTokenHash(tok),
 	})
 	p.Header["typ"] = "dpop+jwt"
 	p.Header["jwk"] = k.JWK
