@@ -69,7 +69,7 @@ func TestLoad_MACAuthenticatesEverything(t *testing.T) {
 		{"fingerprint changed", func(t *testing.T) { raw.Set(ctx, key, tamper("fingerprint", "fp-2"), time.Minute) }},
 		{"etag changed", func(t *testing.T) { raw.Set(ctx, key, tamper("etag", `"other"`), time.Minute) }},
 		{"copied from another namespace", func(t *testing.T) {
-			other, err := redisstore.Open(srv.URL(), "other", redisstore.Options{HMACKeys: [][]byte{testKey}})
+			other, err := redisstore.Open(srv.URL(), "other", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{testKey}})
 			if err != nil {
 				t.Fatal(err)
 			}
