@@ -15,12 +15,7 @@ import (
 // jwks_uri and its keys keep serving; and the scheduled refresh after the
 // endpoint recovers fetches the document again.
 func TestDiscovery_WarmMetadataOutageBacksOff(t *testing.T) {
-	key := newECKey(t)
-	f := newDiscoveryFixture(t)
-	f.idp.set(func(s *idpServer) {
-		s.publishKey(t, key)
-		s.jwksETag["/keys"] = `"v1"`
-	})
+	f, key := newRevalidatingFixture(t)
 	if ev := f.registerIDP(t, func(r *jwkscache.Registration) {
 		// As TestSchedule_RepeatedFailuresBackOffUpToMinTTL.
 		r.RetryPolicy = jwkscache.RetryPolicy{
