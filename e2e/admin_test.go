@@ -93,6 +93,24 @@ func adminWaitReadyz(t *testing.T, p *proc, base string, status int) adminReadin
 	return r
 }
 
+// adminProvider is the part of /v1/providers/{tenant}/main these tests read.
+type adminProvider struct {
+	Available  bool `json:"available"`
+	ErrorCount int  `json:"error_count"`
+}
+
+// adminWaitProvider polls tenant's main provider status until cond holds
+// (what names the event awaited).
+func adminWaitProvider(t *testing.T, base, tenant, what string, cond func(adminProvider) bool) {
+	t.Helper()
+	var last adminResponse
+	eventually(t, func() bool {
+		last = adminDo(http.MethodGet, base+"/v1/providers/"+tenant+"/main")
+		var st adminProvider
+		return last.status == http.StatusOK && json.Unmarshal([]byte(last.body), &st) == nil && cond(st)
+	}, "%s's provider: %s (last: %s)", tenant, what, &last.body)
+}
+
 // TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM starts the real
 // binary while one identity provider is down: /healthz is 200 (alive), and
 // once that provider's first fetch attempt failed /readyz is 200 naming it
@@ -108,6 +126,12 @@ func TestAdmin_ReadinessAndHealthFollowStartOutageAndSIGTERM(t *testing.T) {
 	// Start: alive, and ready once globex's first fetch attempt failed;
 	// only globex is unavailable, and only its Checks are refused.
 	eventually(t, func() bool { return adminDo(http.MethodGet, base+"/healthz").status == http.StatusOK }, "/healthz 200")
+	adminWaitReadyz(t, p, base, http.StatusOK)
+	// The replica is also started when limits.cold_wait passed first (a
+	// loaded machine): wait for both first attempts themselves, acme's
+	// keys in and globex's attempt failed, before reading the report.
+	adminWaitProvider(t, base, "acme", "available", func(s adminProvider) bool { return s.Available })
+	adminWaitProvider(t, base, "globex", "a failed attempt", func(s adminProvider) bool { return s.ErrorCount > 0 })
 	r := adminWaitReadyz(t, p, base, http.StatusOK)
 	if len(r.Unavailable) != 1 || r.Unavailable[0].TenantID != "globex" {
 		t.Fatalf("unavailable = %+v, want globex alone", r.Unavailable)

@@ -21,52 +21,69 @@ import (
 )
 
 // metadataIdP is an HTTPS identity provider that serves only its OpenID
-// Connect metadata document and its key set (at a path the document names
-// and the test can move).
+// Connect metadata document (at metaPath) and its key set (at every path
+// under keysDir, so the document can move it).
 type metadataIdP struct {
 	*demo.IdP
 	srv      *httptest.Server
-	issuer   string
+	issuer   string // the IdP signs as issuer
+	metaPath string
+	keysDir  string
 	down     atomic.Bool // the metadata document answers 503
 	mu       sync.Mutex
+	doc      []byte // the metadata document; nil: one naming issuer and jwksPath
 	jwksPath string
 	hits     map[string]int
 }
 
+// newMetadataIdP is a Keycloak-like provider: issuer /realms/acme, key
+// set at /keys/v1.
 func newMetadataIdP(t *testing.T) *metadataIdP {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	i := &metadataIdP{srv: srv, issuer: "https://" + srv.Listener.Addr().String() + "/realms/acme", jwksPath: "/keys/v1", hits: map[string]int{}}
+	return startMetadataIdP(t, &metadataIdP{
+		srv: srv, issuer: "https://" + srv.Listener.Addr().String() + "/realms/acme",
+		metaPath: "/realms/acme/.well-known/openid-configuration", keysDir: "/keys/", jwksPath: "/keys/v1",
+	})
+}
+
+// startMetadataIdP makes i's signer and starts i.srv (unstarted) serving i.
+func startMetadataIdP(t *testing.T, i *metadataIdP) *metadataIdP {
+	t.Helper()
 	p, err := demo.NewIdP(demo.IdPOptions{Issuer: i.issuer, Audience: "orders", Algorithm: "ES256"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	i.IdP = p
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	i.IdP, i.hits = p, map[string]int{}
+	i.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i.mu.Lock()
 		i.hits[r.URL.Path]++
-		jwksPath := i.jwksPath
+		jwksPath, doc := i.jwksPath, i.doc
 		i.mu.Unlock()
 		switch {
-		case r.URL.Path == "/realms/acme/.well-known/openid-configuration" && i.down.Load():
+		case r.URL.Path == i.metaPath && i.down.Load():
 			http.Error(w, "down", http.StatusServiceUnavailable)
-		case r.URL.Path == "/realms/acme/.well-known/openid-configuration":
+		case r.URL.Path == i.metaPath:
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "max-age=300")
+			if doc != nil {
+				_, _ = w.Write(doc)
+				return
+			}
 			_ = json.NewEncoder(w).Encode(map[string]any{
 				"issuer":                                i.issuer,
 				"jwks_uri":                              i.srv.URL + jwksPath,
 				"id_token_signing_alg_values_supported": []string{"RS256", "HS256"},
 			})
-		case strings.HasPrefix(r.URL.Path, "/keys/"):
+		case strings.HasPrefix(r.URL.Path, i.keysDir):
 			w.Header().Set("Content-Type", "application/jwk-set+json")
 			_, _ = w.Write(p.JWKS())
 		default:
 			http.NotFound(w, r)
 		}
 	})
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	i.srv.StartTLS()
+	t.Cleanup(i.srv.Close)
 	return i
 }
 
@@ -252,4 +269,106 @@ func hasHeader(hs []checkclient.Header, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestDiscovery_IssuerTemplateFromDiscoveryURL runs the real binary with a
+// multi-tenant provider configured by issuer_template and discovery_url
+// alone, against an HTTPS identity provider that serves only Microsoft
+// Entra's shared ("common") metadata document, whose issuer names the
+// placeholder {tenantid}, and the key set it names: -check fetches
+// nothing; a token of a listed directory verifies with keys from the
+// discovered jwks_uri, its directory in the metadata and a header; a token
+// of another directory, or whose tid disagrees with its iss, is refused;
+// the admin API shows the discovered jwks_uri; a document naming another
+// issuer is refused (503 once the set it gave expires, never keys from it).
+func TestDiscovery_IssuerTemplateFromDiscoveryURL(t *testing.T) {
+	srv := httptest.NewUnstartedServer(nil)
+	host := srv.Listener.Addr().String()
+	raw, err := os.ReadFile("../testdata/discovery/entra-common.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const metaPath, keysPath = "/common/v2.0/.well-known/openid-configuration", "/common/discovery/v2.0/keys"
+	idp := startMetadataIdP(t, &metadataIdP{
+		srv: srv, issuer: "https://" + host + "/contoso/v2.0", metaPath: metaPath, keysDir: keysPath,
+		doc: []byte(strings.ReplaceAll(string(raw), "{{HOST}}", host)),
+	})
+
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(`listen: {grpc: %q, admin: %q}
+admin: {refresh_min_interval: 1s}
+jwks:
+  ca_file: %q
+tenants:
+  - id: acme
+    hosts: [api.acme.test]
+    providers:
+      - id: main
+        issuer_template: %q
+        template_values: [contoso, fabrikam]
+        discovery_url: %q
+        audiences: [orders]
+        algorithms: [ES256]
+        claims_to_headers: {tid: x-directory}
+`, addr, adminAddr, caFile(t, srv), "https://"+host+"/{tid}/v2.0", srv.URL+metaPath)
+	path := t.TempDir() + "/extauthz.yaml"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "-config", path, "-check"); code != 0 {
+		t.Fatalf("-check exit %d: %s", code, stderr)
+	}
+	if n := idp.hitsOf(metaPath) + idp.hitsOf(keysPath); n != 0 {
+		t.Fatalf("-check made %d requests to the identity provider", n)
+	}
+
+	p := start(t, addr, cfg)
+	token := func(dir, tid string) string {
+		claims := idp.Claims("bob", time.Hour)
+		claims["iss"] = "https://" + host + "/" + dir + "/v2.0"
+		claims["tid"] = tid
+		return mint(t, idp.IdP, claims)
+	}
+	var res checkclient.Result
+	eventually(t, func() bool {
+		res = p.check(checkclient.Request{Host: "api.acme.test", Token: token("contoso", "contoso")})
+		return res.Allowed
+	}, "a listed directory's token is never allowed (last: %s)", &res.Reason)
+	if res.Metadata.GetFields()["issuer_values"].GetStructValue().GetFields()["tid"].GetStringValue() != "contoso" || !hasHeader(res.Headers, "x-directory", "contoso") {
+		t.Fatalf("listed directory: metadata %v, headers %v; want tid contoso in both", res.Metadata, res.Headers)
+	}
+	if res := p.check(checkclient.Request{Host: "api.acme.test", Token: token("fabrikam", "fabrikam")}); !res.Allowed {
+		t.Fatalf("second listed directory: %s", res.Reason)
+	}
+	for name, tok := range map[string]string{
+		"unlisted directory":     token("evilcorp", "evilcorp"),
+		"tid disagrees with iss": token("contoso", "evilcorp"),
+	} {
+		if res := p.check(checkclient.Request{Host: "api.acme.test", Token: tok}); res.Allowed || res.Reason != "issuer_unknown" {
+			t.Errorf("%s: allowed %v (%s), want issuer_unknown", name, res.Allowed, res.Reason)
+		}
+	}
+	if idp.hitsOf(metaPath) == 0 || idp.hitsOf(keysPath) == 0 {
+		t.Fatalf("metadata fetched %d times, keys %d times: the keys were not discovered", idp.hitsOf(metaPath), idp.hitsOf(keysPath))
+	}
+	base := "http://" + adminAddr
+	st := adminDo(http.MethodGet, base+"/v1/providers/acme/main")
+	if !strings.Contains(st.body, fmt.Sprintf(`"jwks_uri":%q`, srv.URL+keysPath)) {
+		t.Fatalf("admin status lacks the discovered jwks_uri %s: %s", srv.URL+keysPath, st.body)
+	}
+
+	// The document now names another issuer: a forced refresh refuses it
+	// and fetches no keys from it; the last verified jwks_uri stays.
+	idp.mu.Lock()
+	idp.doc = []byte(strings.ReplaceAll(string(idp.doc), "https://"+host+"/{tenantid}/v2.0", "https://evil.test/{tenantid}/v2.0"))
+	rewritten := strings.Contains(string(idp.doc), "evil.test")
+	idp.mu.Unlock()
+	if !rewritten {
+		t.Fatal("the fixture's issuer was not rewritten")
+	}
+	forceRefresh(t, base)
+	st = adminDo(http.MethodGet, base+"/v1/providers/acme/main")
+	if !strings.Contains(st.body, "metadata issuer differs") || !strings.Contains(st.body, fmt.Sprintf(`"jwks_uri":%q`, srv.URL+keysPath)) {
+		t.Fatalf("admin status after a document naming another issuer: %s", st.body)
+	}
 }

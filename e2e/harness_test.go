@@ -270,23 +270,37 @@ func spawn(t *testing.T, args ...string) *proc {
 	return p
 }
 
-// waitHealth polls grpc.health.v1 until it reports want.
+// waitHealth watches grpc.health.v1 (the whole server) until it reports
+// want: the server sends each change of status on the stream, so the wait
+// ends with the change itself. WaitForReady makes the watch wait for the
+// process to listen instead of failing while it starts.
 func (p *proc) waitHealth(want healthpb.HealthCheckResponse_ServingStatus) {
 	p.t.Helper()
-	hc := healthpb.NewHealthClient(p.conn)
-	var last string
-	eventually(p.t, func() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	go func() {
 		select {
-		case <-p.done:
-			p.t.Fatalf("extauthz exited (%v) while waiting for %s:\n%s", p.waitErr, want, p.stderr.String())
-		default:
+		case <-p.done: // an exit ends the watch at once
+			cancel()
+		case <-ctx.Done():
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		st, err := checkclient.Health(ctx, hc, "")
-		last = fmt.Sprint(st, err)
-		return err == nil && st == want
-	}, "health %s (last: %s)", want, &last)
+	}()
+	w, err := healthpb.NewHealthClient(p.conn).Watch(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	last := "nothing"
+	for err == nil {
+		var st *healthpb.HealthCheckResponse
+		if st, err = w.Recv(); err == nil {
+			if last = st.GetStatus().String(); st.GetStatus() == want {
+				return
+			}
+		}
+	}
+	select {
+	case <-p.done:
+		p.t.Fatalf("extauthz exited (%v) while waiting for %s:\n%s", p.waitErr, want, p.stderr.String())
+	default:
+	}
+	p.t.Fatalf("health never %s (last: %s): %v", want, last, err)
 }
 
 // check sends one CheckRequest and fails the test on a transport error:
@@ -341,10 +355,13 @@ func (p *proc) rewrite(cfg string) {
 	}
 }
 
-// waitLog polls the process's output until it contains s n times.
+// waitLog waits, woken by each write of the process, until its output
+// contains s n times.
 func (p *proc) waitLog(s string, n int) {
 	p.t.Helper()
-	eventually(p.t, func() bool { return strings.Count(p.stderr.String(), s) >= n }, "log line %q ×%d", s, n)
+	if !p.stderr.WaitCount(s, n, waitFor) {
+		p.t.Fatalf("timed out waiting for log line %q ×%d", s, n)
+	}
 }
 
 // wait waits for the process to exit and returns its exit code.
@@ -366,6 +383,11 @@ func (p *proc) wait() int {
 }
 
 // eventually polls cond every 10 ms until it holds, failing after waitFor.
+// It is for what only another process knows and tells nobody (an admin
+// endpoint's field, a metric's value, a file): cond names that one event,
+// never a guess at how long something takes. What the process does say as
+// it happens (a log line, a health status) is waited on with waitLog and
+// waitHealth instead.
 func eventually(t *testing.T, cond func() bool, format string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)

@@ -352,7 +352,9 @@ func nginxStartExtauthz(t *testing.T, extra string, ts ...tenant) (string, *proc
 	// two down from cold, as the 503 case needs.
 	cfg += "readiness: {min_available_share: 0.5}\n" + extra
 	p := start(t, grpcAddr, cfg)
-	waitListening(t, "extauthz listen.http", httpAddr, p.done, p.stderr.String)
+	// Logged once the listener's socket is bound: connections are accepted
+	// from then on.
+	p.waitLog(fmt.Sprintf(`"msg":"serving","listen.http":%q`, httpAddr), 1)
 	return httpAddr, p
 }
 

@@ -217,14 +217,44 @@ func (f *redisFleet) traffic(tok func() string) (stop func() (total, failed int6
 }
 
 // redisCheckGaps checks that consecutive fetches are at least a refresh cycle
-// apart: at most one fetch per cycle for the whole fleet.
-func redisCheckGaps(t *testing.T, what string, fetches []time.Time) {
+// apart: at most one fetch per cycle for the whole fleet, but for the
+// fallbacks replicas that lost Redis meanwhile (a Redis call past its
+// 100 ms timeout, as on a loaded machine), each of which fetches for
+// itself as designed.
+func redisCheckGaps(t *testing.T, what string, fetches []time.Time, fallbacks int) {
 	t.Helper()
+	var close []string
 	for i := 1; i < len(fetches); i++ {
 		if gap := fetches[i].Sub(fetches[i-1]); gap < redisMinCycle {
-			t.Errorf("%s: fetches %d and %d only %s apart (a cycle is ≥ %s): more than one fetch in a cycle", what, i-1, i, gap.Round(time.Millisecond), redisMinCycle)
+			close = append(close, fmt.Sprintf("fetches %d and %d only %s apart", i-1, i, gap.Round(time.Millisecond)))
 		}
 	}
+	switch {
+	case len(close) > fallbacks:
+		t.Errorf("%s: %s (a cycle is ≥ %s): more than one fetch in a cycle, with %d replicas that lost Redis", what, strings.Join(close, ", "), redisMinCycle, fallbacks)
+	case len(close) > 0:
+		t.Logf("%s: %s, explained by %d replicas that lost Redis and fetched for themselves", what, strings.Join(close, ", "), fallbacks)
+	}
+}
+
+// logMarks returns where each replica's log ends now.
+func (f *redisFleet) logMarks() []int {
+	marks := make([]int, len(f.procs))
+	for i, p := range f.procs {
+		marks[i] = len(p.stderr.String())
+	}
+	return marks
+}
+
+// lostRedis counts the replicas that logged losing Redis since marks.
+func (f *redisFleet) lostRedis(marks []int) int {
+	n := 0
+	for i, p := range f.procs {
+		if strings.Contains(p.stderr.String()[marks[i]:], "redis unreachable") {
+			n++
+		}
+	}
+	return n
 }
 
 // persistedAt reads the shared snapshot's persisted_at from Redis (zero
@@ -270,11 +300,11 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 	var tokMu sync.Mutex
 	current := func() string { tokMu.Lock(); defer tokMu.Unlock(); return tok }
 	stop := f.traffic(current)
-	mark := f.acme.count()
+	mark, logs := f.acme.count(), f.logMarks()
 	start := time.Now()
 	time.Sleep(2*redisMaxAge/2 + 2*redisJitter) // two cycles, observed in real time
 	shared := f.acme.since(mark)
-	redisCheckGaps(t, "sharing", shared)
+	redisCheckGaps(t, "sharing", shared, f.lostRedis(logs))
 	t.Logf("sharing: %d fetches in %s for 3 replicas (alone they would make %d)", len(shared), time.Since(start).Round(time.Second), 3*len(shared))
 	total, failed := stop()
 	if failed != 0 {
@@ -388,14 +418,14 @@ func TestRedis_FleetSharesRefreshes(t *testing.T) {
 	f.redis.Restart(t)
 	mark = f.acme.count()
 	time.Sleep(redisMaxAge/2 + 2*redisJitter) // back to sharing
-	mark2 := f.acme.count()
+	mark2, logs := f.acme.count(), f.logMarks()
 	time.Sleep(2*redisMaxAge/2 + 2*redisJitter) // two cycles to count
 	total, failed = stop()
 	if failed != 0 {
 		t.Errorf("%d of %d Checks failed around the Redis outage", failed, total)
 	}
 	after := f.acme.since(mark2)
-	redisCheckGaps(t, "after the outage", after)
+	redisCheckGaps(t, "after the outage", after, f.lostRedis(logs))
 	t.Logf("Redis down: %d fetches by %d replicas alone; back: %d in the first cycle, then %d in two cycles; %d Checks, none failed", alone, live, mark2-mark, len(after), total)
 }
 
@@ -505,7 +535,7 @@ func (f *redisFleet) redisForge(attacker *demo.IdP) {
 	if err := json.Unmarshal([]byte(v), &genuine); err != nil {
 		f.t.Fatal(err)
 	}
-	store, err := redisstore.Open(f.redis.URL(), "e2e", redisstore.Options{HMACKeys: [][]byte{[]byte("attacker-key-that-is-not-the-fleets-key")}})
+	store, err := redisstore.Open(f.redis.URL(), "e2e", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{[]byte("attacker-key-that-is-not-the-fleets-key")}})
 	if err != nil {
 		f.t.Fatal(err)
 	}

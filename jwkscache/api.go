@@ -211,6 +211,7 @@ type Status struct {
 	JWKSURI           string    // the discovered jwks_uri (redacted)
 	MetadataFetchedAt time.Time // last verified fetch or 304 of the document
 	MetadataExpiresAt time.Time // when the document is fetched again
+	MetadataSource    Source    // where the document came from: the identity provider, or another replica (redis)
 	MetadataError     string    // the last metadata fetch's error, "" after a success
 
 	// SnapshotsRejected counts shared snapshots (Coordinator) that were

@@ -29,6 +29,42 @@ type SharedSnapshot struct {
 	// settings whose fingerprint equals its own; the coordinator must
 	// authenticate it together with the rest of the snapshot.
 	Fingerprint string
+	// JWKSURI is the discovered jwks_uri the JWKS was fetched from (a
+	// registration with a DiscoveryURL; empty otherwise). A replica that
+	// adopts the snapshot sends its validators only to that URL.
+	JWKSURI string
+}
+
+// SharedMetadata is a discovering provider's metadata document (OpenID
+// Connect Discovery, RFC 8414) as a replica fetched and verified it,
+// shared through a MetadataCoordinator beside the provider's key set. It
+// holds only what the cache trusts of the document, issuer and jwks_uri,
+// with its validators and its own expiry. A replica adopting it checks it
+// as it checks a fetched document: issuer equal to the configured one,
+// jwks_uri through the guards of a configured jwks_url.
+type SharedMetadata struct {
+	TenantID, ProviderID string
+	Issuer               string // as the document names it
+	JWKSURI              string
+	ETag, LastModified   string
+	ExpiresAt            time.Time
+	PersistedAt          time.Time // when the document was fetched or revalidated
+	Fingerprint          string    // as SharedSnapshot.Fingerprint
+}
+
+// MetadataCoordinator is implemented by a Coordinator that also shares the
+// metadata documents of discovering providers, so that one replica's
+// fetch of a document serves the fleet. Without it, each replica fetches
+// the documents itself. Both methods must return quickly, like the
+// Coordinator's.
+type MetadataCoordinator interface {
+	// LoadMetadata returns the document of a provider, authenticated and
+	// validated (the right tenant and provider), or an error wrapping
+	// ErrNoSnapshot (a *SnapshotRejectedError for one not to be trusted).
+	LoadMetadata(ctx context.Context, tenantID, providerID string) (SharedMetadata, error)
+	// SaveMetadata stores a document for the others. It need not announce
+	// it: the key set saved after it is announced.
+	SaveMetadata(ctx context.Context, meta SharedMetadata) error
 }
 
 // ErrNoSnapshot is what Coordinator.Load returns (wrapped) when there is no
@@ -63,6 +99,10 @@ const (
 	RejectForeign     = "foreign"               // another tenant's or provider's
 	RejectTooLarge    = "too_large"             // JWKS over max_response_bytes
 	RejectInvalidJWKS = "invalid_jwks"          // the JWKS does not parse or holds no usable key
+	// A shared metadata document whose issuer is not the configured one,
+	// or whose jwks_uri fails the guards of a configured jwks_url.
+	RejectIssuerMismatch = "issuer_mismatch"
+	RejectJWKSURI        = "jwks_uri_refused"
 )
 
 // maxSnapshotSkew is how far in the future a snapshot's persisted_at may
@@ -111,6 +151,7 @@ type Notifier interface {
 // coordination is what a provider borrows from its registry to coordinate.
 type coordination struct {
 	c      Coordinator
+	meta   MetadataCoordinator // c, when it shares metadata documents too; else nil
 	holder string
 	// downUntil (unix nanos) is set after a coordinator failure: until
 	// then Register does not wait on it (the background refresh still
@@ -172,11 +213,11 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 	// Another replica may have fetched since we did: its snapshot costs
 	// the identity provider nothing, and its validators make our own
 	// fetch, if still needed, a conditional one.
-	adopted := false
+	adopted, metaAdopted := false, false
 	looked := t != triggerFirst || !p.warmChecked
 	if looked {
 		var err error
-		if adopted, err = p.adoptShared(); err != nil {
+		if adopted, metaAdopted, err = p.adoptShared(); err != nil {
 			return p.fetchAndShare(c, false) // coordinator down: work alone
 		}
 	}
@@ -186,7 +227,7 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 	if t == triggerUnknownKID {
 		return p.unknownKID(c, adopted)
 	}
-	if adopted && !p.due(p.deps.clock.Now()) {
+	if (adopted || metaAdopted) && !p.due(p.deps.clock.Now()) {
 		return fetchResult{fleet: RefreshShared}, 0, nil
 	}
 	for range 2 {
@@ -227,8 +268,8 @@ func (p *provider) refresh(c *call, t trigger) (fetchResult, int, error) {
 // failure counts as nothing shared: the caller fetches.
 func (p *provider) sharedSinceLook(c *call) (fetchResult, bool) {
 	co := p.deps.coord
-	adopted, err := p.adoptShared()
-	if err != nil || !adopted || p.due(p.deps.clock.Now()) {
+	keys, meta, err := p.adoptShared()
+	if err != nil || !(keys || meta) || p.due(p.deps.clock.Now()) {
 		return fetchResult{}, false
 	}
 	c.firstAttemptDone()
@@ -279,7 +320,7 @@ func (p *provider) unknownKID(c *call, adopted bool) (fetchResult, int, error) {
 		}
 		// Settled means its snapshot was saved before: this look finds it,
 		// or we hold it already.
-		got, err := p.adoptShared()
+		got, _, err := p.adoptShared()
 		switch {
 		case err != nil:
 			return fetchResult{fleet: RefreshDeferred}, 0, nil // Redis failed: answer from what we have
@@ -310,11 +351,13 @@ func (p *provider) waitShared(c *call, wait time.Duration) (fetchResult, bool, e
 		// Taken before looking, so an announcement made while we look
 		// wakes the next wait at once.
 		announced := p.announced()
-		adopted, err := p.adoptShared()
+		adopted, meta, err := p.adoptShared()
 		if err != nil {
 			return fetchResult{}, false, nil // down: the caller tries the lease, fails, fetches alone
 		}
-		if adopted {
+		// A document alone (the holder saves it before the set) ends the
+		// wait only when it leaves nothing due.
+		if adopted || (meta && !p.due(clk.Now())) {
 			c.firstAttemptDone()
 			return fetchResult{fleet: RefreshShared}, true, nil
 		}
@@ -370,11 +413,30 @@ func (p *provider) fetchAndShare(c *call, release bool) (fetchResult, int, error
 	return res, n, err
 }
 
-// share saves the current set for the other replicas.
+// share saves the current set for the other replicas, after the metadata
+// document this replica fetched for it (a discovering provider), so that a
+// replica woken by the set's announcement finds both.
 func (p *provider) share() {
-	s := p.snap.Load()
 	co := p.deps.coord
-	if s == nil || s.raw == nil || co == nil {
+	if co == nil {
+		return
+	}
+	if doc := p.meta.takeUnshared(p.deps.clock.Now()); doc != nil && co.meta != nil {
+		err := co.meta.SaveMetadata(p.ctx, SharedMetadata{
+			TenantID:     p.reg.TenantID,
+			ProviderID:   p.reg.ProviderID,
+			Issuer:       doc.issuer,
+			JWKSURI:      doc.jwksURI,
+			ETag:         doc.etag,
+			LastModified: doc.lastModified,
+			ExpiresAt:    doc.expiresAt,
+			PersistedAt:  doc.fetchedAt,
+			Fingerprint:  p.fingerprint,
+		})
+		p.shareFailed("metadata", err)
+	}
+	s := p.snap.Load()
+	if s == nil || s.raw == nil {
 		return
 	}
 	err := co.c.Save(p.ctx, SharedSnapshot{
@@ -386,24 +448,37 @@ func (p *provider) share() {
 		ExpiresAt:    s.expiresAt,
 		PersistedAt:  s.fetchedAt,
 		Fingerprint:  p.fingerprint,
+		JWKSURI:      s.from,
 	})
-	if co.failed(p.deps.clock, err) && p.deps.logger != nil && p.ctx.Err() == nil {
-		p.deps.logger.Warn("jwkscache: sharing snapshot failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
+	p.shareFailed("snapshot", err)
+}
+
+// shareFailed records the outcome of a Save and logs a failure.
+func (p *provider) shareFailed(what string, err error) {
+	if p.deps.coord.failed(p.deps.clock, err) && p.deps.logger != nil && p.ctx.Err() == nil {
+		p.deps.logger.Warn("jwkscache: sharing "+what+" failed", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID, "error", err)
 	}
 }
 
-// adoptShared loads the shared snapshot and adopts it when it is newer
-// than the current set. err is non-nil only when the coordinator failed.
-func (p *provider) adoptShared() (bool, error) {
+// adoptShared loads the shared snapshot and, for a discovering provider,
+// the shared metadata document, and adopts each that is newer than ours:
+// keys and meta say which. err is non-nil only when the coordinator
+// failed.
+func (p *provider) adoptShared() (keys, meta bool, err error) {
+	doc, err := p.loadSharedMetadata(p.ctx)
+	if err != nil {
+		return false, false, err
+	}
+	meta = doc != nil && p.meta.adopt(doc)
 	s, err := p.loadShared(p.ctx)
 	if err != nil || s == nil {
-		return false, err
+		return false, meta, err
 	}
 	if cur := p.snap.Load(); cur != nil && !newer(s, cur) {
-		return false, nil
+		return false, meta, nil
 	}
 	p.adopt(s)
-	return true, nil
+	return true, meta, nil
 }
 
 // newer reports whether the shared set s is more recent than cur: fetched
@@ -412,41 +487,75 @@ func newer(s, cur *keySet) bool {
 	return s.fetchedAt.After(cur.fetchedAt) || (s.fetchedAt.Equal(cur.fetchedAt) && !bytes.Equal(s.raw, cur.raw))
 }
 
+// sharedKind says which of a provider's shared snapshots a rejection is
+// about: each is logged once per change of its own reason.
+type sharedKind int
+
+const (
+	sharedKeys sharedKind = iota
+	sharedMetadata
+)
+
+func (k sharedKind) String() string { return [...]string{"jwks", "metadata"}[k] }
+
 // loadShared returns the shared snapshot as a key set, nil when there is
-// none usable, or the coordinator's failure. A snapshot that is there but
-// must not be trusted is counted and logged (once per change of reason),
-// and the caller goes on as if there were none: it fetches for itself.
+// none usable, or the coordinator's failure.
 func (p *provider) loadShared(ctx context.Context) (*keySet, error) {
 	co := p.deps.coord
-	sn, err := co.c.Load(ctx, p.reg.TenantID, p.reg.ProviderID, p.reg.MaxResponseBytes)
-	if co.failed(p.deps.clock, err) {
+	return loadChecked(p, sharedKeys, func() (SharedSnapshot, error) {
+		return co.c.Load(ctx, p.reg.TenantID, p.reg.ProviderID, p.reg.MaxResponseBytes)
+	}, p.fromShared)
+}
+
+// loadSharedMetadata returns the shared metadata document of a discovering
+// provider, verified, nil when there is none usable (or the provider does
+// not discover, or the coordinator shares no documents), or the
+// coordinator's failure.
+func (p *provider) loadSharedMetadata(ctx context.Context) (*metadataDoc, error) {
+	co := p.deps.coord
+	if p.meta == nil || co.meta == nil {
+		return nil, nil
+	}
+	return loadChecked(p, sharedMetadata, func() (SharedMetadata, error) {
+		return co.meta.LoadMetadata(ctx, p.reg.TenantID, p.reg.ProviderID)
+	}, p.fromSharedMetadata)
+}
+
+// loadChecked loads a shared snapshot and checks it against the provider's
+// registration: the value, nil when there is none usable, or the
+// coordinator's failure. A snapshot that is there but must not be trusted
+// is counted and logged (once per change of reason), and the caller goes
+// on as if there were none: it fetches for itself.
+func loadChecked[S, T any](p *provider, kind sharedKind, load func() (S, error), check func(S, time.Time) (*T, string, error)) (*T, error) {
+	sn, err := load()
+	if p.deps.coord.failed(p.deps.clock, err) {
 		return nil, err
 	}
 	if err != nil {
 		var rej *SnapshotRejectedError
 		if errors.As(err, &rej) {
-			p.rejectShared(rej.Reason, rej.Err)
+			p.rejectShared(kind, rej.Reason, rej.Err)
 		}
 		return nil, nil
 	}
-	s, reason, err := p.fromShared(sn, p.deps.clock.Now())
+	v, reason, err := check(sn, p.deps.clock.Now())
 	if err != nil {
 		if reason != "" {
-			p.rejectShared(reason, err)
+			p.rejectShared(kind, reason, err)
 		}
 		return nil, nil
 	}
-	p.rejectShared("", nil)
-	return s, nil
+	p.rejectShared(kind, "", nil)
+	return v, nil
 }
 
 // rejectShared counts a rejected snapshot and logs it when its reason is
-// not the one logged last; an empty reason (a snapshot accepted) resets
-// that, so the next rejection is logged again.
-func (p *provider) rejectShared(reason string, err error) {
+// not the one logged last for its kind; an empty reason (a snapshot
+// accepted) resets that, so the next rejection is logged again.
+func (p *provider) rejectShared(kind sharedKind, reason string, err error) {
 	p.mu.Lock()
-	changed := reason != p.lastRejected
-	p.lastRejected = reason
+	changed := reason != p.lastRejected[kind]
+	p.lastRejected[kind] = reason
 	if reason != "" {
 		if p.rejected == nil {
 			p.rejected = map[string]uint64{}
@@ -456,32 +565,44 @@ func (p *provider) rejectShared(reason string, err error) {
 	p.mu.Unlock()
 	if changed && reason != "" && p.deps.logger != nil {
 		p.deps.logger.Warn("jwkscache: rejected shared snapshot, fetching for ourselves", "tenant", p.reg.TenantID, "provider", p.reg.ProviderID,
-			"reason", reason, "error", err)
+			"snapshot", kind.String(), "reason", reason, "error", err)
 	}
 }
 
-// fromShared checks a snapshot against this provider's registration (the
-// coordinator authenticated it and validated its form) and builds its key
-// set. The set keeps the snapshot's own expires_at: adopting it must not
-// extend its life. A snapshot merely expired is no rejection (reason "").
-func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, string, error) {
+// checkShared holds the checks of every shared snapshot against this
+// provider's registration (the coordinator authenticated it and validated
+// its form): its tenant and provider, its trust fingerprint, and times no
+// replica could have written. A snapshot merely expired is no rejection
+// (reason "").
+func (p *provider) checkShared(tenantID, providerID, fp string, persistedAt, expiresAt, now time.Time) (string, error) {
 	switch {
-	case sn.TenantID != p.reg.TenantID || sn.ProviderID != p.reg.ProviderID:
-		return nil, RejectForeign, fmt.Errorf("snapshot of %s/%s", sn.TenantID, sn.ProviderID)
-	case sn.Fingerprint != p.fingerprint:
+	case tenantID != p.reg.TenantID || providerID != p.reg.ProviderID:
+		return RejectForeign, fmt.Errorf("snapshot of %s/%s", tenantID, providerID)
+	case fp != p.fingerprint:
 		// Written under other trust settings: after jwks_url changes (stop
 		// trusting that identity provider) its keys must not come back.
-		return nil, RejectFingerprint, errors.New("snapshot fetched under other trust settings (jwks_url, issuer, pinned_spki, allowed_domains, require_https, max_response_bytes or max_redirects)")
-	case int64(len(sn.JWKS)) > p.reg.MaxResponseBytes:
+		return RejectFingerprint, errors.New("snapshot fetched under other trust settings (jwks_url, discovery_url, issuer, pinned_spki, allowed_domains, require_https, max_response_bytes or max_redirects)")
+	case persistedAt.After(now.Add(maxSnapshotSkew)):
+		return RejectFuture, fmt.Errorf("snapshot persisted_at %s is in the future", persistedAt.Format(time.RFC3339))
+	case expiresAt.Before(persistedAt):
+		return RejectLifetime, errors.New("snapshot expires before it was persisted")
+	case expiresAt.Sub(persistedAt) > p.reg.MaxTTL:
+		return RejectLifetime, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", expiresAt.Sub(persistedAt), p.reg.MaxTTL)
+	case !expiresAt.After(now):
+		return "", fmt.Errorf("snapshot expired at %s", expiresAt.Format(time.RFC3339))
+	}
+	return "", nil
+}
+
+// fromShared checks a snapshot against this provider's registration and
+// builds its key set. The set keeps the snapshot's own expires_at:
+// adopting it must not extend its life.
+func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, string, error) {
+	if reason, err := p.checkShared(sn.TenantID, sn.ProviderID, sn.Fingerprint, sn.PersistedAt, sn.ExpiresAt, now); err != nil {
+		return nil, reason, err
+	}
+	if int64(len(sn.JWKS)) > p.reg.MaxResponseBytes {
 		return nil, RejectTooLarge, fmt.Errorf("snapshot of %d bytes exceeds max_response_bytes %d", len(sn.JWKS), p.reg.MaxResponseBytes)
-	case sn.PersistedAt.After(now.Add(maxSnapshotSkew)):
-		return nil, RejectFuture, fmt.Errorf("snapshot persisted_at %s is in the future", sn.PersistedAt.Format(time.RFC3339))
-	case sn.ExpiresAt.Before(sn.PersistedAt):
-		return nil, RejectLifetime, errors.New("snapshot expires before it was persisted")
-	case sn.ExpiresAt.Sub(sn.PersistedAt) > p.reg.MaxTTL:
-		return nil, RejectLifetime, fmt.Errorf("snapshot lifetime %s exceeds max_ttl %s", sn.ExpiresAt.Sub(sn.PersistedAt), p.reg.MaxTTL)
-	case !sn.ExpiresAt.After(now):
-		return nil, "", fmt.Errorf("snapshot expired at %s", sn.ExpiresAt.Format(time.RFC3339))
 	}
 	s, _, err := parseKeySet(sn.JWKS)
 	if err != nil {
@@ -490,13 +611,35 @@ func (p *provider) fromShared(sn SharedSnapshot, now time.Time) (*keySet, string
 	s.fetchedAt = sn.PersistedAt
 	s.setExpiry(now, sn.ExpiresAt, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.raw, s.source = sn.ETag, sn.LastModified, sn.JWKS, SourceRedis
+	// Only compared with the jwks_uri of a verified document, before its
+	// validators are sent there.
+	s.from = sn.JWKSURI
 	return s, "", nil
+}
+
+// fromSharedMetadata checks a shared metadata document as fromShared a
+// snapshot, and then as a fetched document is checked (metadata.verify):
+// whoever writes to the coordinator must not choose the issuer or the
+// jwks_uri. The document keeps its own expires_at.
+func (p *provider) fromSharedMetadata(sm SharedMetadata, now time.Time) (*metadataDoc, string, error) {
+	if reason, err := p.checkShared(sm.TenantID, sm.ProviderID, sm.Fingerprint, sm.PersistedAt, sm.ExpiresAt, now); err != nil {
+		return nil, reason, err
+	}
+	doc := &metadataDoc{issuer: sm.Issuer, jwksURI: sm.JWKSURI, fetchedAt: sm.PersistedAt, expiresAt: sm.ExpiresAt,
+		etag: sm.ETag, lastModified: sm.LastModified, source: SourceRedis}
+	if reason, err := p.meta.verify(doc); err != nil {
+		return nil, reason, fmt.Errorf("shared metadata: %w", err)
+	}
+	return doc, "", nil
 }
 
 // due reports whether the current set needs a refresh at now: its
 // scheduled refresh time (as schedule computes it, less the jitter) has
-// come.
+// come, or a discovering provider's metadata document has expired.
 func (p *provider) due(now time.Time) bool {
+	if p.meta.due(now) {
+		return true
+	}
 	s := p.snap.Load()
 	if s == nil {
 		return true
@@ -506,29 +649,46 @@ func (p *provider) due(now time.Time) bool {
 	return !now.Before(s.expiresAt.Add(-early - p.reg.PrefetchJitter))
 }
 
+// warm is what warmLoad found: the shared key set and, for a discovering
+// provider, the shared metadata document, each nil when none is usable.
+type warm struct {
+	keys *keySet
+	meta *metadataDoc
+}
+
 // warmLoad is Register's look at the coordinator, before the provider is
-// published: the shared snapshot as a key set, or nil. The first refresh
-// then does not ask again. A coordinator failure never fails a
-// registration; right after one, Register does not even wait for it.
-func (p *provider) warmLoad(ctx context.Context) *keySet {
+// published: the shared snapshot as a key set and the shared metadata
+// document. The first refresh then does not ask again. A coordinator
+// failure never fails a registration; right after one, Register does not
+// even wait for it.
+func (p *provider) warmLoad(ctx context.Context) warm {
 	co := p.deps.coord
 	if co == nil || p.deps.clock.Now().UnixNano() < co.downUntil.Load() {
-		return nil
+		return warm{}
+	}
+	doc, err := p.loadSharedMetadata(ctx)
+	if err != nil {
+		return warm{}
 	}
 	s, err := p.loadShared(ctx)
 	if err != nil {
-		return nil
+		return warm{}
 	}
 	p.warmChecked = true
-	return s
+	return warm{keys: s, meta: doc}
 }
 
-// warmStart adopts the snapshot warmLoad found, unless the provider holds
-// a newer set already (carried over from the provider it replaces): the
-// provider is Ready without a request to the identity provider (Status
-// Source "redis", SourceAt its persisted_at, ExpiresAt its own). It
-// reports whether the set needs no refresh yet.
-func (p *provider) warmStart(s *keySet) bool {
+// warmStart adopts what warmLoad found, unless the provider holds newer
+// (carried over from the provider it replaces): the provider is Ready
+// without a request to the identity provider (Status Source "redis",
+// SourceAt its persisted_at, ExpiresAt its own), and a discovering one
+// knows its jwks_uri without fetching the metadata document. It reports
+// whether nothing needs a refresh yet.
+func (p *provider) warmStart(w warm) bool {
+	if w.meta != nil {
+		p.meta.adopt(w.meta)
+	}
+	s := w.keys
 	if s == nil {
 		return false
 	}

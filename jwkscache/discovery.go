@@ -45,12 +45,14 @@ var ErrIssuerMismatch = errors.New("jwkscache: metadata issuer differs from the 
 // are trusted. The algorithms it advertises are not an allowlist; the
 // configured algorithms are.
 type metadataDoc struct {
+	issuer       string // as the document names it (sameIssuer with the configured one)
 	jwksURI      string
 	fetchedAt    time.Time
 	expiresAt    time.Time
 	etag         string
 	lastModified string
 	cacheHeader  http.Header
+	source       Source
 }
 
 // metadata keeps one provider's metadata document. The provider's refresh
@@ -62,22 +64,36 @@ type metadata struct {
 	// check applies the guards of a configured jwks_url to a discovered one.
 	check func(string) error
 
+	// retryDelay is the wait after the n-th failed fetch in a row while a
+	// document is held: the provider's failure schedule (failureDelay).
+	retryDelay func(n int) time.Duration
+
 	mu       sync.Mutex
 	doc      *metadataDoc
 	lastErr  error
-	keysFrom string // the jwks_uri the current key set was fetched from
+	unshared *metadataDoc // fetched by this replica and not yet shared (Coordinator)
+	// failures counts the fetches that failed in a row while a document
+	// was held; the next is not before retryAt. An expired document alone
+	// would make every refresh (at least once a second) ask a metadata
+	// server that is down.
+	failures int
+	retryAt  time.Time
 }
 
 // jwksURI returns the jwks_uri to fetch keys from, fetching the metadata
-// document again (conditionally, RFC 9110 §13.1) when it has expired. A
-// failed fetch keeps the last verified jwks_uri, so that warm keys go on
-// being refreshed; from cold it is an error, which the provider reports as
-// ErrUnavailable.
+// document again (conditionally, RFC 9110 §13.1) when it has expired and
+// no failed fetch has put the next one off (retryAt). A failed fetch keeps
+// the last verified jwks_uri, so that warm keys go on being refreshed, and
+// backs off like a failed key-set refresh; from cold it is an error, which
+// the provider reports as ErrUnavailable (and retries on its own failure
+// schedule). A coordinated refresh has looked for a newer shared document
+// before (provider.adoptShared); this never does, so that a forced refresh
+// fetches.
 func (m *metadata) jwksURI(ctx context.Context, now time.Time) (string, error) {
 	m.mu.Lock()
-	old := m.doc
+	old, next := m.doc, m.nextLocked()
 	m.mu.Unlock()
-	if old != nil && now.Before(old.expiresAt) {
+	if old != nil && now.Before(next) {
 		return old.jwksURI, nil
 	}
 	doc, err := m.fetch(ctx, now, old)
@@ -86,12 +102,28 @@ func (m *metadata) jwksURI(ctx context.Context, now time.Time) (string, error) {
 	m.lastErr = err
 	if err != nil {
 		if old != nil {
+			m.failures++
+			m.retryAt = now.Add(m.retryDelay(m.failures))
 			return old.jwksURI, nil
 		}
 		return "", fmt.Errorf("metadata %s: %w", m.fetcher.display, err)
 	}
-	m.doc = doc
+	m.doc, m.unshared = doc, doc
+	m.failures, m.retryAt = 0, time.Time{}
 	return doc.jwksURI, nil
+}
+
+// nextLocked is when the document we hold must be fetched (or adopted)
+// again: when it expires, or after a failed fetch the retry's time. Zero
+// before the first document. m.mu is held.
+func (m *metadata) nextLocked() time.Time {
+	if m.doc == nil {
+		return time.Time{}
+	}
+	if m.retryAt.After(m.doc.expiresAt) {
+		return m.retryAt
+	}
+	return m.doc.expiresAt
 }
 
 // fetch gets and verifies the document; old, when set, makes the request
@@ -106,12 +138,19 @@ func (m *metadata) fetch(ctx context.Context, now time.Time, old *metadataDoc) (
 	if err != nil {
 		return nil, err
 	}
-	doc := &metadataDoc{fetchedAt: now, expiresAt: now.Add(res.ttl), etag: res.etag, lastModified: res.lastModified, cacheHeader: res.cacheHeader}
+	doc := &metadataDoc{fetchedAt: now, expiresAt: now.Add(res.ttl), etag: res.etag, lastModified: res.lastModified, cacheHeader: res.cacheHeader, source: SourceIdentityProvider}
 	if res.notModified {
 		if old == nil {
 			return nil, errors.New("304 Not Modified without a cached document")
 		}
-		doc.jwksURI = old.jwksURI
+		// old passed verify when it was fetched or adopted.
+		doc.issuer, doc.jwksURI = old.issuer, old.jwksURI
+		if doc.etag == "" {
+			doc.etag = old.etag
+		}
+		if doc.lastModified == "" {
+			doc.lastModified = old.lastModified
+		}
 		return doc, nil
 	}
 	var body struct {
@@ -121,44 +160,86 @@ func (m *metadata) fetch(ctx context.Context, now time.Time, old *metadataDoc) (
 	if err := json.Unmarshal(res.body, &body); err != nil {
 		return nil, fmt.Errorf("metadata is not a JSON object: %w", err)
 	}
-	switch {
-	case body.Issuer == nil:
+	if body.Issuer == nil {
 		return nil, errors.New("metadata has no issuer")
-	case !sameIssuer(m.issuer, *body.Issuer):
-		// Compared exactly: OIDC Discovery §4.3, RFC 8414 §3.3. The
-		// document's value is not echoed: it is the server's to choose.
-		return nil, fmt.Errorf("%w %q", ErrIssuerMismatch, m.issuer)
-	case body.JWKSURI == nil || *body.JWKSURI == "":
-		return nil, errors.New("metadata has no jwks_uri")
 	}
-	if err := m.check(*body.JWKSURI); err != nil {
-		return nil, fmt.Errorf("metadata jwks_uri: %w", err)
+	doc.issuer = *body.Issuer
+	if body.JWKSURI != nil {
+		doc.jwksURI = *body.JWKSURI
 	}
-	doc.jwksURI = *body.JWKSURI
+	if _, err := m.verify(doc); err != nil {
+		return nil, err
+	}
 	return doc, nil
 }
 
-// keysFetched records the jwks_uri the current key set came from; m may be
-// nil (no discovery).
-func (m *metadata) keysFetched(uri string) {
-	if m == nil {
-		return
+// verify applies to a document what only the configuration can decide,
+// whether it was fetched or read from a coordinator (which is not
+// trusted): its issuer must be the configured one and its jwks_uri must
+// pass the guards of a configured jwks_url. reason is the Reject* for a
+// shared document.
+func (m *metadata) verify(doc *metadataDoc) (reason string, err error) {
+	if !sameIssuer(m.issuer, doc.issuer) {
+		// Compared exactly: OIDC Discovery §4.3, RFC 8414 §3.3. The
+		// document's value is not echoed: it is the server's to choose.
+		return RejectIssuerMismatch, fmt.Errorf("%w %q", ErrIssuerMismatch, m.issuer)
 	}
-	m.mu.Lock()
-	m.keysFrom = uri
-	m.mu.Unlock()
+	if doc.jwksURI == "" {
+		return RejectJWKSURI, errors.New("metadata has no jwks_uri")
+	}
+	if err := m.check(doc.jwksURI); err != nil {
+		return RejectJWKSURI, fmt.Errorf("metadata jwks_uri: %w", err)
+	}
+	return "", nil
 }
 
-// conditional reports whether a key set from keysFrom may be revalidated
-// at uri: validators of one URL mean nothing to another.
-func (m *metadata) conditional(uri string) bool {
+// adopt makes doc, a shared document that passed fromSharedMetadata, the
+// current one when it is newer than ours (fetched later). It reports
+// whether it did.
+func (m *metadata) adopt(doc *metadataDoc) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.keysFrom == uri
+	if m.doc != nil && !doc.fetchedAt.After(m.doc.fetchedAt) {
+		return false
+	}
+	m.doc, m.lastErr, m.unshared = doc, nil, nil
+	m.failures, m.retryAt = 0, time.Time{}
+	return true
 }
 
-// expire makes the next refresh fetch the document again (conditionally);
-// m may be nil (no discovery).
+// takeUnshared returns the document this replica fetched since it last
+// shared one (nil if none, or if it has expired), and forgets it.
+func (m *metadata) takeUnshared(now time.Time) *metadataDoc {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	doc := m.unshared
+	m.unshared = nil
+	if doc == nil || !now.Before(doc.expiresAt) {
+		return nil
+	}
+	return doc
+}
+
+// due reports whether the document we hold has expired at now, and no
+// failed fetch has put the next one off, so must be fetched (or adopted)
+// again. Holding none is not due: keys adopted from
+// another replica were fetched under the same discovery_url and issuer
+// (the trust fingerprint), and the document is needed only when the keys
+// are fetched next. m may be nil (no discovery: never).
+func (m *metadata) due(now time.Time) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.doc != nil && !now.Before(m.nextLocked())
+}
+
+// expire makes the next refresh fetch the document again (conditionally),
+// even while failed fetches back off; m may be nil (no discovery).
 func (m *metadata) expire() {
 	if m == nil {
 		return
@@ -170,29 +251,30 @@ func (m *metadata) expire() {
 		d.expiresAt = time.Time{}
 		m.doc = &d
 	}
+	m.retryAt = time.Time{}
 }
 
-// expiry returns when the document expires (zero before the first).
-func (m *metadata) expiry() time.Time {
+// next returns when the document must be fetched again: when it expires
+// or, after failed fetches, when the next retry is (zero before the first
+// document).
+func (m *metadata) next() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.doc == nil {
-		return time.Time{}
-	}
-	return m.doc.expiresAt
+	return m.nextLocked()
 }
 
-// carry takes over old's document, so a replacement registered for the
-// same issuer revalidates rather than starts over.
+// carry takes over old's document and its retry state, so a replacement
+// registered for the same issuer revalidates rather than starts over, and
+// does not ask a metadata server that is down sooner than old would have.
 func (m *metadata) carry(old *metadata) {
 	if old == nil {
 		return
 	}
 	old.mu.Lock()
-	doc, keysFrom := old.doc, old.keysFrom
+	doc, failures, retryAt := old.doc, old.failures, old.retryAt
 	old.mu.Unlock()
 	m.mu.Lock()
-	m.doc, m.keysFrom = doc, keysFrom
+	m.doc, m.failures, m.retryAt = doc, failures, retryAt
 	m.mu.Unlock()
 }
 
@@ -203,7 +285,7 @@ func (m *metadata) fill(st *Status) {
 	st.DiscoveryURL = m.fetcher.display
 	if m.doc != nil {
 		st.JWKSURI = redactString(m.doc.jwksURI)
-		st.MetadataFetchedAt, st.MetadataExpiresAt = m.doc.fetchedAt, m.doc.expiresAt
+		st.MetadataFetchedAt, st.MetadataExpiresAt, st.MetadataSource = m.doc.fetchedAt, m.doc.expiresAt, m.doc.source
 	}
 	if m.lastErr != nil {
 		st.MetadataError = m.lastErr.Error()

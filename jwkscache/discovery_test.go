@@ -223,6 +223,20 @@ func (s *idpServer) moveJWKSURI(t testing.TB) {
 	s.meta[oidcPath] = metaDoc(t, s.URL, s.URL+"/keys/v2")
 }
 
+// newRevalidatingFixture returns a discovery fixture whose identity
+// provider publishes key (publishKey) with the ETag "v1", so that a key set
+// refresh is a conditional request answered 304.
+func newRevalidatingFixture(t testing.TB) (*discoveryFixture, *ecdsa.PrivateKey) {
+	t.Helper()
+	key := newECKey(t)
+	f := newDiscoveryFixture(t)
+	f.idp.set(func(s *idpServer) {
+		s.publishKey(t, key)
+		s.jwksETag["/keys"] = `"v1"`
+	})
+	return f, key
+}
+
 // registerIDP registers idp.URL as the issuer, discovered at f.du, and
 // waits for the first refresh.
 func (f *discoveryFixture) registerIDP(t testing.TB, mutate ...func(*jwkscache.Registration)) jwkscache.RefreshEvent {
@@ -362,13 +376,8 @@ func TestDiscovery_RefusedDocuments(t *testing.T) {
 // ErrUnavailable; warm, the keys keep serving and being revalidated at the
 // last verified jwks_uri.
 func TestDiscovery_MetadataDown(t *testing.T) {
-	key := newECKey(t)
-	f := newDiscoveryFixture(t)
-	f.idp.set(func(s *idpServer) {
-		s.publishKey(t, key)
-		s.jwksETag["/keys"] = `"v1"`
-		s.metaStatus = http.StatusServiceUnavailable
-	})
+	f, key := newRevalidatingFixture(t)
+	f.idp.set(func(s *idpServer) { s.metaStatus = http.StatusServiceUnavailable })
 	if ev := f.registerIDP(t); ev.Result != "error" {
 		t.Fatalf("cold refresh = %s, want error", ev.Result)
 	}

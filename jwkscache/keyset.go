@@ -109,6 +109,7 @@ type keySet struct {
 	cacheHeader  http.Header // freshness fields of the response, for a later 304; read-only
 	raw          []byte      // the document as served, kept to share with other replicas (Coordinator)
 	source       Source
+	from         string // the discovered jwks_uri it was fetched from; "" without discovery
 }
 
 // find returns the key with kid that fits alg, or nil. An empty kid matches

@@ -25,6 +25,7 @@ type memCoordinator struct {
 
 	mu        sync.Mutex
 	snaps     map[memKey]jwkscache.SharedSnapshot
+	metas     map[memKey]jwkscache.SharedMetadata
 	leases    map[memKey]memClaim
 	cooldowns map[memKey]memClaim
 	subs      map[int]func(tenantID, providerID string)
@@ -48,6 +49,7 @@ func newMemCoordinator(clk *clocktest.Clock) *memCoordinator {
 	return &memCoordinator{
 		clk:       clk,
 		snaps:     map[memKey]jwkscache.SharedSnapshot{},
+		metas:     map[memKey]jwkscache.SharedMetadata{},
 		leases:    map[memKey]memClaim{},
 		cooldowns: map[memKey]memClaim{},
 		subs:      map[int]func(string, string){},
@@ -147,6 +149,31 @@ func (m *memCoordinator) SettleCooldown(_ context.Context, tenantID, providerID,
 	if ok && c.holder == holder {
 		m.announce(tenantID, providerID)
 	}
+	return nil
+}
+
+// LoadMetadata implements jwkscache.MetadataCoordinator.
+func (m *memCoordinator) LoadMetadata(_ context.Context, tenantID, providerID string) (jwkscache.SharedMetadata, error) {
+	if m.down.Load() {
+		return jwkscache.SharedMetadata{}, errCoordinatorDown
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.metas[memKey{tenantID, providerID}]
+	if !ok || !s.ExpiresAt.After(m.clk.Now()) {
+		return jwkscache.SharedMetadata{}, fmt.Errorf("%w: metadata of %s/%s", jwkscache.ErrNoSnapshot, tenantID, providerID)
+	}
+	return s, nil
+}
+
+// SaveMetadata implements jwkscache.MetadataCoordinator.
+func (m *memCoordinator) SaveMetadata(_ context.Context, s jwkscache.SharedMetadata) error {
+	if m.down.Load() {
+		return errCoordinatorDown
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.metas[memKey{s.TenantID, s.ProviderID}] = s
 	return nil
 }
 

@@ -86,9 +86,9 @@ type provider struct {
 	// fingerprint is the registration's trust fingerprint (see fingerprint).
 	fingerprint string
 	// rejected counts shared snapshots not trusted, by reason; lastRejected
-	// is the reason logged last (under mu).
+	// is the reason logged last, per sharedKind (under mu).
 	rejected     map[string]uint64
-	lastRejected string
+	lastRejected [2]string
 	// announce is closed (and replaced) when the coordinator announces a
 	// snapshot of this provider (announceShared).
 	announce atomic.Pointer[chan struct{}]

@@ -185,9 +185,10 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 			return fetchResult{}, err
 		}
 		f = f.at(uri)
-		if !p.meta.conditional(uri) {
+		if old == nil || old.from != uri {
 			// A new jwks_uri: fetched in full, while the old set keeps
-			// serving until the new one is adopted.
+			// serving until the new one is adopted. (Validators of one
+			// URL mean nothing to another.)
 			etag, lastMod, stored = "", "", nil
 		}
 	}
@@ -198,12 +199,12 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	now := p.deps.clock.Now()
 	expires := now.Add(res.ttl)
 	if res.notModified {
-		if old == nil {
+		if old == nil || old.from != uri {
+			// Not asked conditionally: the set we hold is not this URL's.
 			return res, errors.New("304 Not Modified without a cached set")
 		}
 		s := old.withExpiry(now, expires, p.reg.StaleWhileError, res.etag, res.lastModified, res.cacheHeader)
 		s.source = SourceIdentityProvider // revalidated: a set adopted from Redis is now our own
-		p.meta.keysFetched(uri)
 		p.adopt(s)
 		return res, nil
 	}
@@ -215,7 +216,7 @@ func (p *provider) attemptOnce(ctx context.Context, timeout time.Duration) (fetc
 	s.fetchedAt = now
 	s.setExpiry(now, expires, p.reg.StaleWhileError)
 	s.etag, s.lastModified, s.cacheHeader, s.source = res.etag, res.lastModified, res.cacheHeader, SourceIdentityProvider
-	p.meta.keysFetched(uri)
+	s.from = uri
 	if p.deps.coord == nil {
 		// The document is kept only to share it with other replicas; alone,
 		// the parsed keys are all a provider needs (it was a third of a
@@ -302,17 +303,14 @@ func (p *provider) schedule(now time.Time) {
 		ttl := s.expiresAt.Sub(now)
 		d = max(ttl-p.reg.RefreshEarly, ttl/2) + jitter(p.reg.PrefetchJitter)
 	} else {
-		d = p.reg.RetryPolicy.MaxBackoff
-		for i := 1; i < p.consecutive && d < p.reg.MinTTL; i++ {
-			d *= 2
-		}
-		d = min(max(d, time.Second), p.reg.MinTTL) + jitter(p.reg.PrefetchJitter)
+		d = p.failureDelay(p.consecutive)
 	}
 	if p.meta != nil {
-		if exp := p.meta.expiry(); !exp.IsZero() {
+		if next := p.meta.next(); !next.IsZero() {
 			// The metadata document is refreshed in the background too, so
-			// that a moved jwks_uri is followed before the old set expires.
-			d = min(d, exp.Sub(now))
+			// that a moved jwks_uri is followed before the old set expires;
+			// after failed fetches, on the same schedule as failed refreshes.
+			d = min(d, next.Sub(now))
 		}
 	}
 	d = max(d, time.Second)
@@ -321,6 +319,18 @@ func (p *provider) schedule(now time.Time) {
 	}
 	p.nextRefresh = now.Add(d)
 	p.timer = p.deps.clock.AfterFunc(d, func() { p.startRefresh(triggerScheduled) })
+}
+
+// failureDelay is the wait after the n-th failed refresh in a row (n ≥ 1):
+// max_backoff·2^(n−1), at least 1s and at most min_ttl, ± prefetch_jitter.
+// A discovering provider's metadata fetches that fail while its keys are
+// refreshed back off on the same schedule.
+func (p *provider) failureDelay(n int) time.Duration {
+	d := p.reg.RetryPolicy.MaxBackoff
+	for i := 1; i < n && d < p.reg.MinTTL; i++ {
+		d *= 2
+	}
+	return max(min(max(d, time.Second), p.reg.MinTTL)+jitter(p.reg.PrefetchJitter), time.Second)
 }
 
 // jitter returns a uniform duration in [−j, +j].

@@ -77,6 +77,7 @@ func New(opts Options) (*Registry, error) {
 			holder = defaultHolder()
 		}
 		r.impl.deps.coord = &coordination{c: opts.Coordinator, holder: holder, downUntil: new(atomic.Int64)}
+		r.impl.deps.coord.meta, _ = opts.Coordinator.(MetadataCoordinator)
 	}
 	r.impl.ctx, r.impl.cancel = context.WithCancel(context.Background())
 	empty := map[providerKey]*provider{}
@@ -129,7 +130,7 @@ func (r *Registry) RegisterAll(ctx context.Context, regs []Registration) error {
 	cur := *im.providers.Load()
 	type pending struct {
 		p      *provider
-		shared *keySet
+		shared warm
 		warm   bool // needs no refresh yet
 	}
 	var todo []pending
@@ -234,6 +235,7 @@ func (im *registryImpl) newProvider(reg Registration) *provider {
 			fetcher: f.at(reg.DiscoveryURL),
 			check:   fetchURLCheck(reg.RequireHTTPS, reg.AllowedDomains, im.opts.AllowedDomains),
 		}
+		p.meta.retryDelay = p.failureDelay
 		p.fetcher.display = "the jwks_uri of " + p.meta.fetcher.display
 	}
 	return p

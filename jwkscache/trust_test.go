@@ -45,7 +45,7 @@ func TestCoordinated_ForgedSnapshotNeverAdopted(t *testing.T) {
 	running := f.replicas[0]
 	f.registerAll(t)
 
-	attacker, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{HMACKeys: [][]byte{[]byte(strings.Repeat("x", 32))}})
+	attacker, err := redisstore.Open(f.redis.URL(), "jwks-cache", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{[]byte(strings.Repeat("x", 32))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -263,5 +264,29 @@ func TestInstructions_ShowAllowAndDenyCommands(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("instructions lack %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestIdP_WaitJWKSRequests: a waiter is woken by the request that
+// completes the count, and gives up when its context ends first.
+func TestIdP_WaitJWKSRequests(t *testing.T) {
+	s := startServer(t)
+	c := trusting(s)
+	go func() {
+		for range 2 {
+			if resp, err := c.Get(s.URL() + JWKSPath); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang, not a speed measurement
+	defer cancel()
+	if err := s.IdP.WaitJWKSRequests(ctx, 2); err != nil {
+		t.Fatalf("WaitJWKSRequests(2) after two requests: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancelShort()
+	if err := s.IdP.WaitJWKSRequests(short, 3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitJWKSRequests(3) with two requests = %v, want the context's deadline", err)
 	}
 }

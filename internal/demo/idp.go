@@ -7,6 +7,7 @@
 package demo
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -53,6 +54,9 @@ type IdP struct {
 	opts     IdPOptions
 	requests atomic.Int64
 
+	reqMu     sync.Mutex
+	requested chan struct{} // closed, and replaced, by the next JWKS request
+
 	mu   sync.RWMutex
 	keys []signingKey // keys[0] signs new tokens; all are published
 	jwks []byte
@@ -97,6 +101,29 @@ func (p *IdP) Audience() string { return p.opts.Audience }
 // JWKSRequests counts the requests served at JWKSPath, so tests can prove
 // a cache did or did not go back to the identity provider.
 func (p *IdP) JWKSRequests() int64 { return p.requests.Load() }
+
+// WaitJWKSRequests waits, woken by each JWKS request, until the JWKS has
+// been requested at least n times in all, and returns nil; or until ctx is
+// done, and returns ctx's error. Tests wait on it for a cache's background
+// fetch instead of polling JWKSRequests.
+func (p *IdP) WaitJWKSRequests(ctx context.Context, n int64) error {
+	for {
+		p.reqMu.Lock()
+		if p.requested == nil {
+			p.requested = make(chan struct{})
+		}
+		requested := p.requested
+		p.reqMu.Unlock()
+		if p.requests.Load() >= n {
+			return nil
+		}
+		select {
+		case <-requested:
+		case <-ctx.Done():
+			return fmt.Errorf("demo: %d of %d JWKS requests: %w", p.requests.Load(), n, ctx.Err())
+		}
+	}
+}
 
 // Rotate generates a new signing key for alg (RS256, ES256 or EdDSA) that
 // signs every token from now on. With keepOld the previous keys stay in the
@@ -189,6 +216,12 @@ func (p *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case JWKSPath:
 		p.requests.Add(1)
+		p.reqMu.Lock()
+		if p.requested != nil {
+			close(p.requested)
+			p.requested = nil
+		}
+		p.reqMu.Unlock()
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(int(p.opts.MaxAge/time.Second)))
 		_, _ = w.Write(p.JWKS())

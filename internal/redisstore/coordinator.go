@@ -12,26 +12,49 @@ import (
 // Coordinator returns s as the jwkscache.Coordinator of a registry:
 // snapshots, leases and their errors translated to the cache's terms (a
 // missing or invalid snapshot is jwkscache.ErrNoSnapshot; anything else
-// is a Redis failure, and the registry works alone).
+// is a Redis failure, and the registry works alone). It is also a
+// jwkscache.Notifier and a jwkscache.MetadataCoordinator.
 func (s *Store) Coordinator() jwkscache.Coordinator { return coordinator{s} }
 
 // coordinator adapts Store to jwkscache.Coordinator, so that jwkscache
 // needs no Redis client.
 type coordinator struct{ s *Store }
 
+var (
+	_ jwkscache.Notifier            = coordinator{}
+	_ jwkscache.MetadataCoordinator = coordinator{}
+)
+
 func (c coordinator) Load(ctx context.Context, tenantID, providerID string, maxBytes int64) (jwkscache.SharedSnapshot, error) {
 	snap, err := c.s.Load(ctx, tenantID, providerID, maxBytes)
+	return snap, cacheError(err)
+}
+
+// LoadMetadata implements jwkscache.MetadataCoordinator.
+func (c coordinator) LoadMetadata(ctx context.Context, tenantID, providerID string) (jwkscache.SharedMetadata, error) {
+	meta, err := c.s.LoadMetadata(ctx, tenantID, providerID)
+	return meta, cacheError(err)
+}
+
+// SaveMetadata implements jwkscache.MetadataCoordinator.
+func (c coordinator) SaveMetadata(ctx context.Context, meta jwkscache.SharedMetadata) error {
+	return c.s.SaveMetadata(ctx, meta)
+}
+
+// cacheError translates a load's error to the cache's terms: an invalid
+// value is a jwkscache.SnapshotRejectedError, none is
+// jwkscache.ErrNoSnapshot, anything else a Redis failure.
+func cacheError(err error) error {
 	var invalid *InvalidSnapshotError
-	if errors.As(err, &invalid) {
-		return jwkscache.SharedSnapshot{}, &jwkscache.SnapshotRejectedError{Reason: string(invalid.Reason), Err: err}
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &invalid):
+		return &jwkscache.SnapshotRejectedError{Reason: string(invalid.Reason), Err: err}
+	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: %w", jwkscache.ErrNoSnapshot, err)
 	}
-	if errors.Is(err, ErrNotFound) {
-		return jwkscache.SharedSnapshot{}, fmt.Errorf("%w: %w", jwkscache.ErrNoSnapshot, err)
-	}
-	if err != nil {
-		return jwkscache.SharedSnapshot{}, err
-	}
-	return snap, nil
+	return err
 }
 
 func (c coordinator) Save(ctx context.Context, snap jwkscache.SharedSnapshot) error {

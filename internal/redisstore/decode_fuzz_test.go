@@ -24,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 	const maxJWKS = 4096
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	signed := func(w wire) []byte {
-		s.sign(&w)
+		w.MAC = s.sign(s.snapshotMACOf(&w))
 		b, err := json.Marshal(w)
 		if err != nil {
 			f.Fatal(err)
@@ -46,6 +46,8 @@ func FuzzDecode(f *testing.F) {
 			w.JWKS = json.RawMessage(`{"keys":"` + string(bytes.Repeat([]byte("a"), maxJWKS)) + `"}`)
 		},
 		func(w *wire) { w.Version = 2 },
+		func(w *wire) { w.JWKSURI = "https://idp.test/keys" },
+		func(w *wire) { w.JWKSURI = "https://idp.test/\r\nkeys" },
 	} {
 		w := good
 		mutate(&w)
@@ -83,6 +85,7 @@ func FuzzDecode(f *testing.F) {
 			"persisted_at": func(w *wire) { w.PersistedAt = w.PersistedAt.Add(-time.Second) },
 			"etag":         func(w *wire) { w.ETag += "x" },
 			"fingerprint":  func(w *wire) { w.Fingerprint += "x" },
+			"jwks_uri":     func(w *wire) { w.JWKSURI += "x" },
 		} {
 			w2 := w
 			tamper(&w2)

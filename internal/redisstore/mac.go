@@ -76,41 +76,61 @@ func checkHMACKeys(keys [][]byte) error {
 // fetched under, and every field of the snapshot. Each field is
 // length-prefixed, so no two different snapshots share an input.
 func snapshotMAC(key []byte, namespace string, w *wire) []byte {
+	return fieldsMAC(key, func(field func([]byte)) {
+		field([]byte("extauthz jwks snapshot v1"))
+		field([]byte(namespace))
+		field([]byte(w.TenantID))
+		field([]byte(w.ProviderID))
+		field([]byte(w.Fingerprint))
+		field(w.JWKS)
+		field([]byte(w.ETag))
+		field([]byte(w.LastModified))
+		field([]byte(w.ExpiresAt.UTC().Format(time.RFC3339Nano)))
+		field([]byte(w.PersistedAt.UTC().Format(time.RFC3339Nano)))
+		if w.JWKSURI != "" {
+			// Last and only when set: the MAC of a snapshot without it,
+			// as earlier releases wrote them, is unchanged.
+			field([]byte("jwks_uri"))
+			field([]byte(w.JWKSURI))
+		}
+	})
+}
+
+// fieldsMAC is HMAC-SHA-256 under key over the fields fields writes, each
+// length-prefixed.
+func fieldsMAC(key []byte, fields func(field func([]byte))) []byte {
 	m := hmac.New(sha256.New, key)
 	var n [8]byte
-	field := func(b []byte) {
+	fields(func(b []byte) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 		m.Write(n[:])
 		m.Write(b)
-	}
-	field([]byte("extauthz jwks snapshot v1"))
-	field([]byte(namespace))
-	field([]byte(w.TenantID))
-	field([]byte(w.ProviderID))
-	field([]byte(w.Fingerprint))
-	field(w.JWKS)
-	field([]byte(w.ETag))
-	field([]byte(w.LastModified))
-	field([]byte(w.ExpiresAt.UTC().Format(time.RFC3339Nano)))
-	field([]byte(w.PersistedAt.UTC().Format(time.RFC3339Nano)))
+	})
 	return m.Sum(nil)
 }
 
-// sign sets w.MAC with the first key.
-func (s *Store) sign(w *wire) {
-	w.MAC = base64.RawStdEncoding.EncodeToString(snapshotMAC(s.hmacKeys[0], s.namespace, w))
+// sign returns the MAC of a value with the first key, unpadded base64.
+func (s *Store) sign(mac func(key []byte) []byte) string {
+	return base64.RawStdEncoding.EncodeToString(mac(s.hmacKeys[0]))
 }
 
-// verify reports whether w.MAC is the MAC of w under one of the keys.
-func (s *Store) verify(w *wire) bool {
-	got, err := base64.RawStdEncoding.DecodeString(w.MAC)
-	if err != nil || len(got) != sha256.Size {
+// verify reports whether got (unpadded base64) is the MAC of a value under
+// one of the keys.
+func (s *Store) verify(got string, mac func(key []byte) []byte) bool {
+	b, err := base64.RawStdEncoding.DecodeString(got)
+	if err != nil || len(b) != sha256.Size {
 		return false
 	}
 	for _, k := range s.hmacKeys {
-		if hmac.Equal(got, snapshotMAC(k, s.namespace, w)) {
+		if hmac.Equal(b, mac(k)) {
 			return true
 		}
 	}
 	return false
+}
+
+// snapshotMACOf is snapshotMAC of w in the store's namespace, as sign and
+// verify take it.
+func (s *Store) snapshotMACOf(w *wire) func(key []byte) []byte {
+	return func(key []byte) []byte { return snapshotMAC(key, s.namespace, w) }
 }

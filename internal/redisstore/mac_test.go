@@ -42,19 +42,7 @@ func TestLoad_MACAuthenticatesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// tamper rewrites one field of the stored value, keeping its MAC.
-	tamper := func(field string, v any) string {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(stored), &m); err != nil {
-			t.Fatal(err)
-		}
-		m[field] = v
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	tamper := func(field string, v any) string { return withField(t, stored, field, v) }
 	attackerKey := []byte(strings.Repeat("A", 32))
 	attacker := openStore(t, srv.URL(), redisstore.Options{HMACKeys: [][]byte{attackerKey}})
 
@@ -81,7 +69,7 @@ func TestLoad_MACAuthenticatesEverything(t *testing.T) {
 		{"fingerprint changed", func(t *testing.T) { raw.Set(ctx, key, tamper("fingerprint", "fp-2"), time.Minute) }},
 		{"etag changed", func(t *testing.T) { raw.Set(ctx, key, tamper("etag", `"other"`), time.Minute) }},
 		{"copied from another namespace", func(t *testing.T) {
-			other, err := redisstore.Open(srv.URL(), "other", redisstore.Options{HMACKeys: [][]byte{testKey}})
+			other, err := redisstore.Open(srv.URL(), "other", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{testKey}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -221,4 +209,20 @@ func TestAcquire_ForgedKeysBoundedByTheirTTL(t *testing.T) {
 			})
 		}
 	}
+}
+
+// withField returns the stored JSON value with field set to v, keeping
+// every other field (its MAC too): a tampered value.
+func withField(t testing.TB, stored, field string, v any) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(stored), &m); err != nil {
+		t.Fatal(err)
+	}
+	m[field] = v
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -33,7 +33,8 @@ type wire struct {
 	ExpiresAt    time.Time       `json:"expires_at"`
 	PersistedAt  time.Time       `json:"persisted_at"`
 	Fingerprint  string          `json:"fingerprint"`
-	MAC          string          `json:"mac"` // HMAC-SHA-256 over the other fields, unpadded base64
+	JWKSURI      string          `json:"jwks_uri,omitempty"` // a discovering provider's: where the JWKS came from
+	MAC          string          `json:"mac"`                // HMAC-SHA-256 over the other fields, unpadded base64
 }
 
 // envelopeBytes is what the encoding may add to the JWKS: IDs, validators,
@@ -114,10 +115,25 @@ func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes 
 		maxJWKSBytes = DefaultMaxJWKSBytes
 	}
 	key := s.snapshotKey(tenant, provider)
+	raw, err := s.get(ctx, key, maxJWKSBytes+envelopeBytes)
+	if err != nil {
+		return jwkscache.SharedSnapshot{}, err
+	}
+	snap, reason, detail := s.decode(raw, tenant, provider, maxJWKSBytes)
+	if reason != "" {
+		return jwkscache.SharedSnapshot{}, s.refuse(key, reason, detail)
+	}
+	return snap, nil
+}
+
+// get reads the value under key when it is a string of at most limit
+// bytes: ErrNotFound when there is none, an *InvalidSnapshotError (counted
+// and logged) for another type or a longer value, or the Redis failure.
+func (s *Store) get(ctx context.Context, key string, limit int64) ([]byte, error) {
 	var res any
 	err := s.call(ctx, "load "+key, func(ctx context.Context) error {
 		var err error
-		res, err = loadScript.Run(ctx, s.client, []string{key}, maxJWKSBytes+envelopeBytes).Result()
+		res, err = loadScript.Run(ctx, s.client, []string{key}, limit).Result()
 		if err != nil && isWrongType(err) {
 			// Someone stored another type under our key: a bad value,
 			// not a Redis failure.
@@ -126,27 +142,21 @@ func (s *Store) Load(ctx context.Context, tenant, provider string, maxJWKSBytes 
 		return err
 	})
 	if errors.Is(err, redis.Nil) {
-		return jwkscache.SharedSnapshot{}, ErrNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
-		return jwkscache.SharedSnapshot{}, err
+		return nil, err
 	}
-	var raw []byte
 	switch v := res.(type) {
 	case nil:
-		return jwkscache.SharedSnapshot{}, s.refuse(key, ReasonCorrupt, "not a string value")
+		return nil, s.refuse(key, ReasonCorrupt, "not a string value")
 	case int64:
-		return jwkscache.SharedSnapshot{}, s.refuse(key, ReasonTooLarge, fmt.Sprintf("%d bytes, limit %d", v, maxJWKSBytes+envelopeBytes))
+		return nil, s.refuse(key, ReasonTooLarge, fmt.Sprintf("%d bytes, limit %d", v, limit))
 	case string:
-		raw = []byte(v)
+		return []byte(v), nil
 	default:
-		return jwkscache.SharedSnapshot{}, s.refuse(key, ReasonCorrupt, fmt.Sprintf("unexpected reply %T", v))
+		return nil, s.refuse(key, ReasonCorrupt, fmt.Sprintf("unexpected reply %T", v))
 	}
-	snap, reason, detail := s.decode(raw, tenant, provider, maxJWKSBytes)
-	if reason != "" {
-		return jwkscache.SharedSnapshot{}, s.refuse(key, reason, detail)
-	}
-	return snap, nil
 }
 
 func isWrongType(err error) bool {
@@ -169,18 +179,8 @@ func (s *Store) refuse(key string, r Reason, detail string) error {
 // when invalid.
 func (s *Store) decode(raw []byte, tenant, provider string, maxJWKSBytes int64) (jwkscache.SharedSnapshot, Reason, string) {
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&w); err != nil {
-		return jwkscache.SharedSnapshot{}, ReasonCorrupt, "json: " + err.Error()
-	}
-	if dec.More() {
-		return jwkscache.SharedSnapshot{}, ReasonCorrupt, "json: data after the object"
-	}
-	if w.Version != snapshotVersion {
-		return jwkscache.SharedSnapshot{}, ReasonCorrupt, fmt.Sprintf("version %d, want %d", w.Version, snapshotVersion)
-	}
-	if w.TenantID != tenant || w.ProviderID != provider {
-		return jwkscache.SharedSnapshot{}, ReasonForeign, fmt.Sprintf("holds %q/%q", w.TenantID, w.ProviderID)
+	if r, d := decodeJSON(raw, &w, &w.Version, &w.TenantID, &w.ProviderID, tenant, provider); r != "" {
+		return jwkscache.SharedSnapshot{}, r, d
 	}
 	if int64(len(w.JWKS)) > maxJWKSBytes {
 		return jwkscache.SharedSnapshot{}, ReasonTooLarge, fmt.Sprintf("jwks %d bytes, limit %d", len(w.JWKS), maxJWKSBytes)
@@ -188,9 +188,14 @@ func (s *Store) decode(raw []byte, tenant, provider string, maxJWKSBytes int64) 
 	if r, d := checkSnapshot(w.JWKS, w.ETag, w.LastModified, w.ExpiresAt, w.PersistedAt); r != "" {
 		return jwkscache.SharedSnapshot{}, r, d
 	}
+	if w.JWKSURI != "" {
+		if r, d := checkURL("jwks_uri", w.JWKSURI); r != "" {
+			return jwkscache.SharedSnapshot{}, r, d
+		}
+	}
 	// Redis is shared storage, not a trust anchor: whoever can write to it
 	// could otherwise make every replica trust keys of their choosing.
-	if !s.verify(&w) {
+	if !s.verify(w.MAC, s.snapshotMACOf(&w)) {
 		return jwkscache.SharedSnapshot{}, ReasonBadMAC, "MAC missing or made with none of the configured keys"
 	}
 	return jwkscache.SharedSnapshot{
@@ -202,7 +207,40 @@ func (s *Store) decode(raw []byte, tenant, provider string, maxJWKSBytes int64) 
 		ExpiresAt:    w.ExpiresAt,
 		PersistedAt:  w.PersistedAt,
 		Fingerprint:  w.Fingerprint,
+		JWKSURI:      w.JWKSURI,
 	}, "", ""
+}
+
+// decodeJSON decodes raw, one JSON object and nothing after it, into v,
+// then checks the version and the tenant and provider it holds (pointers
+// into v) against the key's.
+func decodeJSON(raw []byte, v any, version *int, gotTenant, gotProvider *string, tenant, provider string) (Reason, string) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return ReasonCorrupt, "json: " + err.Error()
+	}
+	if dec.More() {
+		return ReasonCorrupt, "json: data after the object"
+	}
+	if *version != snapshotVersion {
+		return ReasonCorrupt, fmt.Sprintf("version %d, want %d", *version, snapshotVersion)
+	}
+	if *gotTenant != tenant || *gotProvider != provider {
+		return ReasonForeign, fmt.Sprintf("holds %q/%q", *gotTenant, *gotProvider)
+	}
+	return "", ""
+}
+
+// maxURLBytes bounds a URL in a stored value (an issuer, a jwks_uri).
+const maxURLBytes = 4096
+
+// checkURL checks a URL field of a stored value for its form only: the
+// cache decides whether to trust it.
+func checkURL(name, v string) (Reason, string) {
+	if v == "" || len(v) > maxURLBytes || !printable(v, false) {
+		return ReasonCorrupt, fmt.Sprintf("%s is not a printable URL of at most %d bytes", name, maxURLBytes)
+	}
+	return "", ""
 }
 
 // checkSnapshot holds the rules shared by Save and Load.
@@ -211,6 +249,12 @@ func checkSnapshot(jwks []byte, etag, lastModified string, expiresAt, persistedA
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return ReasonCorrupt, "jwks is not a JSON object"
 	}
+	return checkValidity(etag, lastModified, expiresAt, persistedAt)
+}
+
+// checkValidity holds the rules of the validators and times every stored
+// value carries.
+func checkValidity(etag, lastModified string, expiresAt, persistedAt time.Time) (Reason, string) {
 	// Both validators go back out as request headers (If-None-Match,
 	// If-Modified-Since): printable ASCII only, so a stored value can never
 	// smuggle a header. An entity-tag is VCHARs (RFC 9110 §8.8.3).
@@ -256,6 +300,11 @@ func (s *Store) Save(ctx context.Context, snap jwkscache.SharedSnapshot) error {
 	if r, d := checkSnapshot(snap.JWKS, snap.ETag, snap.LastModified, snap.ExpiresAt, snap.PersistedAt); r != "" {
 		return fmt.Errorf("redisstore: save %s/%s: %s: %s", snap.TenantID, snap.ProviderID, r, d)
 	}
+	if snap.JWKSURI != "" {
+		if r, d := checkURL("jwks_uri", snap.JWKSURI); r != "" {
+			return fmt.Errorf("redisstore: save %s/%s: %s: %s", snap.TenantID, snap.ProviderID, r, d)
+		}
+	}
 	// The MAC covers the JWKS as stored: the encoder compacts a
 	// RawMessage, so compact it first.
 	var jwks bytes.Buffer
@@ -272,8 +321,9 @@ func (s *Store) Save(ctx context.Context, snap jwkscache.SharedSnapshot) error {
 		ExpiresAt:    snap.ExpiresAt.UTC(),
 		PersistedAt:  snap.PersistedAt.UTC(),
 		Fingerprint:  snap.Fingerprint,
+		JWKSURI:      snap.JWKSURI,
 	}
-	s.sign(&w)
+	w.MAC = s.sign(s.snapshotMACOf(&w))
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

@@ -1,6 +1,8 @@
 // Package redisstore shares JWKS snapshots between extauthz replicas through
-// Redis: snapshots under {namespace}:{tenant}:{provider} (authenticated with
-// an HMAC and validated on every read, never trusted), refresh leases under {namespace}:lease:{tenant}:{provider}
+// Redis: snapshots under {namespace}:{tenant}:{provider} and discovering
+// providers' metadata documents under {namespace}:meta:{tenant}:{provider}
+// (each authenticated with an HMAC and validated on every read, never
+// trusted), refresh leases under {namespace}:lease:{tenant}:{provider}
 // (SET NX PX, compare-and-delete release), the fleet-wide unknown-kid
 // cooldown under {namespace}:kid-cooldown:{tenant}:{provider}, and change
 // notifications on the {namespace}:updates channel. Store.Coordinator

@@ -46,28 +46,14 @@ func runListeners(t *testing.T, f *fixture, extra string, timeouts HTTPTimeouts)
 		t.Fatal(err)
 	}
 	l.running = runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1, HTTPTimeouts: timeouts})
-	for _, addr := range []string{l.http, l.admin} {
-		waitListening(t, addr)
+	// The service logs "serving" once a listener's socket is bound, so a
+	// connection to it is accepted from then on.
+	for name, addr := range map[string]string{"listen.http": l.http, "listen.admin": l.admin} {
+		if line := fmt.Sprintf("msg=serving %s=%s", name, addr); !l.running.logs.WaitCount(line, 1, 10*time.Second) {
+			t.Fatalf("%s never listened: no %s in\n%s", name, line, l.running.logs.String())
+		}
 	}
 	return l
-}
-
-// waitListening waits until addr accepts connections (Run starts the HTTP
-// listeners after New returned).
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never listened: %v", addr, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // hostile opens n connections to addr, writes send on each and holds

@@ -17,7 +17,7 @@ import (
 // (per_replica); with Redis up the memory is shared.
 func TestDPoPReplay_RedisDownFollowsOnRedisError(t *testing.T) {
 	srv := redistest.Start(t)
-	store, err := redisstore.Open(srv.URL(), "t", redisstore.Options{Timeout: 50 * time.Millisecond, HMACKeys: [][]byte{[]byte("service-test-snapshot-key-0123456789")}})
+	store, err := redisstore.Open(srv.URL(), "t", redisstore.Options{Timeout: time.Second, HMACKeys: [][]byte{[]byte("service-test-snapshot-key-0123456789")}})
 	if err != nil {
 		t.Fatal(err)
 	}

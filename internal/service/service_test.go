@@ -196,12 +196,13 @@ func TestReload_AddsChangesAndRemovesProviders(t *testing.T) {
 	if res := r.check(t, "api.extra.test", extraTok); !res.Allowed {
 		t.Fatalf("changed tenant: %s", res.Reason)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for f.idp.IdP.JWKSRequests() != warm+2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("JWKS requests %d after a settings change, want %d", f.idp.IdP.JWKSRequests(), warm+2)
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a hang, not a speed measurement
+	defer cancel()
+	if err := f.idp.IdP.WaitJWKSRequests(ctx, warm+2); err != nil {
+		t.Fatalf("the changed provider's first fetch: %v", err)
+	}
+	if got := f.idp.IdP.JWKSRequests(); got != warm+2 {
+		t.Fatalf("JWKS requests %d after a settings change, want %d", got, warm+2)
 	}
 
 	// Remove it: unknown again, and unregistered.
@@ -258,12 +259,8 @@ func TestRun_SIGHUPReloads(t *testing.T) {
 	r := runService(t, Options{ConfigPath: f.cfgPath, DrainDelay: -1})
 	f.write(t, f.extraTenant(""))
 	r.signals <- syscall.SIGHUP
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.logs.String(), "config reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatal("SIGHUP did not reload")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !r.logs.WaitCount("config reloaded", 1, 30*time.Second) {
+		t.Fatal("SIGHUP did not reload")
 	}
 	if res := r.check(t, "api.extra.test", f.extraToken(t)); !res.Allowed {
 		t.Errorf("tenant added by SIGHUP: %s", res.Reason)
@@ -326,12 +323,8 @@ func TestHealth_FollowsReplicaReadiness(t *testing.T) {
 	strict.write(t, "readiness: {min_available_share: 1}\n")
 	_ = strict.idp.Close()
 	rs := runService(t, Options{ConfigPath: strict.cfgPath, DrainDelay: -1})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(rs.logs.String(), "jwks refresh failing") || !strings.Contains(rs.logs.String(), "readiness changed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed refresh and readiness evaluation logged:\n%s", rs.logs.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !rs.logs.WaitCount("jwks refresh failing", 1, 30*time.Second) || !rs.logs.WaitCount("readiness changed", 1, 30*time.Second) {
+		t.Fatalf("no failed refresh and readiness evaluation logged:\n%s", rs.logs.String())
 	}
 	if st, err := checkclient.Health(context.Background(), rs.health, ""); err != nil || st != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("min_available_share 1, cold and down: %v %v, want NOT_SERVING", st, err)

@@ -16,7 +16,7 @@ type Clock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*timer
-	changed chan struct{} // closed and replaced whenever a timer is added
+	changed chan struct{} // closed and replaced whenever the pending timers change
 }
 
 type timer struct {
@@ -44,9 +44,14 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) jwkscache.Timer {
 	defer c.mu.Unlock()
 	t := &timer{c: c, when: c.now.Add(d), f: f}
 	c.timers = append(c.timers, t)
+	c.notify()
+	return t
+}
+
+// notify wakes every waiter on Changed. c.mu must be held.
+func (c *Clock) notify() {
 	close(c.changed)
 	c.changed = make(chan struct{})
-	return t
 }
 
 // Stop implements jwkscache.Timer.
@@ -58,6 +63,7 @@ func (t *timer) Stop() bool {
 		return false
 	}
 	t.c.timers = slices.Delete(t.c.timers, i, i+1)
+	t.c.notify()
 	return true
 }
 
@@ -76,6 +82,9 @@ func (c *Clock) Advance(d time.Duration) {
 		}
 		return false
 	})
+	if len(due) > 0 {
+		c.notify()
+	}
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, t := range due {
@@ -105,8 +114,9 @@ func (c *Clock) Next() (time.Duration, bool) {
 	return p[0], true
 }
 
-// Changed returns a channel closed when the next timer is added. Take it
-// before inspecting Pending, so no addition is missed.
+// Changed returns a channel closed when the pending timers next change: a
+// timer added, stopped or fired. Take it before inspecting Pending, so no
+// change is missed; a test waits on it instead of polling Pending.
 func (c *Clock) Changed() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -31,11 +31,38 @@ func TestClock_AdvanceRunsDueTimersOnly(t *testing.T) {
 	if d, ok := c.Next(); !ok || d != 30*time.Second {
 		t.Fatalf("Next = %v, %v", d, ok)
 	}
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
 	changed := c.Changed()
 	c.AfterFunc(0, func() {})
-	select {
-	case <-changed:
-	default:
+	if !closed(changed) {
 		t.Fatal("Changed not closed by AfterFunc")
+	}
+	changed = c.Changed()
+	if closed(changed) {
+		t.Fatal("Changed closed with no change")
+	}
+	later := c.AfterFunc(time.Hour, func() {})
+	changed = c.Changed()
+	later.Stop()
+	if !closed(changed) {
+		t.Fatal("Changed not closed by Stop")
+	}
+	changed = c.Changed()
+	s.Stop() // already stopped: no change
+	if closed(changed) {
+		t.Fatal("Changed closed by the Stop of a stopped timer")
+	}
+	c.AfterFunc(0, func() {})
+	changed = c.Changed()
+	c.Advance(0)
+	if !closed(changed) {
+		t.Fatal("Changed not closed when a timer fired")
 	}
 }

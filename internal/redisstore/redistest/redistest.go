@@ -9,7 +9,6 @@ package redistest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -23,7 +22,7 @@ import (
 	"github.com/extauthz/extauthz/internal/porttest"
 )
 
-// startTimeout bounds how long Start waits for the server to answer PING.
+// startTimeout bounds how long Start waits for the server to be ready.
 const startTimeout = 10 * time.Second
 
 // Server is one redis-server process bound to 127.0.0.1.
@@ -117,40 +116,64 @@ func (s *Server) start() error {
 		return fmt.Errorf("redis-server %s already running", s.Addr)
 	}
 	host, port, _ := net.SplitHostPort(s.Addr)
-	out := new(bytes.Buffer)
+	out := &readyWriter{ready: make(chan struct{})}
 	cmd := exec.Command(s.bin,
 		"--bind", host, "--port", port,
 		"--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
+		"--dir", s.dir, "--daemonize", "no", "--loglevel", "notice")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("redis-server on %s exited: %v: %s", s.Addr, err, out.String())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			s.cmd, s.exited = cmd, exited
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("redis-server on %s: no PING answer after %s: %v: %s", s.Addr, startTimeout, err, out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Wait for this process to say it listens, not for the port to answer:
+	// when another redis-server took the port first, this one exits and
+	// the port still answers PING, with someone else's data.
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	select {
+	case <-out.ready:
+		s.cmd, s.exited = cmd, exited
+		return nil
+	case err := <-exited:
+		return fmt.Errorf("redis-server on %s exited: %v: %s", s.Addr, err, out)
+	case <-deadline.C:
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("redis-server on %s: not ready after %s: %s", s.Addr, startTimeout, out)
 	}
+}
+
+// readyLine is what redis-server logs (at notice level) once it accepts
+// connections.
+const readyLine = "Ready to accept connections"
+
+// readyWriter keeps a redis-server's output and closes ready when the
+// server logs readyLine.
+type readyWriter struct {
+	ready chan struct{} // closed once; never reassigned
+
+	mu   sync.Mutex
+	b    bytes.Buffer
+	seen bool
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.b.Write(p)
+	if !w.seen && bytes.Contains(w.b.Bytes(), []byte(readyLine)) {
+		w.seen = true
+		close(w.ready)
+	}
+	return n, err
+}
+
+func (w *readyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // kill stops the server if it runs and reports whether it did.
