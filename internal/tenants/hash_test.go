@@ -6,14 +6,17 @@ import (
 )
 
 func TestConfigHash(t *testing.T) {
-	const base = `
-limits: {cold_wait: 2s}
+	config := func(coldWait, audience string) string {
+		return `
+limits: {cold_wait: ` + coldWait + `}
 tenants:
   - id: acme
     hosts: ["api.acme.test"]
     providers:
-      - {id: main, issuer: "https://idp.acme.test/", jwks_url: "https://idp.acme.test/j", audiences: [orders]}
+      - {id: main, issuer: "https://idp.acme.test/", jwks_url: "https://idp.acme.test/j", audiences: [` + audience + `]}
 `
+	}
+	base := config("2s", "orders")
 	hash := func(c *Config) [32]byte {
 		t.Helper()
 		h, err := configHash(c)
@@ -40,22 +43,8 @@ limits:
 		t.Error("the same settings in another layout hash differently")
 	}
 	for name, y := range map[string]string{
-		"audience": `
-limits: {cold_wait: 2s}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - {id: main, issuer: "https://idp.acme.test/", jwks_url: "https://idp.acme.test/j", audiences: [invoices]}
-`,
-		"limit": `
-limits: {cold_wait: 3s}
-tenants:
-  - id: acme
-    hosts: ["api.acme.test"]
-    providers:
-      - {id: main, issuer: "https://idp.acme.test/", jwks_url: "https://idp.acme.test/j", audiences: [orders]}
-`,
+		"audience": config("2s", "invoices"),
+		"limit":    config("3s", "orders"),
 	} {
 		if hash(mustParse(t, y)) == want {
 			t.Errorf("changed %s: same hash", name)
