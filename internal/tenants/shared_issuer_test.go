@@ -12,22 +12,12 @@ import (
 // indexed validateSharedIssuers must report exactly what this reports.
 func pairwiseShared(c *Config) []error {
 	v := &validator{}
-	var uses []sharedUse
-	for i, t := range c.Tenants {
-		for j, p := range t.Providers {
-			iu, ok := issuerOf(&p)
-			if !ok {
-				continue
+	uses := c.sharedUses()
+	for k, u := range uses {
+		for _, prev := range uses[:k] {
+			if prev.tenant != u.tenant && prev.overlaps(u.issuerUse) {
+				reportShared(v, prev, u)
 			}
-			pp := fmt.Sprintf("tenants[%d].providers[%d]", i, j)
-			iu.path = pp + "." + iu.key
-			u := sharedUse{issuerUse: iu, tenant: i, prov: pp, auds: p.Audiences}
-			for _, prev := range uses {
-				if prev.tenant != i && prev.overlaps(u.issuerUse) {
-					reportShared(v, prev, u)
-				}
-			}
-			uses = append(uses, u)
 		}
 	}
 	return v.errs

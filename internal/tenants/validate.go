@@ -145,9 +145,38 @@ func (c *Config) Validate(check RegistrationCheck) error {
 // only providers that really could conflict are compared. Templates are few
 // and compared with every earlier use.
 func (c *Config) validateSharedIssuers(v *validator) {
-	var uses []sharedUse
+	uses := c.sharedUses()
 	byIssuer := map[string]*issuerGroup{}
 	var templates []int // indexes into uses
+	for k, u := range uses {
+		for _, e := range candidates(byIssuer, templates, u) {
+			if prev := uses[e]; prev.tenant != u.tenant && prev.overlaps(u.issuerUse) {
+				reportShared(v, prev, u) // the same tenant is reported above
+			}
+		}
+		if u.template != nil {
+			templates = append(templates, k)
+			continue
+		}
+		g := byIssuer[u.issuer]
+		if g == nil {
+			g = &issuerGroup{byAudience: map[string][]int{}}
+			byIssuer[u.issuer] = g
+		}
+		g.all = append(g.all, k)
+		if len(u.auds) == 0 {
+			g.noAudience = append(g.noAudience, k)
+		}
+		for _, a := range u.auds {
+			g.byAudience[a] = append(g.byAudience[a], k)
+		}
+	}
+}
+
+// sharedUses lists every provider's issuer or valid issuer_template, in
+// configuration order.
+func (c *Config) sharedUses() []sharedUse {
+	var uses []sharedUse
 	for i, t := range c.Tenants {
 		for j, p := range t.Providers {
 			iu, ok := issuerOf(&p)
@@ -156,32 +185,10 @@ func (c *Config) validateSharedIssuers(v *validator) {
 			}
 			pp := fmt.Sprintf("tenants[%d].providers[%d]", i, j)
 			iu.path = pp + "." + iu.key
-			u := sharedUse{issuerUse: iu, tenant: i, prov: pp, auds: p.Audiences}
-			for _, k := range candidates(uses, byIssuer, templates, u) {
-				if prev := uses[k]; prev.tenant != i && prev.overlaps(u.issuerUse) {
-					reportShared(v, prev, u) // the same tenant is reported above
-				}
-			}
-			k := len(uses)
-			uses = append(uses, u)
-			if u.template != nil {
-				templates = append(templates, k)
-				continue
-			}
-			g := byIssuer[u.issuer]
-			if g == nil {
-				g = &issuerGroup{byAudience: map[string][]int{}}
-				byIssuer[u.issuer] = g
-			}
-			g.all = append(g.all, k)
-			if len(u.auds) == 0 {
-				g.noAudience = append(g.noAudience, k)
-			}
-			for _, a := range u.auds {
-				g.byAudience[a] = append(g.byAudience[a], k)
-			}
+			uses = append(uses, sharedUse{issuerUse: iu, tenant: i, prov: pp, auds: p.Audiences})
 		}
 	}
+	return uses
 }
 
 // sharedUse is one provider's issuer, as validateSharedIssuers sees it.
@@ -202,7 +209,7 @@ type issuerGroup struct {
 // candidates returns, in order, the indexes of the earlier uses that could
 // conflict with u: a superset of those that overlap u's issuer and either
 // lack audiences or share one with u.
-func candidates(uses []sharedUse, byIssuer map[string]*issuerGroup, templates []int, u sharedUse) []int {
+func candidates(byIssuer map[string]*issuerGroup, templates []int, u sharedUse) []int {
 	seen := map[int]bool{}
 	var out []int
 	add := func(ks ...int) {
